@@ -1,0 +1,19 @@
+"""streamlstm: one-frame-at-a-time LSTM/GRU/RNN inference on the CPU, compiled with Numba.
+
+    import streamlstm as sl
+    model = sl.load("model.onnx")
+    s = model.session()
+    y = s.step(frame)
+"""
+
+__version__ = "0.1.0"
+
+from .errors import ConversionError, NetworkError, StreamLSTMError
+from .network import GRU, LSTM, RNN, Act, Activation, Dense, Network, act
+from .model import Model, Session
+from .loading import load
+
+__all__ = [
+    "load", "Model", "Session", "Network", "LSTM", "GRU", "RNN", "Dense", "Activation", "Act", "act",
+    "ConversionError", "NetworkError", "StreamLSTMError", "__version__",
+]

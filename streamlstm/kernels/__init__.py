@@ -1,0 +1,1 @@
+"""Numba kernels: activations, gemv, cells and the fused network entry points."""

@@ -1,0 +1,229 @@
+"""Model (immutable, shareable across threads) and Session (the mutable state of one stream).
+
+A Session owns its state vector and scratch; ``step`` validates the frame in Python (shape,
+dtype, contiguity), then makes one native call that checks for NaN/Inf before touching the
+state and advances every layer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .kernels.engine import advance
+from .network import Network
+from .plan import Plan, build_plan
+
+
+def _entry_point(*args):
+    """The compiled overload for these argument types, called without dispatcher overhead.
+
+    ``entry_point`` skips Numba's type dispatch; callers guarantee dtype, rank and
+    C-contiguity of every array (the Session checks them before each call).
+    """
+    sig = tuple(advance.typeof_pyval(a) for a in args)
+    advance.compile(sig)  # loads from the on-disk cache when it can
+    cres = advance.overloads.get(sig)
+    return cres.entry_point if cres is not None else advance
+
+
+class Model:
+    """An immutable, planned network: open sessions (streams) on it, or run whole sequences."""
+
+    def __init__(self, network: Network, dtype: str = "float32", *, fast_activations: bool | None = None):
+        if not isinstance(network, Network):
+            raise TypeError(f"network: expected a streamlstm Network, got {type(network).__name__}")
+        self._plan: Plan = build_plan(network, str(np.dtype(dtype)) if dtype in (np.float32, np.float64)
+                                      else dtype, fast_activations)
+        self._step_fn = None
+
+    # ------------------------------------------------------------------ description
+    @property
+    def network(self) -> Network:
+        return self._plan.network
+
+    @property
+    def plan(self) -> Plan:
+        return self._plan
+
+    @property
+    def input_size(self) -> int:
+        return self._plan.input_size
+
+    @property
+    def output_size(self) -> int:
+        return self._plan.output_size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._plan.dtype
+
+    @property
+    def state_size(self) -> int:
+        return self._plan.state_size
+
+    @property
+    def streamable(self) -> bool:
+        """False when a layer runs backwards in time (reverse/bidirectional): only ``run`` works."""
+        return self._plan.streamable
+
+    def summary(self) -> str:
+        p = self._plan
+        nparams = sum(a.size for l in p.network.layers for a in l.arrays().values())
+        return (f"{p.network.summary()}\n  dtype={p.dtype.name} params={nparams} "
+                f"state={p.state_size} weight_bytes={p.weight_bytes} "
+                f"activations={'fast' if p.fast_activations else 'exact'}")
+
+    def __repr__(self) -> str:
+        return (f"<streamlstm.Model {self.input_size}->{self.output_size} {self.dtype.name} "
+                f"layers={len(self.network.layers)}>")
+
+    # ------------------------------------------------------------------ running
+    def _kernel(self, args):
+        if self._step_fn is None:
+            self._step_fn = _entry_point(*args)
+        return self._step_fn
+
+    def run(self, X) -> np.ndarray:
+        """Run a whole sequence (T, I) -> (T, O) from a fresh (initial) state. Bidirectional OK."""
+        p = self._plan
+        X = check_sequence(X, "X", p.input_size, p.dtype)
+        state = p.initial_state.copy()
+        return _run_chunk(self, state, X, np.empty(p.work_size(X.shape[0]), p.dtype))
+
+    def session(self) -> "Session":
+        """Open one stream, starting from the initial (zero or learned) state."""
+        return Session(self)
+
+    def save(self, path: str | Path) -> None:
+        """Write the network as a native ``.npz`` (loads without onnx/torch/keras)."""
+        self.network.save(path)
+
+    def to_onnx(self, path: str | Path | None = None):
+        """Export as ONNX with explicit state inputs/outputs (one frame per call)."""
+        from .converters.onnx import export_onnx
+
+        return export_onnx(self.network, dtype=self.dtype.name, path=path)
+
+
+def _run_chunk(model: Model, state: np.ndarray, X: np.ndarray, work: np.ndarray) -> np.ndarray:
+    p = model._plan
+    T = X.shape[0]
+    Y = np.empty((T, p.output_size), dtype=p.dtype)
+    if T == 0:
+        return Y
+    args = (p.weights, p.table, state, work, X.reshape(-1), Y.reshape(-1))
+    rc = model._kernel(args)(*args)
+    if rc < 0:
+        raise ValueError(f"X: frame {-rc - 1} contains NaN or Inf; the state is unchanged")
+    return Y
+
+
+def _cast(a, name: str, dtype: np.dtype) -> np.ndarray:
+    try:
+        arr = np.asarray(a)
+    except Exception as e:
+        raise TypeError(f"{name}: cannot convert {type(a).__name__} to an array ({e})") from None
+    if arr.dtype != dtype:
+        if arr.dtype.kind not in "biuf" or not np.can_cast(arr.dtype, dtype, "same_kind"):
+            raise TypeError(f"{name}: cannot cast dtype {arr.dtype} to {dtype.name}")
+        arr = arr.astype(dtype)
+    return np.ascontiguousarray(arr)
+
+
+def check_frame(x, name: str, size: int, dtype: np.dtype) -> np.ndarray:
+    """A C-contiguous 1-D array of ``size`` values of ``dtype``, or a clear error."""
+    arr = _cast(x, name, dtype)
+    if arr.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D frame of {size} values, got an array of shape {arr.shape}")
+    if arr.shape[0] != size:
+        raise ValueError(f"{name}: expected {size} values, got {arr.shape[0]}")
+    return arr
+
+
+def check_sequence(X, name: str, size: int, dtype: np.dtype) -> np.ndarray:
+    """A C-contiguous (T, size) array of ``dtype``, or a clear error."""
+    arr = _cast(X, name, dtype)
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D sequence of shape (T, {size}), got shape {arr.shape}")
+    if arr.shape[1] != size:
+        raise ValueError(f"{name}: expected {size} values per frame, got shape {arr.shape}")
+    return arr
+
+
+class Session:
+    """One stream: its state lives here and advances with every ``step`` / ``run``."""
+
+    __slots__ = ("_model", "_plan", "_state", "_work", "_chunk_work", "_fn", "_w", "_t",
+                 "_dtype", "_isize", "_osize", "_xshape")
+
+    def __init__(self, model: Model):
+        p = model._plan
+        self._model = model
+        self._plan = p
+        self._state = p.initial_state.copy()
+        self._work = np.zeros(p.work_size(1), dtype=p.dtype)
+        self._chunk_work = self._work
+        self._w, self._t = p.weights, p.table
+        self._dtype = p.dtype
+        self._isize, self._osize = p.input_size, p.output_size
+        self._xshape = (p.input_size,)
+        self._fn = None
+
+    @property
+    def model(self) -> Model:
+        return self._model
+
+    def _require_streamable(self, verb: str):
+        if not self._plan.streamable:
+            raise ValueError(
+                f"Session.{verb}: this model has a reverse or bidirectional layer; its backward pass "
+                "needs the future frames of the sequence, so it cannot advance frame by frame. "
+                "Use Model.run(X) on whole sequences.")
+
+    def step(self, x, out: np.ndarray | None = None) -> np.ndarray:
+        """Advance one frame (I,) -> (O,). Writes into ``out`` when given."""
+        if (x.__class__ is not np.ndarray or x.dtype is not self._dtype or x.shape != self._xshape
+                or not x.flags.c_contiguous):
+            x = check_frame(x, "x", self._isize, self._dtype)
+        if out is None:
+            out = np.empty(self._osize, self._dtype)
+        elif (out.__class__ is not np.ndarray or out.dtype is not self._dtype or out.shape != (self._osize,)
+              or not out.flags.c_contiguous or not out.flags.writeable):
+            raise ValueError(f"out: expected a writeable C-contiguous {self._dtype.name} array of shape "
+                             f"({self._osize},), got {getattr(out, 'dtype', type(out).__name__)} "
+                             f"{getattr(out, 'shape', '')}")
+        fn = self._fn
+        if fn is None:
+            self._require_streamable("step")
+            fn = self._fn = self._model._kernel((self._w, self._t, self._state, self._work, x, out))
+        if fn(self._w, self._t, self._state, self._work, x, out):
+            raise ValueError("x: frame contains NaN or Inf; the session state is unchanged")
+        return out
+
+    def run(self, X) -> np.ndarray:
+        """Advance T frames (T, I) -> (T, O) in one native call, continuing this stream."""
+        self._require_streamable("run")
+        X = check_sequence(X, "X", self._isize, self._dtype)
+        need = self._plan.work_size(X.shape[0])
+        if self._chunk_work.size < need:
+            self._chunk_work = np.zeros(need, dtype=self._dtype)
+        return _run_chunk(self._model, self._state, X, self._chunk_work)
+
+    def reset(self) -> None:
+        """Return to the initial (zero or learned) state."""
+        self._state[:] = self._plan.initial_state
+
+    def get_state(self) -> np.ndarray:
+        """A flat copy of the state, restorable into any session of the same model."""
+        return self._state.copy()
+
+    def set_state(self, state) -> None:
+        """Restore a state from ``get_state`` (same model); validated before anything changes."""
+        st = _cast(state, "state", self._dtype)
+        if st.shape != self._state.shape:
+            raise ValueError(f"state: expected shape {self._state.shape} (state of this model), got {st.shape}")
+        if not np.all(np.isfinite(st)):
+            raise ValueError("state: contains NaN or Inf")
+        self._state[:] = st
