@@ -10,7 +10,7 @@ from numba import njit
 
 from . import activations as A
 from .config import JIT
-from .gemv import gemv_acc, gemv_set
+from .gemv import gemv_acc
 
 
 @njit(**JIT)
@@ -33,118 +33,138 @@ def lstm_fused_fast(z, c, h, H, Hp):
 
 
 @njit(**JIT)
-def lstm_cell(Z, Rt, projt, peep, h, c, u, v, acts, par, flags, H, Hp, P, reverse, dst, col):
-    """LSTM direction unit. acts = (f, g, h) codes; par = [fa, fb, ga, gb, ha, hb, clip];
+def lstm_frame(z, h, c, u, v, projt, peep, acts, par, flags, H, Hp, P):
+    """One LSTM frame: z (G) holds bias + W x + R h; updates c (H) and h (P) in place.
+    acts = (f, g, h) codes; par = [fa, fb, ga, gb, ha, hb, clip];
     flags = (clip, input_forget, peephole, projection, fused)."""
-    T = Z.shape[0]
+    if flags[4]:
+        lstm_fused_fast(z, c, h, H, Hp)
+        return
     fa, fb, ga, gb, ha, hb, lim = par[0], par[1], par[2], par[3], par[4], par[5], par[6]
-    do_clip, ifg, has_peep, has_proj, fused = flags[0], flags[1], flags[2], flags[3], flags[4]
+    zi = z[0:H]
+    zo = z[Hp:Hp + H]
+    zf = z[2 * Hp:2 * Hp + H]
+    zc = z[3 * Hp:3 * Hp + H]
+    if flags[2]:
+        for j in range(H):
+            zi[j] += peep[j] * c[j]
+            zf[j] += peep[2 * H + j] * c[j]
+    if flags[0]:
+        clip_(zi, lim)
+        clip_(zf, lim)
+        clip_(zc, lim)
+    A.apply(acts[0], fa, fb, zi)
+    if flags[1]:
+        for j in range(H):
+            zf[j] = 1.0 - zi[j]
+    else:
+        A.apply(acts[0], fa, fb, zf)
+    A.apply(acts[1], ga, gb, zc)
+    for j in range(H):
+        c[j] = zf[j] * c[j] + zi[j] * zc[j]
+    if flags[2]:
+        for j in range(H):
+            zo[j] += peep[H + j] * c[j]
+    if flags[0]:
+        clip_(zo, lim)
+    A.apply(acts[0], fa, fb, zo)
+    m = u[0:H]
+    for j in range(H):
+        m[j] = c[j]
+    A.apply(acts[2], ha, hb, m)
+    if flags[3]:
+        for j in range(H):
+            m[j] *= zo[j]
+        for p in range(projt.shape[1]):
+            v[p] = 0.0
+        gemv_acc(projt, m, v)
+        for p in range(P):
+            h[p] = v[p]
+    else:
+        for j in range(H):
+            h[j] = zo[j] * m[j]
+
+
+@njit(**JIT)
+def gru_frame(z, h, u, v, Rt_h, rbh, acts, par, flags, H, Hp):
+    """One GRU frame: z (3Hp) holds bias + W x, plus R_zr h in its z and r blocks;
+    updates h (H) in place. acts = (f, g); flags = (clip, linear_before_reset)."""
+    fa, fb, ga, gb, lim = par[0], par[1], par[2], par[3], par[6]
+    zz = z[0:H]
+    zr = z[Hp:Hp + H]
+    zh = z[2 * Hp:2 * Hp + H]
+    if flags[0]:
+        clip_(zz, lim)
+        clip_(zr, lim)
+    A.apply(acts[0], fa, fb, zz)
+    A.apply(acts[0], fa, fb, zr)
+    if flags[1]:
+        for j in range(Hp):
+            u[j] = rbh[j]
+        gemv_acc(Rt_h, h, u)
+        for j in range(H):
+            zh[j] += zr[j] * u[j]
+    else:
+        rh = v[0:H]
+        for j in range(H):
+            rh[j] = zr[j] * h[j]
+        gemv_acc(Rt_h, rh, z[2 * Hp:3 * Hp])
+    if flags[0]:
+        clip_(zh, lim)
+    A.apply(acts[1], ga, gb, zh)
+    for j in range(H):
+        h[j] = (1.0 - zz[j]) * zh[j] + zz[j] * h[j]
+
+
+@njit(**JIT)
+def rnn_frame(z, h, acts, par, flags, H):
+    """One plain RNN frame: z (Hp) holds bias + W x + R h; sets h = f(z)."""
+    zh = z[0:H]
+    if flags[0]:
+        clip_(zh, par[6])
+    A.apply(acts[0], par[0], par[1], zh)
+    for j in range(H):
+        h[j] = zh[j]
+
+
+@njit(**JIT)
+def _emit(h, dst, t, col, P):
+    out = dst[t]
+    for p in range(P):
+        out[col + p] = h[p]
+
+
+@njit(**JIT)
+def lstm_cell(Z, Rt, projt, peep, h, c, u, v, acts, par, flags, H, Hp, P, reverse, dst, col):
+    """LSTM direction unit over the T frames of Z."""
+    T = Z.shape[0]
     for s in range(T):
         t = T - 1 - s if reverse else s
         z = Z[t]
         gemv_acc(Rt, h, z)
-        if fused:
-            lstm_fused_fast(z, c, h, H, Hp)
-        else:
-            zi = z[0:H]
-            zo = z[Hp:Hp + H]
-            zf = z[2 * Hp:2 * Hp + H]
-            zc = z[3 * Hp:3 * Hp + H]
-            if has_peep:
-                for j in range(H):
-                    zi[j] += peep[j] * c[j]
-                    zf[j] += peep[2 * H + j] * c[j]
-            if do_clip:
-                clip_(zi, lim)
-                clip_(zf, lim)
-                clip_(zc, lim)
-            A.apply(acts[0], fa, fb, zi)
-            if ifg:
-                for j in range(H):
-                    zf[j] = 1.0 - zi[j]
-            else:
-                A.apply(acts[0], fa, fb, zf)
-            A.apply(acts[1], ga, gb, zc)
-            for j in range(H):
-                c[j] = zf[j] * c[j] + zi[j] * zc[j]
-            if has_peep:
-                for j in range(H):
-                    zo[j] += peep[H + j] * c[j]
-            if do_clip:
-                clip_(zo, lim)
-            A.apply(acts[0], fa, fb, zo)
-            m = u[0:H]
-            for j in range(H):
-                m[j] = c[j]
-            A.apply(acts[2], ha, hb, m)
-            if has_proj:
-                for j in range(H):
-                    m[j] *= zo[j]
-                for p in range(projt.shape[1]):
-                    v[p] = 0.0
-                gemv_acc(projt, m, v)
-                for p in range(P):
-                    h[p] = v[p]
-            else:
-                for j in range(H):
-                    h[j] = zo[j] * m[j]
-        out = dst[t]
-        for p in range(P):
-            out[col + p] = h[p]
+        lstm_frame(z, h, c, u, v, projt, peep, acts, par, flags, H, Hp, P)
+        _emit(h, dst, t, col, P)
 
 
 @njit(**JIT)
 def gru_cell(Z, Rt_zr, Rt_h, rbh, h, u, v, acts, par, flags, H, Hp, reverse, dst, col):
-    """GRU direction unit. acts = (f, g); par = [fa, fb, ga, gb, -, -, clip];
-    flags = (clip, linear_before_reset)."""
+    """GRU direction unit over the T frames of Z."""
     T = Z.shape[0]
-    fa, fb, ga, gb, lim = par[0], par[1], par[2], par[3], par[6]
-    do_clip, lbr = flags[0], flags[1]
     for s in range(T):
         t = T - 1 - s if reverse else s
         z = Z[t]
         gemv_acc(Rt_zr, h, z)
-        zz = z[0:H]
-        zr = z[Hp:Hp + H]
-        zh = z[2 * Hp:2 * Hp + H]
-        if do_clip:
-            clip_(zz, lim)
-            clip_(zr, lim)
-        A.apply(acts[0], fa, fb, zz)
-        A.apply(acts[0], fa, fb, zr)
-        if lbr:
-            gemv_set(Rt_h, h, rbh, u)
-            for j in range(H):
-                zh[j] += zr[j] * u[j]
-        else:
-            rh = v[0:H]
-            for j in range(H):
-                rh[j] = zr[j] * h[j]
-            gemv_acc(Rt_h, rh, z[2 * Hp:3 * Hp])
-        if do_clip:
-            clip_(zh, lim)
-        A.apply(acts[1], ga, gb, zh)
-        for j in range(H):
-            h[j] = (1.0 - zz[j]) * zh[j] + zz[j] * h[j]
-        out = dst[t]
-        for j in range(H):
-            out[col + j] = h[j]
+        gru_frame(z, h, u, v, Rt_h, rbh, acts, par, flags, H, Hp)
+        _emit(h, dst, t, col, H)
 
 
 @njit(**JIT)
 def rnn_cell(Z, Rt, h, acts, par, flags, H, reverse, dst, col):
-    """Plain RNN direction unit: h = f(W x + R h + b)."""
+    """Plain RNN direction unit over the T frames of Z."""
     T = Z.shape[0]
-    fa, fb, lim = par[0], par[1], par[6]
     for s in range(T):
         t = T - 1 - s if reverse else s
         z = Z[t]
         gemv_acc(Rt, h, z)
-        zh = z[0:H]
-        if flags[0]:
-            clip_(zh, lim)
-        A.apply(acts[0], fa, fb, zh)
-        out = dst[t]
-        for j in range(H):
-            h[j] = zh[j]
-            out[col + j] = zh[j]
+        rnn_frame(z, h, acts, par, flags, H)
+        _emit(h, dst, t, col, H)

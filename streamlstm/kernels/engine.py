@@ -15,6 +15,7 @@ from . import activations as A
 from .cells import gru_cell, lstm_cell, rnn_cell
 from .config import JIT
 from .gemv import project
+from .views import matrix
 from .layout import (
     C_ACT, C_B, C_B2, C_COL, C_DST, C_DW, C_FLAGS, C_G, C_H, C_HP, C_K, C_KIND, C_MERGE, C_P,
     C_PAR, C_PEEP, C_PP, C_REV, C_SC, C_SH, C_SRC, C_WR, C_WR2, C_WX, HDR_FINAL, HDR_GMAX,
@@ -30,11 +31,6 @@ def _buffer(i, X, A_, B_):
     if i == 1:
         return A_
     return B_
-
-
-@njit(**JIT)
-def _matrix(wbuf, off, rows, cols):
-    return wbuf[off:off + rows * cols].reshape(rows, cols)
 
 
 @njit(**JIT)
@@ -65,8 +61,8 @@ def run_rows(wbuf, table, state, work, X, T):
         K = row[C_K]
         DW = row[C_DW]
         col = row[C_COL]
-        src = _buffer(row[C_SRC], X, A_, B_)[0:T * K].reshape(T, K)
-        dst = _buffer(row[C_DST], X, A_, B_)[0:T * DW].reshape(T, DW)
+        src = matrix(_buffer(row[C_SRC], X, A_, B_), 0, T, K)
+        dst = matrix(_buffer(row[C_DST], X, A_, B_), 0, T, DW)
         if kind == K_MERGE:
             mode = row[C_MERGE]
             P = DW
@@ -91,8 +87,8 @@ def run_rows(wbuf, table, state, work, X, T):
                 A.apply(row[C_ACT], wbuf[row[C_PAR]], wbuf[row[C_PAR] + 1], o[0:H])
             continue
         G = row[C_G]
-        Z = Zflat[0:T * G].reshape(T, G)
-        project(_matrix(wbuf, row[C_WX], K, G), wbuf[row[C_B]:row[C_B] + G], src, Z)
+        Z = matrix(Zflat, 0, T, G)
+        project(matrix(wbuf, row[C_WX], K, G), wbuf[row[C_B]:row[C_B] + G], src, Z)
         H = row[C_H]
         Hp = row[C_HP]
         par = wbuf[row[C_PAR]:row[C_PAR] + 7]
@@ -110,17 +106,17 @@ def run_rows(wbuf, table, state, work, X, T):
             P = row[C_P]
             sh = row[C_SH]
             sc = row[C_SC]
-            lstm_cell(Z, _matrix(wbuf, row[C_WR], P, G), _matrix(wbuf, row[C_WR2], H, row[C_PP]),
+            lstm_cell(Z, matrix(wbuf, row[C_WR], P, G), matrix(wbuf, row[C_WR2], H, row[C_PP]),
                       wbuf[row[C_PEEP]:row[C_PEEP] + 3 * H], state[sh:sh + P], state[sc:sc + H],
                       u, v, acts, par, flags, H, Hp, P, rev, dst, col)
         elif kind == K_GRU:
             sh = row[C_SH]
-            gru_cell(Z, _matrix(wbuf, row[C_WR], H, 2 * Hp), _matrix(wbuf, row[C_WR2], H, Hp),
+            gru_cell(Z, matrix(wbuf, row[C_WR], H, 2 * Hp), matrix(wbuf, row[C_WR2], H, Hp),
                      wbuf[row[C_B2]:row[C_B2] + Hp], state[sh:sh + H], u, v, acts, par, flags,
                      H, Hp, rev, dst, col)
         elif kind == K_RNN:
             sh = row[C_SH]
-            rnn_cell(Z, _matrix(wbuf, row[C_WR], H, G), state[sh:sh + H], acts, par, flags,
+            rnn_cell(Z, matrix(wbuf, row[C_WR], H, G), state[sh:sh + H], acts, par, flags,
                      H, rev, dst, col)
     return table[0, HDR_FINAL]
 

@@ -17,22 +17,17 @@ def gemv_acc(Wt, x, y):
     K, G = Wt.shape
     k = 0
     while k + 4 <= K:
-        w0 = Wt[k]
-        w1 = Wt[k + 1]
-        w2 = Wt[k + 2]
-        w3 = Wt[k + 3]
         x0 = x[k]
         x1 = x[k + 1]
         x2 = x[k + 2]
         x3 = x[k + 3]
         for g in range(G):
-            y[g] += w0[g] * x0 + w1[g] * x1 + w2[g] * x2 + w3[g] * x3
+            y[g] += Wt[k, g] * x0 + Wt[k + 1, g] * x1 + Wt[k + 2, g] * x2 + Wt[k + 3, g] * x3
         k += 4
     while k < K:
-        w0 = Wt[k]
         x0 = x[k]
         for g in range(G):
-            y[g] += w0[g] * x0
+            y[g] += Wt[k, g] * x0
         k += 1
 
 

@@ -1,0 +1,1 @@
+"""The benchmark suite: the standard model zoo and side-by-side runs."""
