@@ -1,0 +1,493 @@
+"""Read ``torch.save`` checkpoints without torch and without running code from the file.
+
+Both containers torch writes are understood:
+
+- the zip format (torch >= 1.6): ``<archive>/data.pkl`` is the pickled object, each storage is
+  the raw record ``<archive>/data/<key>``, ``<archive>/byteorder`` says little or big endian;
+- the legacy format (``_use_new_zipfile_serialization=False``): pickled magic number, protocol
+  version and sys_info, then the pickled object, the pickled list of storage keys, and for each
+  key an int64 element count followed by the raw little-endian storage bytes.
+
+The pickles are read by a restricted unpickler: every global the pickle names goes through
+``find_class``, which hands out only inert stand-ins written here (tensor and storage
+rebuilders, ``OrderedDict``, ``set``, numpy scalars/arrays of plain numeric dtypes, torch
+dtype/device markers). Any other global is refused with a ConversionError naming it, before
+it can be called. Tensors come back as NumPy arrays with their stored dtype, shape, stride and
+offset (bfloat16 is widened to float32).
+"""
+
+from __future__ import annotations
+
+import _compat_pickle
+import collections
+import io
+import math
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any, BinaryIO, Callable
+
+import numpy as np
+
+from streamlstm.errors import ConversionError
+
+from .safetensors import bfloat16_to_float32
+
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+# An expanded (stride-0 / overlapping) tensor may have more elements than its storage; beyond
+# this many it is refused rather than materialized.
+_MAX_EXPANDED = 1 << 20
+_LEGACY_PROTOCOL = 1001
+
+# torch storage classes -> numpy dtype ("bfloat16" is stored as uint16 bits, widened later).
+_STORAGE_DTYPES = {
+    "FloatStorage": "f4", "DoubleStorage": "f8", "HalfStorage": "f2", "BFloat16Storage": "bfloat16",
+    "LongStorage": "i8", "IntStorage": "i4", "ShortStorage": "i2", "CharStorage": "i1",
+    "ByteStorage": "u1", "BoolStorage": "?", "ComplexFloatStorage": "c8",
+    "ComplexDoubleStorage": "c16", "UntypedStorage": "u1",
+}
+_TORCH_DTYPES = ("float32", "float", "float64", "double", "float16", "half", "bfloat16", "int64",
+                 "long", "int32", "int", "int16", "short", "int8", "uint8", "bool", "complex64",
+                 "complex128")
+# numpy dtype strings accepted inside pickled numpy scalars and arrays (no object dtypes).
+_NUMPY_DTYPES = {"b1", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8", "c8", "c16",
+                 "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+                 "float16", "float32", "float64", "complex64", "complex128"}
+
+
+def load_torch_file(path: str | os.PathLike) -> Any:
+    """Unpickle a torch.save file safely; tensors become NumPy arrays, containers stay containers."""
+    path = Path(path)
+    where = str(path)
+    try:
+        if zipfile.is_zipfile(path):
+            return _load_zip(path, where)
+        with open(path, "rb") as fh:
+            head = fh.read(262)
+            fh.seek(0)
+            if len(head) >= 262 and head[257:262] == b"ustar":
+                raise ConversionError(f"{where}: a tar-format torch checkpoint (torch < 0.4); re-save "
+                                      f"it with a current torch")
+            if head[:1] != b"\x80":
+                raise ConversionError(f"{where}: not a torch.save checkpoint (neither a zip archive "
+                                      f"nor a pickle)")
+            return _load_legacy(fh, where)
+    except OSError as e:
+        raise ConversionError(f"{where}: cannot read: {e}") from None
+
+
+# ---------------------------------------------------------------- stand-ins for allowed globals
+class _StorageType:
+    """What a pickled ``torch.<X>Storage`` class reference resolves to: only its dtype."""
+
+    __slots__ = ("name", "dtype")
+
+    def __init__(self, name: str, dtype: str):
+        self.name, self.dtype = name, dtype
+
+    def __repr__(self):
+        return f"torch.{self.name}"
+
+
+class _Storage:
+    """One serialized storage: dtype and element count now, the elements once read."""
+
+    __slots__ = ("key", "dtype", "numel", "data")
+
+    def __init__(self, key: str, dtype: str, numel: int):
+        self.key, self.dtype, self.numel, self.data = key, dtype, numel, None
+
+    @property
+    def itemsize(self) -> int:
+        return 2 if self.dtype == "bfloat16" else np.dtype(self.dtype).itemsize
+
+    def fill(self, raw: bytes | bytearray, byteorder: str, where: str) -> None:
+        need = self.numel * self.itemsize
+        if len(raw) < need:
+            raise ConversionError(f"{where}: storage {self.key!r} is truncated ({len(raw)} bytes, "
+                                  f"{need} expected)")
+        raw = raw[:need] if len(raw) > need else raw
+        if self.dtype == "bfloat16":
+            self.data = bfloat16_to_float32(np.frombuffer(raw, dtype=np.dtype("u2").newbyteorder(byteorder)))
+        else:
+            dt = np.dtype(self.dtype)
+            self.data = np.frombuffer(raw, dtype=dt.newbyteorder(byteorder)).astype(dt)
+
+
+class _StorageView:
+    """A legacy-format view into another storage (offset and length in elements)."""
+
+    __slots__ = ("base", "offset", "numel")
+
+    def __init__(self, base: _Storage, offset: int, numel: int):
+        self.base, self.offset, self.numel = base, offset, numel
+
+    def array(self, where: str) -> np.ndarray:
+        data = self.base.data
+        if not (0 <= self.offset and self.offset + self.numel <= len(data)):
+            raise ConversionError(f"{where}: storage view outside storage {self.base.key!r}")
+        return data[self.offset:self.offset + self.numel]
+
+
+class _Tensor:
+    """A tensor waiting for its storage's bytes: (storage, offset, size, stride)."""
+
+    __slots__ = ("storage", "offset", "size", "stride")
+
+    def __init__(self, storage, offset, size, stride):
+        if not isinstance(storage, (_Storage, _StorageView)):
+            raise ConversionError(f"tensor rebuilt from a {type(storage).__name__}, not a storage")
+        for v in (offset, *size, *stride):
+            if type(v) is not int or v < 0:
+                raise ConversionError(f"tensor with a bad offset/size/stride: {offset}, {size}, {stride}")
+        if len(size) != len(stride):
+            raise ConversionError(f"tensor size {size} and stride {stride} differ in length")
+        self.storage, self.offset, self.size, self.stride = storage, offset, tuple(size), tuple(stride)
+
+    def array(self, where: str) -> np.ndarray:
+        st = self.storage
+        data = st.array(where) if isinstance(st, _StorageView) else st.data
+        n = math.prod(self.size)
+        if n == 0:
+            return np.zeros(self.size, dtype=data.dtype)
+        if n > max(len(data), _MAX_EXPANDED):
+            raise ConversionError(f"{where}: tensor of size {self.size} has more elements than its "
+                                  f"storage ({len(data)}): overlapping strides are not loaded")
+        last = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride))
+        if last >= len(data):
+            raise ConversionError(f"{where}: tensor of size {self.size}, stride {self.stride}, offset "
+                                  f"{self.offset} reaches element {last} of a storage of {len(data)}")
+        view = np.lib.stride_tricks.as_strided(data[self.offset:], shape=self.size,
+                                               strides=[s * data.itemsize for s in self.stride],
+                                               writeable=False)
+        return np.array(view)
+
+
+def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
+                       backward_hooks=None, metadata=None):
+    return _Tensor(storage, storage_offset, size, stride)
+
+
+def _rebuild_tensor(storage, storage_offset, size, stride):
+    return _Tensor(storage, storage_offset, size, stride)
+
+
+def _rebuild_parameter(data, requires_grad=False, backward_hooks=None):
+    return data
+
+
+def _rebuild_parameter_with_state(data, requires_grad=False, backward_hooks=None, state=None):
+    return data
+
+
+class _TypeMarker:
+    """``torch.Tensor`` / ``torch.nn.Parameter`` as a pickle names them; never instantiated."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str):
+        self.name = name
+
+
+def _rebuild_from_type_v2(func, new_type, args, state):
+    if func not in (_rebuild_tensor_v2, _rebuild_tensor, _rebuild_parameter,
+                    _rebuild_parameter_with_state) or not isinstance(new_type, _TypeMarker):
+        raise ConversionError("_rebuild_from_type_v2 with something other than a tensor rebuilder")
+    return func(*args)
+
+
+class _Marker(str):
+    """A torch dtype or device kept as its name, e.g. ``torch.float32`` or ``cpu``."""
+
+
+def _torch_device(*args):
+    return _Marker(":".join(str(a) for a in args))
+
+
+def _codecs_encode(text, encoding="utf-8"):
+    # Protocol-2 pickles store bytes as _codecs.encode(str, "latin1").
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1", "utf-8", "utf8", "ascii"):
+        raise ConversionError(f"_codecs.encode with {type(text).__name__} / {encoding!r}")
+    return text.encode(encoding)
+
+
+def _bytearray(data=b""):
+    if not isinstance(data, (bytes, bytearray)):
+        raise ConversionError(f"bytearray({type(data).__name__}) is not allowed")
+    return bytearray(data)
+
+
+class _NumpyDType:
+    """A pickled ``numpy.dtype`` of a plain numeric type; the byte order comes from __setstate__."""
+
+    __slots__ = ("spec", "order")
+
+    def __init__(self, spec, align=False, copy=True):
+        if not isinstance(spec, str) or spec not in _NUMPY_DTYPES:
+            raise ConversionError(f"numpy dtype {spec!r} is not a plain numeric type")
+        self.spec, self.order = spec, "="
+
+    def __setstate__(self, state):
+        if isinstance(state, tuple) and len(state) > 1 and state[1] in ("<", ">", "|", "="):
+            self.order = state[1]
+
+    def dtype(self) -> np.dtype:
+        dt = np.dtype(self.spec)
+        return dt.newbyteorder(self.order) if self.order in "<>" else dt
+
+
+def _numpy_scalar(dtype, data=None):
+    if not isinstance(dtype, _NumpyDType) or not isinstance(data, bytes):
+        raise ConversionError("numpy scalar without a plain dtype and bytes")
+    dt = dtype.dtype()
+    if len(data) != dt.itemsize:
+        raise ConversionError("numpy scalar of the wrong byte length")
+    return np.frombuffer(data, dtype=dt)[0].astype(dt.newbyteorder("="))
+
+
+class _NumpyArray:
+    """A pickled ndarray (``_reconstruct`` then ``__setstate__``) of a plain numeric dtype."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, cls=None, shape=None, typecode=None):
+        if not (isinstance(cls, _TypeMarker) and cls.name == "numpy.ndarray"):
+            raise ConversionError("numpy _reconstruct of something other than numpy.ndarray")
+        self.value = None
+
+    def __setstate__(self, state):
+        if not (isinstance(state, tuple) and len(state) == 5):
+            raise ConversionError("numpy array with an unknown pickled state")
+        _, shape, dtype, fortran, raw = state
+        if not isinstance(dtype, _NumpyDType) or not isinstance(raw, (bytes, bytearray)):
+            raise ConversionError("numpy array of an object or structured dtype")
+        if not all(type(d) is int and d >= 0 for d in shape):
+            raise ConversionError(f"numpy array with bad shape {shape!r}")
+        dt = dtype.dtype()
+        if len(raw) != math.prod(shape) * dt.itemsize:
+            raise ConversionError("numpy array whose data does not match its shape")
+        arr = np.frombuffer(raw, dtype=dt).reshape(shape, order="F" if fortran else "C")
+        self.value = arr.astype(dt.newbyteorder("="))
+
+
+class _OrderedDict(collections.OrderedDict):
+    """OrderedDict whose pickled attribute state (torch's ``_metadata``) is accepted and dropped."""
+
+    def __setstate__(self, state):
+        pass
+
+
+def _allowed_globals() -> dict[tuple[str, str], Any]:
+    table: dict[tuple[str, str], Any] = {
+        ("collections", "OrderedDict"): _OrderedDict,
+        ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+        ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
+        ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+        ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter_with_state,
+        ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
+        ("torch", "Tensor"): _TypeMarker("torch.Tensor"),
+        ("torch.nn.parameter", "Parameter"): _TypeMarker("torch.nn.Parameter"),
+        ("torch", "device"): _torch_device,
+        ("torch", "Size"): tuple,
+        ("_codecs", "encode"): _codecs_encode,
+        ("numpy", "dtype"): _NumpyDType,
+        ("numpy", "ndarray"): _TypeMarker("numpy.ndarray"),
+    }
+    for name, dt in _STORAGE_DTYPES.items():
+        table[("torch", name)] = _StorageType(name, dt)
+    for name in _TORCH_DTYPES:
+        table[("torch", name)] = _Marker(f"torch.{name}")
+    for mod in ("builtins", "__builtin__"):
+        table[(mod, "set")] = set
+        table[(mod, "frozenset")] = frozenset
+        table[(mod, "bytearray")] = _bytearray
+    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        table[(mod, "scalar")] = _numpy_scalar
+        table[(mod, "_reconstruct")] = _NumpyArray
+    return table
+
+
+_ALLOWED = _allowed_globals()
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Resolves globals only from the allow-list; storages through ``storage_for``."""
+
+    def __init__(self, file: BinaryIO, where: str, storage_for: Callable[[tuple], Any] | None):
+        super().__init__(file, encoding="utf-8")
+        self._where = where
+        self._storage_for = storage_for
+
+    def find_class(self, module: str, name: str):
+        obj = _ALLOWED.get((module, name))
+        if obj is None:
+            module = _compat_pickle.IMPORT_MAPPING.get(module, module)  # Python 2 names, for the message
+            raise ConversionError(
+                f"{self._where}: refusing to unpickle the global {module}.{name}: a checkpoint may "
+                f"only hold tensors, storages, OrderedDict and plain containers, and loading this "
+                f"one could run code. If it is a whole pickled model (torch.save(model)), re-save "
+                f"model.state_dict() or export to .safetensors")
+        return obj
+
+    def persistent_load(self, pid):
+        if self._storage_for is None or not isinstance(pid, tuple) or not pid:
+            raise ConversionError(f"{self._where}: unexpected persistent id in the pickle")
+        kind = pid[0].decode("ascii") if isinstance(pid[0], bytes) else pid[0]
+        if kind != "storage":
+            raise ConversionError(f"{self._where}: unsupported persistent id {kind!r} (only storages)")
+        return self._storage_for(pid[1:])
+
+
+def _unpickle(data: BinaryIO, where: str, storage_for=None) -> Any:
+    try:
+        return _RestrictedUnpickler(data, where, storage_for).load()
+    except ConversionError as e:
+        if str(e).startswith(where):
+            raise
+        raise ConversionError(f"{where}: {e}") from None  # raised by a stand-in, which has no path
+    except Exception as e:  # malformed pickles raise anything from EOFError to TypeError
+        raise ConversionError(f"{where}: corrupt or unsupported pickle: {type(e).__name__}: {e}") from None
+
+
+class _StorageTable:
+    """The storages a pickle refers to, keyed as torch keys them."""
+
+    def __init__(self, where: str):
+        self.where = where
+        self.storages: dict[str, _Storage] = {}
+
+    def __call__(self, args: tuple):
+        if len(args) not in (4, 5):
+            raise ConversionError(f"{self.where}: storage id of unexpected length {len(args) + 1}")
+        stype, key, _location, numel = args[:4]
+        view = args[4] if len(args) == 5 else None
+        if not isinstance(stype, _StorageType):
+            raise ConversionError(f"{self.where}: storage of unknown type {stype!r}")
+        if not isinstance(key, str) or type(numel) is not int or numel < 0:
+            raise ConversionError(f"{self.where}: bad storage id {args!r}")
+        st = self.storages.get(key)
+        if st is None:
+            st = self.storages[key] = _Storage(key, stype.dtype, numel)
+        elif st.dtype != stype.dtype:
+            raise ConversionError(f"{self.where}: storage {key!r} used with two dtypes")
+        if view is None:
+            return st
+        if not (isinstance(view, tuple) and len(view) == 3 and all(type(v) is int for v in view[1:])):
+            raise ConversionError(f"{self.where}: bad storage view {view!r}")
+        return _StorageView(st, view[1], view[2])
+
+
+def _finish(obj: Any, where: str) -> Any:
+    """The unpickled object with every tensor and stand-in replaced by plain data."""
+    try:
+        return _resolve(obj, where, {})
+    except ConversionError:
+        raise
+    except (RecursionError, TypeError, ValueError) as e:  # absurd nesting, arrays as dict keys
+        raise ConversionError(f"{where}: unsupported structure in the pickle: "
+                              f"{type(e).__name__}: {e}") from None
+
+
+def _resolve(obj: Any, where: str, memo: dict[int, Any] | None = None) -> Any:
+    """Replace pending tensors and stand-ins by NumPy arrays and plain containers."""
+    memo = {} if memo is None else memo
+    oid = id(obj)
+    if oid in memo:
+        return memo[oid]
+    if isinstance(obj, _Tensor):
+        out = memo[oid] = obj.array(where)
+    elif isinstance(obj, _Storage):
+        out = memo[oid] = np.array(obj.data)
+    elif isinstance(obj, _StorageView):
+        out = memo[oid] = np.array(obj.array(where))
+    elif isinstance(obj, _NumpyArray):
+        if obj.value is None:
+            raise ConversionError(f"{where}: numpy array without data")
+        out = memo[oid] = obj.value
+    elif isinstance(obj, _NumpyDType):
+        out = memo[oid] = obj.dtype()
+    elif isinstance(obj, dict):
+        out = memo[oid] = collections.OrderedDict() if isinstance(obj, collections.OrderedDict) else {}
+        for k, v in obj.items():
+            out[_resolve(k, where, memo)] = _resolve(v, where, memo)
+    elif isinstance(obj, list):
+        out = memo[oid] = []
+        out.extend(_resolve(v, where, memo) for v in obj)
+    elif isinstance(obj, tuple):
+        out = memo[oid] = tuple(_resolve(v, where, memo) for v in obj)
+    elif isinstance(obj, (set, frozenset)):
+        out = memo[oid] = type(obj)(_resolve(v, where, memo) for v in obj)
+    elif isinstance(obj, (_StorageType, _TypeMarker)) or callable(obj) and not isinstance(obj, type):
+        raise ConversionError(f"{where}: the pickle returns a bare global ({obj!r}), not data")
+    else:
+        out = obj  # str, bytes, numbers, None, numpy scalars, markers
+    return out
+
+
+def _load_zip(path: Path, where: str) -> Any:
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        pkls = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
+        if not pkls:
+            if any(n.endswith("constants.pkl") for n in names):
+                raise ConversionError(f"{where}: a TorchScript archive (torch.jit.save), not a "
+                                      f"torch.save checkpoint; save the model's state_dict instead")
+            raise ConversionError(f"{where}: zip archive without <archive>/data.pkl: not a torch checkpoint")
+        if len(pkls) > 1:
+            raise ConversionError(f"{where}: zip archive with several data.pkl records: {pkls}")
+        root = pkls[0][: -len("data.pkl")]
+        byteorder = "<"
+        if root + "byteorder" in names:
+            rec = zf.read(root + "byteorder")
+            if rec not in (b"little", b"big"):
+                raise ConversionError(f"{where}: unknown byteorder record {rec[:20]!r}")
+            byteorder = "<" if rec == b"little" else ">"
+        table = _StorageTable(where)
+        obj = _unpickle(io.BytesIO(zf.read(pkls[0])), where, table)
+        for key, st in table.storages.items():
+            name = f"{root}data/{key}"
+            try:
+                info = zf.getinfo(name)
+            except KeyError:
+                raise ConversionError(f"{where}: storage record {name!r} is missing") from None
+            need = st.numel * st.itemsize
+            if info.file_size < need:
+                raise ConversionError(f"{where}: storage record {name!r} has {info.file_size} bytes, "
+                                      f"{need} expected")
+            with zf.open(info) as fh:
+                st.fill(fh.read(need), byteorder, where)
+    return _finish(obj, where)
+
+
+def _load_legacy(fh: BinaryIO, where: str) -> Any:
+    magic = _unpickle(fh, where)
+    if magic != _LEGACY_MAGIC:
+        raise ConversionError(f"{where}: a pickle, but not a torch.save checkpoint (bad magic number); "
+                              f"plain pickles are not loaded")
+    version = _unpickle(fh, where)
+    if version != _LEGACY_PROTOCOL:
+        raise ConversionError(f"{where}: unsupported legacy checkpoint protocol {version!r}")
+    sys_info = _unpickle(fh, where)
+    if not isinstance(sys_info, dict):
+        raise ConversionError(f"{where}: bad legacy checkpoint header")
+    table = _StorageTable(where)
+    obj = _unpickle(fh, where, table)
+    keys = _unpickle(fh, where)
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise ConversionError(f"{where}: bad storage key list")
+    for key in keys:
+        st = table.storages.get(key)
+        if st is None:
+            raise ConversionError(f"{where}: storage {key!r} listed but never referenced")
+        head = fh.read(8)
+        if len(head) != 8:
+            raise ConversionError(f"{where}: file is truncated at storage {key!r}")
+        numel = int.from_bytes(head, "little", signed=True)
+        if numel != st.numel:
+            raise ConversionError(f"{where}: storage {key!r} holds {numel} elements, {st.numel} expected")
+        st.fill(fh.read(numel * st.itemsize), "<", where)
+    missing = [k for k, s in table.storages.items() if s.data is None]
+    if missing:
+        raise ConversionError(f"{where}: storages {missing[:5]} have no data")
+    return _finish(obj, where)
