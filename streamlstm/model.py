@@ -129,7 +129,9 @@ def _cast(a, name: str, dtype: np.dtype) -> np.ndarray:
         if arr.dtype.kind not in "biuf" or not np.can_cast(arr.dtype, dtype, "same_kind"):
             raise TypeError(f"{name}: cannot cast dtype {arr.dtype} to {dtype.name}")
         arr = arr.astype(dtype)
-    return np.ascontiguousarray(arr)
+    if not arr.flags.c_contiguous:
+        arr = arr.copy(order="C")
+    return arr
 
 
 def check_frame(x, name: str, size: int, dtype: np.dtype) -> np.ndarray:
