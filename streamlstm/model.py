@@ -8,24 +8,46 @@ state and advances every layer.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
+
+from numba import from_dtype, types
 
 from .kernels.engine import advance
 from .network import Network
 from .plan import Plan, build_plan
 
 
-def _entry_point(*args):
-    """The compiled overload for these argument types, called without dispatcher overhead.
+def _entry_point(weights: np.ndarray, table: np.ndarray):
+    """The compiled ``advance`` for this dtype, called without Numba's type dispatch.
 
-    ``entry_point`` skips Numba's type dispatch; callers guarantee dtype, rank and
-    C-contiguity of every array (the Session checks them before each call).
+    X and Y are typed with any layout ('A'), so strided frames need no copy and callers need
+    no contiguity check. ``entry_point`` does not check dtype or rank: callers guarantee them
+    (the Session checks class, dtype and shape before each call).
     """
-    sig = tuple(advance.typeof_pyval(a) for a in args)
+    work = types.Array(from_dtype(weights.dtype), 1, "C")
+    any_layout = types.Array(from_dtype(weights.dtype), 1, "A")
+    sig = (advance.typeof_pyval(weights), advance.typeof_pyval(table), work, work, any_layout, any_layout)
     advance.compile(sig)  # loads from the on-disk cache when it can
     cres = advance.overloads.get(sig)
     return cres.entry_point if cres is not None else advance
+
+
+class Kernel(NamedTuple):
+    """The compiled network step and its read-only arrays, for calling from your own ``@njit`` code.
+
+    ``step(weights, table, state, work, x, y) -> int`` advances one stream (``state``, ``work``
+    from ``Session.buffers()``) by the flat frames ``x`` (T*I values) into ``y`` (T*O values),
+    in place, without the GIL; ``work`` must hold ``work_size(T)`` elements (a Session's holds
+    ``work_size(1)``). Returns 0, or -(t+1) when frame t holds NaN/Inf (state untouched).
+    ``x`` must be a writeable C-contiguous array of the model's dtype.
+    """
+
+    step: object
+    weights: np.ndarray
+    table: np.ndarray
+    work_size: object
 
 
 class Model:
@@ -80,9 +102,9 @@ class Model:
                 f"layers={len(self.network.layers)}>")
 
     # ------------------------------------------------------------------ running
-    def _kernel(self, args):
+    def _kernel(self):
         if self._step_fn is None:
-            self._step_fn = _entry_point(*args)
+            self._step_fn = _entry_point(self._plan.weights, self._plan.table)
         return self._step_fn
 
     def run(self, X) -> np.ndarray:
@@ -95,6 +117,20 @@ class Model:
     def session(self) -> "Session":
         """Open one stream, starting from the initial (zero or learned) state."""
         return Session(self)
+
+    def pool(self, capacity: int) -> "SessionPool":
+        """Open a pool of up to ``capacity`` streams whose states live in one slab."""
+        from .pool import SessionPool
+
+        return SessionPool(self, capacity)
+
+    def kernel(self) -> Kernel:
+        """The jitted step function and the prebound arrays, to call a session's step from @njit code."""
+        p = self._plan
+        if not p.streamable:
+            raise ValueError("Model.kernel: this model has a reverse or bidirectional layer and cannot "
+                             "advance frame by frame; use Model.run(X) on whole sequences.")
+        return Kernel(advance, p.weights, p.table, p.work_size)
 
     def save(self, path: str | Path) -> None:
         """Write the network as a native ``.npz`` (loads without onnx/torch/keras)."""
@@ -114,7 +150,7 @@ def _run_chunk(model: Model, state: np.ndarray, X: np.ndarray, work: np.ndarray)
     if T == 0:
         return Y
     args = (p.weights, p.table, state, work, X.reshape(-1), Y.reshape(-1))
-    rc = model._kernel(args)(*args)
+    rc = model._kernel()(*args)
     if rc < 0:
         raise ValueError(f"X: frame {-rc - 1} contains NaN or Inf; the state is unchanged")
     return Y
@@ -158,7 +194,7 @@ class Session:
     """One stream: its state lives here and advances with every ``step`` / ``run``."""
 
     __slots__ = ("_model", "_plan", "_state", "_work", "_chunk_work", "_fn", "_w", "_t",
-                 "_dtype", "_isize", "_osize", "_xshape")
+                 "_dtype", "_isize", "_osize", "_xshape", "_oshape")
 
     def __init__(self, model: Model):
         p = model._plan
@@ -171,6 +207,7 @@ class Session:
         self._dtype = p.dtype
         self._isize, self._osize = p.input_size, p.output_size
         self._xshape = (p.input_size,)
+        self._oshape = (p.output_size,)
         self._fn = None
 
     @property
@@ -186,20 +223,19 @@ class Session:
 
     def step(self, x, out: np.ndarray | None = None) -> np.ndarray:
         """Advance one frame (I,) -> (O,). Writes into ``out`` when given."""
-        if (x.__class__ is not np.ndarray or x.dtype is not self._dtype or x.shape != self._xshape
-                or not x.flags.c_contiguous):
+        if x.__class__ is not np.ndarray or x.dtype is not self._dtype or x.shape != self._xshape:
             x = check_frame(x, "x", self._isize, self._dtype)
         if out is None:
             out = np.empty(self._osize, self._dtype)
-        elif (out.__class__ is not np.ndarray or out.dtype is not self._dtype or out.shape != (self._osize,)
-              or not out.flags.c_contiguous or not out.flags.writeable):
-            raise ValueError(f"out: expected a writeable C-contiguous {self._dtype.name} array of shape "
+        elif (out.__class__ is not np.ndarray or out.dtype is not self._dtype or out.shape != self._oshape
+              or not out.flags.writeable):
+            raise ValueError(f"out: expected a writeable {self._dtype.name} array of shape "
                              f"({self._osize},), got {getattr(out, 'dtype', type(out).__name__)} "
                              f"{getattr(out, 'shape', '')}")
         fn = self._fn
         if fn is None:
             self._require_streamable("step")
-            fn = self._fn = self._model._kernel((self._w, self._t, self._state, self._work, x, out))
+            fn = self._fn = self._model._kernel()
         if fn(self._w, self._t, self._state, self._work, x, out):
             raise ValueError("x: frame contains NaN or Inf; the session state is unchanged")
         return out
@@ -212,6 +248,13 @@ class Session:
         if self._chunk_work.size < need:
             self._chunk_work = np.zeros(need, dtype=self._dtype)
         return _run_chunk(self._model, self._state, X, self._chunk_work)
+
+    def buffers(self) -> tuple[np.ndarray, np.ndarray]:
+        """The live (state, work) arrays this session steps, for ``Model.kernel().step`` in @njit code.
+
+        Writing through them changes this session; ``work`` holds ``work_size(1)`` elements.
+        """
+        return self._state, self._work
 
     def reset(self) -> None:
         """Return to the initial (zero or learned) state."""

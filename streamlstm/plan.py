@@ -94,7 +94,7 @@ class Plan:
 
     def work_size(self, frames: int) -> int:
         h = self.table[0]
-        return int(2 * frames * h[L.HDR_WMAX] + frames * h[L.HDR_GMAX] + 2 * h[L.HDR_VMAX])
+        return int(frames * (2 * h[L.HDR_WMAX] + h[L.HDR_GMAX] + h[L.HDR_IN]) + 2 * h[L.HDR_VMAX])
 
     @property
     def weight_bytes(self) -> int:

@@ -1,10 +1,12 @@
 """The fused entry point: advance a whole network over T >= 1 frames in one native call.
 
 ``advance(wbuf, table, state, work, X, Y)``: X is the flat (T*I) input, Y the flat (T*O)
-output, ``state`` the stream's flat state (updated in place), ``work`` scratch of
-``Plan.work_size(T)`` elements. Layers run one after the other over the whole chunk (the
-input projection of all T frames is one batched product), so one frame and T frames share
-the same arithmetic. Returns 0, or -(t+1) when frame t holds NaN/Inf (nothing was touched).
+output (both of any stride: the kernel copies X into ``work`` while checking it), ``state`` the
+stream's flat state (updated in place), ``work`` scratch of ``Plan.work_size(T)`` elements laid
+out as [sequence A | sequence B | gate rows Z | u | v | input copy]. Layers run one after the
+other over the whole chunk (the input projection of all T frames is one batched product), so one
+frame and T frames share the same arithmetic. Returns 0, or -(t+1) when frame t holds NaN/Inf
+(then nothing was touched).
 """
 
 import math
@@ -34,11 +36,13 @@ def _buffer(i, X, A_, B_):
 
 
 @njit(**JIT)
-def first_bad_frame(X, I):
-    """Index of the first frame holding NaN/Inf, or -1."""
+def load_input(X, dst, I):
+    """Copy X into dst; returns the index of the first frame holding NaN/Inf, or -1."""
     for k in range(X.shape[0]):
-        if not math.isfinite(X[k]):
+        v = X[k]
+        if not math.isfinite(v):
             return k // I
+        dst[k] = v
     return -1
 
 
@@ -126,12 +130,14 @@ def advance(wbuf, table, state, work, X, Y):
     I = table[0, HDR_IN]
     O = table[0, HDR_OUT]
     T = X.shape[0] // I
-    bad = first_bad_frame(X, I)
+    Wmax = table[0, HDR_WMAX]
+    xo = T * (2 * Wmax + table[0, HDR_GMAX]) + 2 * table[0, HDR_VMAX]
+    Xc = work[xo:xo + T * I]
+    bad = load_input(X, Xc, I)
     if bad >= 0:
         return -(bad + 1)
-    Wmax = table[0, HDR_WMAX]
-    final = run_rows(wbuf, table, state, work, X, T)
-    out = _buffer(final, X, work[0:T * Wmax], work[T * Wmax:2 * T * Wmax])
+    final = run_rows(wbuf, table, state, work, Xc, T)
+    out = _buffer(final, Xc, work[0:T * Wmax], work[T * Wmax:2 * T * Wmax])
     for k in range(T * O):
         Y[k] = out[k]
     return 0
