@@ -24,32 +24,59 @@ def _pad(n: int, lanes: int) -> int:
 
 
 class _Packer:
-    """Appends aligned blocks to a growing list and remembers their offsets."""
+    """Appends aligned blocks (in the final dtype) and remembers their offsets."""
 
-    def __init__(self, lanes: int):
-        self.lanes = lanes
+    def __init__(self, dtype: np.dtype):
+        self.dtype = dtype
+        self.lanes = ALIGN_BYTES // dtype.itemsize
         self.blocks: list[np.ndarray] = []
         self.size = 0
 
-    def add(self, a: np.ndarray) -> int:
-        a = np.asarray(a, dtype=np.float64).ravel()
+    def _append(self, flat: np.ndarray) -> int:
         off = self.size
-        padded = _pad(max(a.size, 1), self.lanes)
-        block = np.zeros(padded)
-        block[:a.size] = a
+        padded = _pad(max(flat.size, 1), self.lanes)
+        block = np.zeros(padded, dtype=self.dtype)
+        block[:flat.size] = flat
         self.blocks.append(block)
         self.size += padded
         return off
 
-    def build(self, dtype) -> np.ndarray:
-        itemsize = np.dtype(dtype).itemsize
-        raw = np.empty(self.size + ALIGN_BYTES // itemsize, dtype=dtype)
+    def add(self, a: np.ndarray) -> int:
+        return self._append(np.asarray(a, dtype=np.float64).ravel().astype(self.dtype))
+
+    def add_bytes(self, raw: np.ndarray) -> int:
+        """A block of compressed codes (uint16/int8), its bytes packed into buffer elements."""
+        b = np.ascontiguousarray(raw).view(np.uint8).ravel()
+        b = np.concatenate([b, np.zeros(-b.size % self.dtype.itemsize, np.uint8)])
+        return self._append(b.view(self.dtype))
+
+    def add_matrix(self, M: np.ndarray, fmt: int) -> tuple[int, int]:
+        """A (K, G) matrix in storage format ``fmt``; returns (offset, scale offset or 0)."""
+        if fmt == L.FMT_FLOAT:
+            return self.add(M), 0
+        if fmt == L.FMT_BF16:
+            return self.add_bytes(to_bf16_bits(M)), 0
+        scale = np.abs(M).max(axis=1) / 127.0
+        scale[scale == 0] = 1.0
+        codes = np.clip(np.rint(M / scale[:, None]), -127, 127).astype(np.int8)
+        return self.add_bytes(codes), self.add(scale)
+
+    def build(self) -> np.ndarray:
+        itemsize = self.dtype.itemsize
+        raw = np.empty(self.size + ALIGN_BYTES // itemsize, dtype=self.dtype)
         start = (-raw.ctypes.data % ALIGN_BYTES) // itemsize
         buf = raw[start:start + self.size]
         if self.blocks:
             buf[:] = np.concatenate(self.blocks)
         buf.flags.writeable = False
         return buf
+
+
+def to_bf16_bits(M: np.ndarray) -> np.ndarray:
+    """float values -> bfloat16 bit patterns (uint16), rounded to nearest even."""
+    bits = np.ascontiguousarray(M, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+    return rounded.astype(np.uint16)
 
 
 def _gate_packed_t(M: np.ndarray, gates: int, H: int, Hp: int) -> np.ndarray:
@@ -75,6 +102,7 @@ class Plan:
     network: Network
     dtype: np.dtype
     fast_activations: bool
+    weight_format: str
     weights: np.ndarray
     table: np.ndarray
     initial_state: np.ndarray
@@ -101,16 +129,26 @@ class Plan:
         return int(self.weights.nbytes)
 
 
-def build_plan(network: Network, dtype: str = "float32", fast_activations: bool | None = None) -> Plan:
-    """Pack ``network`` for the kernels. Fast (rational) tanh/sigmoid default on for float32."""
+def build_plan(network: Network, dtype: str = "float32", fast_activations: bool | None = None,
+               weights: str = "float") -> Plan:
+    """Pack ``network`` for the kernels. Fast (rational) tanh/sigmoid default on for float32.
+
+    ``weights`` stores the input and recurrent matrices (and Dense matrices) as "float" (the
+    dtype), "bf16" or "int8" (one scale per stored row); compression needs float32.
+    """
     network.validate()
     if str(dtype) not in DTYPES:
         raise ValueError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
     dt = np.dtype(DTYPES[str(dtype)])
+    if weights not in L.WEIGHT_FORMATS:
+        raise ValueError(f"weights: expected one of {sorted(L.WEIGHT_FORMATS)}, got {weights!r}")
+    fmt = L.WEIGHT_FORMATS[weights]
+    if fmt != L.FMT_FLOAT and dt != np.float32:
+        raise ValueError(f"weights={weights!r} needs dtype='float32', got {dt.name}")
     if fast_activations is None:
         fast_activations = dt == np.float32
-    lanes = ALIGN_BYTES // dt.itemsize
-    pk = _Packer(lanes)
+    pk = _Packer(dt)
+    lanes = pk.lanes
     rows: list[np.ndarray] = []
     state_parts: list[np.ndarray] = []
     state_size = 0
@@ -164,14 +202,14 @@ def build_plan(network: Network, dtype: str = "float32", fast_activations: bool 
                 r[L.C_SH] = add_state(h0)
                 if isinstance(layer, LSTM):
                     G = 4 * Hp
-                    r[L.C_WX] = pk.add(_gate_packed_t(layer.W[d], 4, H, Hp))
-                    r[L.C_WR] = pk.add(_gate_packed_t(layer.R[d], 4, H, Hp))
+                    r[L.C_WX], r[L.C_SX] = pk.add_matrix(_gate_packed_t(layer.W[d], 4, H, Hp), fmt)
+                    r[L.C_WR], r[L.C_SR] = pk.add_matrix(_gate_packed_t(layer.R[d], 4, H, Hp), fmt)
                     r[L.C_B] = pk.add(_gate_packed_vec(Wb + Rb, 4, H, Hp))
-                    Pp = _pad(P, lanes)
+                    Pp = _pad(P, lanes) if layer.proj is not None else 0
                     projt = np.zeros((H, Pp))
                     if layer.proj is not None:
                         projt[:, :P] = layer.proj[d].T
-                    r[L.C_WR2], r[L.C_PP] = pk.add(projt), Pp
+                    r[L.C_WR2], r[L.C_PP] = pk.add(projt), Pp  # (H, 0) when there is no projection
                     r[L.C_PEEP] = pk.add(layer.P[d] if layer.P is not None else np.zeros(3 * H))
                     c0 = layer.initial_c[d] if layer.initial_c is not None else np.zeros(H)
                     r[L.C_SC] = add_state(c0)
@@ -188,8 +226,8 @@ def build_plan(network: Network, dtype: str = "float32", fast_activations: bool 
                         b = b + Rb
                     else:
                         b[:2 * H] += Rb[:2 * H]
-                    r[L.C_WX] = pk.add(_gate_packed_t(layer.W[d], 3, H, Hp))
-                    r[L.C_WR] = pk.add(_gate_packed_t(layer.R[d][:2 * H], 2, H, Hp))
+                    r[L.C_WX], r[L.C_SX] = pk.add_matrix(_gate_packed_t(layer.W[d], 3, H, Hp), fmt)
+                    r[L.C_WR], r[L.C_SR] = pk.add_matrix(_gate_packed_t(layer.R[d][:2 * H], 2, H, Hp), fmt)
                     r[L.C_WR2] = pk.add(_gate_packed_t(layer.R[d][2 * H:], 1, H, Hp))
                     r[L.C_B] = pk.add(_gate_packed_vec(b, 3, H, Hp))
                     rbh = Rb[2 * H:] if layer.linear_before_reset else np.zeros(H)
@@ -198,10 +236,10 @@ def build_plan(network: Network, dtype: str = "float32", fast_activations: bool 
                     vmax = max(vmax, Hp)
                 else:
                     G = Hp
-                    r[L.C_WX] = pk.add(_gate_packed_t(layer.W[d], 1, H, Hp))
-                    r[L.C_WR] = pk.add(_gate_packed_t(layer.R[d], 1, H, Hp))
+                    r[L.C_WX], r[L.C_SX] = pk.add_matrix(_gate_packed_t(layer.W[d], 1, H, Hp), fmt)
+                    r[L.C_WR], r[L.C_SR] = pk.add_matrix(_gate_packed_t(layer.R[d], 1, H, Hp), fmt)
                     r[L.C_B] = pk.add(_gate_packed_vec(Wb + Rb, 1, H, Hp))
-                r[L.C_G] = G
+                r[L.C_G], r[L.C_FMT] = G, fmt
                 gmax = max(gmax, G)
             widths.append(DW)
             cur, width = dst, DW
@@ -214,8 +252,8 @@ def build_plan(network: Network, dtype: str = "float32", fast_activations: bool 
             O = layer.output_size
             G = _pad(O, lanes)
             r = new_row(L.K_DENSE, cur, dst, width, O, 0, O)
-            r[L.C_G] = G
-            r[L.C_WX] = pk.add(_gate_packed_t(layer.W, 1, O, G))
+            r[L.C_G], r[L.C_FMT] = G, fmt
+            r[L.C_WX], r[L.C_SX] = pk.add_matrix(_gate_packed_t(layer.W, 1, O, G), fmt)
             r[L.C_B] = pk.add(_gate_packed_vec(layer.b if layer.b is not None else np.zeros(O), 1, O, G))
             r[L.C_ACT] = code(layer.activation)
             r[L.C_PAR] = params((layer.activation,), None)
@@ -244,4 +282,4 @@ def build_plan(network: Network, dtype: str = "float32", fast_activations: bool 
     init = (np.concatenate(state_parts) if state_parts else np.zeros(0)).astype(dt)
     init.flags.writeable = False
     streamable = not any(getattr(l, "direction", "forward") != "forward" for l in network.layers)
-    return Plan(network, dt, bool(fast_activations), pk.build(dt), table, init, streamable)
+    return Plan(network, dt, bool(fast_activations), weights, pk.build(), table, init, streamable)

@@ -16,13 +16,13 @@ from numba import njit
 from . import activations as A
 from .cells import gru_cell, lstm_cell, rnn_cell
 from .config import JIT
-from .gemv import project
+from .gemv import project_stored
 from .views import matrix
 from .layout import (
-    C_ACT, C_B, C_B2, C_COL, C_DST, C_DW, C_FLAGS, C_G, C_H, C_HP, C_K, C_KIND, C_MERGE, C_P,
-    C_PAR, C_PEEP, C_PP, C_REV, C_SC, C_SH, C_SRC, C_WR, C_WR2, C_WX, HDR_FINAL, HDR_GMAX,
-    HDR_IN, HDR_NROWS, HDR_OUT, HDR_VMAX, HDR_WMAX, K_ACT, K_DENSE, K_GRU, K_LSTM, K_MERGE,
-    K_RNN,
+    C_ACT, C_B, C_B2, C_COL, C_DST, C_DW, C_FLAGS, C_FMT, C_G, C_H, C_HP, C_K, C_KIND, C_MERGE,
+    C_P, C_PAR, C_PEEP, C_PP, C_REV, C_SC, C_SH, C_SR, C_SRC, C_SX, C_WR, C_WR2, C_WX, HDR_FINAL,
+    HDR_GMAX, HDR_IN, HDR_NROWS, HDR_OUT, HDR_VMAX, HDR_WMAX, K_ACT, K_DENSE, K_GRU, K_LSTM,
+    K_MERGE, K_RNN,
 )
 
 
@@ -92,7 +92,9 @@ def run_rows(wbuf, table, state, work, X, T):
             continue
         G = row[C_G]
         Z = matrix(Zflat, 0, T, G)
-        project(matrix(wbuf, row[C_WX], K, G), wbuf[row[C_B]:row[C_B] + G], src, Z)
+        fmt = row[C_FMT]
+        project_stored(wbuf, row[C_WX], K, G, fmt, row[C_SX], wbuf[row[C_B]:row[C_B] + G], src, Z)
+        R = (wbuf, row[C_WR], fmt, row[C_SR])
         H = row[C_H]
         Hp = row[C_HP]
         par = wbuf[row[C_PAR]:row[C_PAR] + 7]
@@ -110,17 +112,17 @@ def run_rows(wbuf, table, state, work, X, T):
             P = row[C_P]
             sh = row[C_SH]
             sc = row[C_SC]
-            lstm_cell(Z, matrix(wbuf, row[C_WR], P, G), matrix(wbuf, row[C_WR2], H, row[C_PP]),
+            lstm_cell(Z, R, matrix(wbuf, row[C_WR2], H, row[C_PP]),
                       wbuf[row[C_PEEP]:row[C_PEEP] + 3 * H], state[sh:sh + P], state[sc:sc + H],
                       u, v, acts, par, flags, H, Hp, P, rev, dst, col)
         elif kind == K_GRU:
             sh = row[C_SH]
-            gru_cell(Z, matrix(wbuf, row[C_WR], H, 2 * Hp), matrix(wbuf, row[C_WR2], H, Hp),
+            gru_cell(Z, R, matrix(wbuf, row[C_WR2], H, Hp),
                      wbuf[row[C_B2]:row[C_B2] + Hp], state[sh:sh + H], u, v, acts, par, flags,
                      H, Hp, rev, dst, col)
         elif kind == K_RNN:
             sh = row[C_SH]
-            rnn_cell(Z, matrix(wbuf, row[C_WR], H, G), state[sh:sh + H], acts, par, flags,
+            rnn_cell(Z, R, state[sh:sh + H], acts, par, flags,
                      H, rev, dst, col)
     return table[0, HDR_FINAL]
 

@@ -6,7 +6,7 @@ the flat state vector (S_*) or, for buffers, name one of: 0 = the caller's input
 1 and 2 = the two work sequences.
 """
 
-NCOLS = 32
+NCOLS = 36
 
 # header (row 0)
 HDR_NROWS = 0   # number of unit rows after the header
@@ -51,5 +51,13 @@ C_PAR = 22      # W_: 7 floats: f alpha, f beta, g alpha, g beta, h alpha, h bet
 C_FLAGS = 23    # 5 columns: clip, input_forget / linear_before_reset, peephole, projection, fused
 C_PP = 28       # LSTM projection padded width
 C_MERGE = 29    # merge mode: 0 concat (no merge row), 1 sum, 2 mul, 3 ave
+C_FMT = 30      # storage of the C_WX / C_WR matrices: FMT_FLOAT, FMT_BF16 or FMT_INT8
+C_SX = 31       # W_: per-row scales of the C_WX matrix (int8 only)
+C_SR = 32       # W_: per-row scales of the C_WR matrix (int8 only)
+
+FMT_FLOAT = 0   # the model's dtype
+FMT_BF16 = 1    # bfloat16 bit patterns, two per float32 slot
+FMT_INT8 = 2    # int8 codes, four per float32 slot, times one float scale per stored row
+WEIGHT_FORMATS = {"float": FMT_FLOAT, "bf16": FMT_BF16, "int8": FMT_INT8}
 
 MERGE_CODES = {"concat": 0, "sum": 1, "mul": 2, "ave": 3}

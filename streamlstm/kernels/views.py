@@ -1,9 +1,13 @@
-"""A cheap C-contiguous 2-D view into a flat buffer, for the kernels' hot path.
+"""Cheap C-contiguous 2-D views into the flat weight buffer, for the kernels' hot path.
 
 ``buf[off:off + r*c].reshape(r, c)`` costs ~20 ns in Numba (a checked, general reshape), more
-than a small gemv; ``as_strided`` is cheap but yields an 'A'-layout array that LLVM will not
-vectorise. ``matrix`` builds the C-layout view directly: same data, same memory owner, no
-checks. Callers guarantee ``off + rows*cols <= buf.size`` (the Plan lays out every block).
+than a small gemv row; ``as_strided`` is cheap but yields an 'A'-layout array that LLVM will not
+vectorise. These intrinsics build the C-layout view directly: same memory owner, no checks.
+Callers guarantee the block lies inside the buffer (the Plan lays out every block).
+
+``matrix_u16`` / ``matrix_i8`` reinterpret the float buffer's bytes, for compressed weights
+(bf16 bit patterns, int8 codes) packed into the same buffer; ``off`` counts buffer elements.
+``bf16_to_f32`` widens a bf16 bit pattern to the float32 it encodes.
 """
 
 from numba import types
@@ -11,27 +15,67 @@ from numba.core import cgutils
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
+from llvmlite import ir
 
 
-@intrinsic
-def matrix(typingctx, buf, off, rows, cols):
-    """buf[off : off + rows*cols] seen as a C-contiguous (rows, cols) array."""
-    if not (isinstance(buf, types.Array) and buf.ndim == 1 and buf.layout == "C"):
-        return None
-    rettype = types.Array(buf.dtype, 2, "C", readonly=not buf.mutable)
-    sig = rettype(buf, off, rows, cols)
+def _view_codegen(elem: types.Type, readonly: bool):
+    rettype = types.Array(elem, 2, "C", readonly=readonly)
 
     def codegen(context, builder, signature, args):
         bufty = signature.args[0]
         src = make_array(bufty)(context, builder, value=args[0])
         o, r, c = (context.cast(builder, v, t, types.intp)
                    for v, t in zip(args[1:], signature.args[1:]))
-        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(
-            context.get_data_type(bufty.dtype)))
+        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(context.get_data_type(elem)))
+        data = cgutils.gep_inbounds(builder, src.data, o)
+        data = builder.bitcast(data, context.get_data_type(elem).as_pointer())
         out = make_array(rettype)(context, builder)
-        populate_array(out, data=cgutils.gep_inbounds(builder, src.data, o),
-                       shape=[r, c], strides=[builder.mul(c, itemsize), itemsize],
+        populate_array(out, data=data, shape=[r, c], strides=[builder.mul(c, itemsize), itemsize],
                        itemsize=itemsize, meminfo=src.meminfo, parent=src.parent)
         return impl_ret_borrowed(context, builder, rettype, out._getvalue())
 
-    return sig, codegen
+    return rettype, codegen
+
+
+def _is_flat(buf) -> bool:
+    return isinstance(buf, types.Array) and buf.ndim == 1 and buf.layout == "C"
+
+
+@intrinsic
+def matrix(typingctx, buf, off, rows, cols):
+    """buf[off : off + rows*cols] seen as a C-contiguous (rows, cols) array."""
+    if not _is_flat(buf):
+        return None
+    rettype, codegen = _view_codegen(buf.dtype, not buf.mutable)
+    return rettype(buf, off, rows, cols), codegen
+
+
+@intrinsic
+def matrix_u16(typingctx, buf, off, rows, cols):
+    """(rows, cols) uint16 values stored from element ``off`` of ``buf``."""
+    if not _is_flat(buf):
+        return None
+    rettype, codegen = _view_codegen(types.uint16, not buf.mutable)
+    return rettype(buf, off, rows, cols), codegen
+
+
+@intrinsic
+def matrix_i8(typingctx, buf, off, rows, cols):
+    """(rows, cols) int8 values stored from element ``off`` of ``buf``."""
+    if not _is_flat(buf):
+        return None
+    rettype, codegen = _view_codegen(types.int8, not buf.mutable)
+    return rettype(buf, off, rows, cols), codegen
+
+
+@intrinsic
+def bf16_to_f32(typingctx, bits):
+    """The float32 whose upper 16 bits are ``bits`` (a bf16 bit pattern)."""
+    if not isinstance(bits, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        wide = builder.zext(builder.trunc(args[0], ir.IntType(16)), ir.IntType(32))
+        return builder.bitcast(builder.shl(wide, ir.Constant(ir.IntType(32), 16)), ir.FloatType())
+
+    return types.float32(bits), codegen
