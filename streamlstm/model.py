@@ -54,11 +54,11 @@ class Model:
     """An immutable, planned network: open sessions (streams) on it, or run whole sequences."""
 
     def __init__(self, network: Network, dtype: str = "float32", *, fast_activations: bool | None = None,
-                 weights: str = "float"):
+                 weights: str = "float", threads: int = 1):
         if not isinstance(network, Network):
             raise TypeError(f"network: expected a streamlstm Network, got {type(network).__name__}")
         self._plan: Plan = build_plan(network, str(np.dtype(dtype)) if dtype in (np.float32, np.float64)
-                                      else dtype, fast_activations, weights)
+                                      else dtype, fast_activations, weights, threads)
         self._step_fn = None
 
     # ------------------------------------------------------------------ description
@@ -96,7 +96,8 @@ class Model:
         nparams = sum(a.size for l in p.network.layers for a in l.arrays().values())
         return (f"{p.network.summary()}\n  dtype={p.dtype.name} params={nparams} "
                 f"state={p.state_size} weight_bytes={p.weight_bytes} "
-                f"activations={'fast' if p.fast_activations else 'exact'} weights={p.weight_format}")
+                f"activations={'fast' if p.fast_activations else 'exact'} weights={p.weight_format} "
+                f"threads={p.threads}")
 
     def __repr__(self) -> str:
         return (f"<streamlstm.Model {self.input_size}->{self.output_size} {self.dtype.name} "

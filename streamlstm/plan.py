@@ -103,6 +103,7 @@ class Plan:
     dtype: np.dtype
     fast_activations: bool
     weight_format: str
+    threads: int
     weights: np.ndarray
     table: np.ndarray
     initial_state: np.ndarray
@@ -130,12 +131,15 @@ class Plan:
 
 
 def build_plan(network: Network, dtype: str = "float32", fast_activations: bool | None = None,
-               weights: str = "float") -> Plan:
+               weights: str = "float", threads: int = 1) -> Plan:
     """Pack ``network`` for the kernels. Fast (rational) tanh/sigmoid default on for float32.
 
     ``weights`` stores the input and recurrent matrices (and Dense matrices) as "float" (the
     dtype), "bf16" or "int8" (one scale per stored row); compression needs float32.
+    ``threads`` > 1 splits the large matrix products (>= 2**18 weights) by columns.
     """
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads: expected a positive integer, got {threads!r}")
     network.validate()
     if str(dtype) not in DTYPES:
         raise ValueError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
@@ -277,9 +281,10 @@ def build_plan(network: Network, dtype: str = "float32", fast_activations: bool 
     header[L.HDR_VMAX] = vmax
     header[L.HDR_FINAL] = cur
     header[L.HDR_STATE] = state_size
+    header[L.HDR_THREADS] = threads
     table = np.ascontiguousarray(np.stack([header] + rows))
     table.flags.writeable = False
     init = (np.concatenate(state_parts) if state_parts else np.zeros(0)).astype(dt)
     init.flags.writeable = False
     streamable = not any(getattr(l, "direction", "forward") != "forward" for l in network.layers)
-    return Plan(network, dt, bool(fast_activations), weights, pk.build(), table, init, streamable)
+    return Plan(network, dt, bool(fast_activations), weights, threads, pk.build(), table, init, streamable)

@@ -21,7 +21,7 @@ from .views import matrix
 from .layout import (
     C_ACT, C_B, C_B2, C_COL, C_DST, C_DW, C_FLAGS, C_FMT, C_G, C_H, C_HP, C_K, C_KIND, C_MERGE,
     C_P, C_PAR, C_PEEP, C_PP, C_REV, C_SC, C_SH, C_SR, C_SRC, C_SX, C_WR, C_WR2, C_WX, HDR_FINAL,
-    HDR_GMAX, HDR_IN, HDR_NROWS, HDR_OUT, HDR_VMAX, HDR_WMAX, K_ACT, K_DENSE, K_GRU, K_LSTM,
+    HDR_GMAX, HDR_IN, HDR_NROWS, HDR_THREADS, HDR_OUT, HDR_VMAX, HDR_WMAX, K_ACT, K_DENSE, K_GRU, K_LSTM,
     K_MERGE, K_RNN,
 )
 
@@ -93,8 +93,9 @@ def run_rows(wbuf, table, state, work, X, T):
         G = row[C_G]
         Z = matrix(Zflat, 0, T, G)
         fmt = row[C_FMT]
-        project_stored(wbuf, row[C_WX], K, G, fmt, row[C_SX], wbuf[row[C_B]:row[C_B] + G], src, Z)
-        R = (wbuf, row[C_WR], fmt, row[C_SR])
+        threads = table[0, HDR_THREADS]
+        project_stored(wbuf, row[C_WX], K, G, fmt, row[C_SX], wbuf[row[C_B]:row[C_B] + G], src, Z, threads)
+        R = (wbuf, row[C_WR], fmt, row[C_SR], threads)
         H = row[C_H]
         Hp = row[C_HP]
         par = wbuf[row[C_PAR]:row[C_PAR] + 7]
