@@ -1,0 +1,342 @@
+"""ONNX graph -> Network: follow the data path from the input tensor to the output tensor.
+
+Nodes are visited in graph order. A node that reads a tensor computed from the input is
+interpreted symbolically (see onnx_stream): recurrent nodes become pending IR layers, plumbing
+moves axes around, heads and activations append IR layers. Everything else a node needs must
+fold to a constant. ``initial_h``/``initial_c`` reached from graph inputs are state ports (the
+session owns that state); constant ones are learned initial states.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from streamlstm.errors import ConversionError, NetworkError
+from streamlstm.network import (DIRECTIONS, GRU, LSTM, RNN, RNN_ACTIVATIONS, Activation, Dense,
+                                Network, act)
+
+from .onnx_fold import Folder, Graph, Zeros, attrs, where
+from .onnx_heads import HeadOps
+from .onnx_load import to_array
+from .onnx_plumbing import PlumbingOps
+from .onnx_stream import (ELEMENTWISE, Ax, Block, Pending, ShapeVal, Stream, feature_size, finish,
+                          fold_unit_d, n_axis)
+from .onnx_walk import HINT, Broken
+
+RECURRENT = {"LSTM": (LSTM, 4, 3), "GRU": (GRU, 3, 2), "RNN": (RNN, 1, 1)}
+STATE_PLUMBING = {"Identity", "Squeeze", "Unsqueeze", "Reshape", "Transpose", "Cast", "Concat",
+                  "Slice", "Gather", "Split", "Flatten", "Expand"}
+# onnxruntime consumes activation_alpha/beta only for the activations that take them, in order.
+NEEDS_ALPHA = {"LeakyRelu", "ThresholdedRelu", "Elu", "Affine", "ScaledTanh", "HardSigmoid"}
+NEEDS_BETA = {"Affine", "ScaledTanh", "HardSigmoid"}
+SUPPORTED = sorted(set(RECURRENT) | set(ELEMENTWISE) | {
+    "Identity", "Dropout", "Cast", "Squeeze", "Unsqueeze", "Reshape", "Flatten", "Transpose",
+    "Slice", "Gather", "Split", "Concat", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Sum",
+    "Mean", "ReduceSum", "ReduceMean", "Conv", "Softmax", "Shape"})
+
+
+def _s(v) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def import_graph(graph: Graph, inputs: list[str] | None, outputs: list[str] | None) -> Network:
+    return _Importer(graph, inputs, outputs).run()
+
+
+class _Importer(PlumbingOps, HeadOps):
+    """One import: the driver, recurrent nodes and state ports (op handlers come from the bases)."""
+
+    def __init__(self, g: Graph, inputs, outputs):
+        super().__init__(g)
+        self.want_inputs = None if inputs is None else [str(n) for n in inputs]
+        self.want_outputs = None if outputs is None else [str(n) for n in outputs]
+
+    # ------------------------------------------------------------------ driver
+    def run(self) -> Network:
+        g = self.g
+        known = set(g.producer) | set(g.input_names) | set(g.initializers)
+        if self.want_inputs is not None:
+            for n in self.want_inputs:
+                if n not in known:
+                    raise ConversionError(f"inputs: the graph has no tensor named {n!r}; graph inputs are "
+                                          f"{self._plain_inputs()}")
+            cut = set(self.want_inputs)
+        else:
+            cut = {n for n in g.input_names if n not in g.initializers}
+        for n in self.want_outputs or []:
+            if n not in known:
+                raise ConversionError(f"outputs: the graph has no tensor named {n!r}; graph outputs are "
+                                      f"{g.outputs}")
+        self.port_sources: dict = {}
+        state_inputs, seq_inputs = self._state_prepass(cut | set(g.input_names))
+        pool = self.want_inputs if self.want_inputs is not None else \
+            [n for n in g.input_names if n in cut and n in g.consumers]
+        data = [n for n in pool if n not in state_inputs and n not in seq_inputs]
+        if len(data) != 1:
+            raise ConversionError(
+                f"cannot tell the data input: candidates {data} (state inputs: {sorted(state_inputs)}); "
+                "name it with inputs=['tensor_name']")
+        overrides = {n: (to_array(g.initializers[n]) if n in g.initializers else Zeros())
+                     for n in state_inputs}
+        self.state_folder = Folder(g, overrides)
+        name = data[0]
+        shape = g.shape(name)
+        if shape is None or len(shape) == 0:
+            raise ConversionError(f"input {name!r}: its shape is unknown; the importer needs its rank "
+                                  "(declare the shape or pick another tensor with inputs=[...])")
+        self.input_name = name
+        self.float_type = g.elem_type(name)
+        self.env[name] = Stream(tuple(Ax("?", d, id=k) for k, d in enumerate(shape)))
+        want = set(self.want_outputs or [])
+        for i, node in enumerate(g.nodes):
+            if want and want <= set(self.env):
+                break
+            if any(o in cut for o in node.output):
+                continue
+            ins = [self.env.get(x) if x else None for x in node.input]
+            if not any(isinstance(v, (Stream, ShapeVal, Broken)) for v in ins):
+                continue
+            broken = next((v for v in ins if isinstance(v, Broken)), None)
+            if broken is not None:
+                outs = [broken] * len(node.output)
+            else:
+                try:
+                    outs = self._node(node, i, ins)
+                except ConversionError as e:
+                    outs = [Broken(e)] * len(node.output)
+            for o, v in zip(node.output, outs):
+                if o and v is not None:
+                    self.env[o] = v
+        return self._network(self._pick_output())
+
+    def _plain_inputs(self) -> list[str]:
+        return [n for n in self.g.input_names if n not in self.g.initializers]
+
+    def _state_prepass(self, sources: set) -> tuple[set, set]:
+        state, seq = set(), set()
+        for i, n in enumerate(self.g.nodes):
+            if n.op_type not in RECURRENT:
+                continue
+            for k in ((5, 6) if n.op_type == "LSTM" else (5,)):
+                if len(n.input) > k and n.input[k]:
+                    srcs = self._trace(n.input[k], sources)
+                    self.port_sources[(i, k)] = srcs
+                    state |= srcs
+            if len(n.input) > 4 and n.input[4]:
+                seq |= self._trace(n.input[4], sources)
+        return state, seq
+
+    def _trace(self, name: str, sources: set) -> set:
+        out, stack, seen = set(), [name], set()
+        while stack:
+            t = stack.pop()
+            if not t or t in seen:
+                continue
+            seen.add(t)
+            if t in sources:
+                out.add(t)
+            elif t in self.g.producer:
+                n = self.g.nodes[self.g.producer[t]]
+                if n.op_type == "Concat":
+                    stack.extend(n.input)
+                elif n.op_type in STATE_PLUMBING:
+                    stack.append(n.input[0])
+        return out
+
+    def _pick_output(self) -> tuple[str, Stream]:
+        names = self.want_outputs if self.want_outputs is not None else self.g.outputs
+        cands = []
+        for n in names:
+            v = self.env.get(n)
+            if isinstance(v, Broken):
+                raise v.error
+            if isinstance(v, Stream):
+                cands.append((n, v))
+            elif self.want_outputs is not None and n not in self.env:
+                raise ConversionError(f"outputs: tensor {n!r} is not computed from the input "
+                                      f"{self.input_name!r}")
+        data = [c for c in cands if not c[1].state]
+        if not data:
+            data = [c for c in cands if c[1].state == "h"]
+        if len(data) != 1:
+            raise ConversionError(
+                f"cannot tell the data output: candidates {[c[0] for c in data]} among outputs {names}; "
+                "name it with outputs=['tensor_name']")
+        return data[0]
+
+    def _network(self, out: tuple[str, Stream]) -> Network:
+        name, s = out
+        where_ = f"output {name!r}"
+        s = self._settle(s, where_)
+        s = fold_unit_d(s, where_)
+        if any(ax.kind == "D" for ax in s.axes):
+            feat = [ax for ax in s.axes if ax.kind in ("D", "F")]
+            P = int(np.prod([feature_size(ax) for ax in feat]))
+            s = self._reshape(s, ["infer", P], where_)
+        s = finish(s, where_, self.cache)
+        if not s.chain:
+            raise ConversionError(f"{where_}: no supported layer between input {self.input_name!r} and it")
+        layers = _fuse(list(s.chain))
+        try:
+            return Network(layers, input_size=self.input_size)
+        except NetworkError as e:
+            raise ConversionError(f"imported network is invalid: {e}") from None
+
+    # ------------------------------------------------------------------ helpers
+    def _node(self, node, i, ins) -> list:
+        w = where(node, i)
+        if node.domain not in ("", "ai.onnx"):
+            raise self._unsupported(node, w)
+        if not any(isinstance(v, Stream) for v in ins):
+            h = getattr(self, "_shape_" + node.op_type, None)
+            return h(node, ins, attrs(node), w) if h else [None] * len(node.output)
+        if node.op_type in RECURRENT:
+            return self._recurrent(node, i, ins, attrs(node), w)
+        if node.op_type in ELEMENTWISE:
+            return self._elementwise(node, i, ins, attrs(node), w)
+        h = getattr(self, "_op_" + node.op_type, None)
+        if h is None:
+            raise self._unsupported(node, w)
+        return h(node, i, ins, attrs(node), w)
+
+    def _unsupported(self, node, w) -> ConversionError:
+        return ConversionError(
+            f"{w}: op {node.op_type}{' (domain ' + node.domain + ')' if node.domain else ''} is not "
+            f"supported on the data path (inputs {list(node.input)}, outputs {list(node.output)}). "
+            f"Supported ops: {', '.join(SUPPORTED)}" + HINT)
+
+    # ------------------------------------------------------------------ recurrent nodes
+    def _recurrent(self, node, i, ins, a, w):
+        op = node.op_type
+        cls, G, nacts = RECURRENT[op]
+        x = ins[0]
+        if not isinstance(x, Stream) or any(isinstance(v, Stream) for v in ins[1:4]):
+            raise ConversionError(f"{w}: only X may come from the data; W, R, B must be constant")
+        W = np.asarray(self._const(node, 1, "W", w), np.float64)
+        R = np.asarray(self._const(node, 2, "R", w), np.float64)
+        Bv = self._const(node, 3, "B", w, required=False)
+        direction = _s(a.get("direction", "forward"))
+        if direction not in DIRECTIONS:
+            raise ConversionError(f"{w}: direction {direction!r} is not one of {DIRECTIONS}")
+        D = 2 if direction == "bidirectional" else 1
+        if W.ndim != 3 or W.shape[0] != D or W.shape[1] % G:
+            raise ConversionError(f"{w}: W has shape {W.shape}, expected ({D}, {G}*hidden, input)")
+        H = int(a.get("hidden_size", W.shape[1] // G))
+        if W.shape[1] != G * H or R.shape != (D, G * H, H):
+            raise ConversionError(f"{w}: W {W.shape} / R {R.shape} do not match hidden_size={H}")
+        layout = int(a.get("layout", 0))
+        if x.rank != 3:
+            raise ConversionError(f"{w}: X has rank {x.rank}; expected 3")
+        tpos, bpos = (0, 1) if layout == 0 else (1, 0)
+        x = self._feature(x, 2, W.shape[2], w)
+        x = finish(x, w, self.cache)
+        tax, bax = x.axes[tpos], x.axes[bpos]
+        if bax.size not in (None, 1):
+            raise ConversionError(f"{w}: batch size {bax.size}; streamlstm runs one stream per session "
+                                  "(batch 1)")
+        name = node.name or f"{op}_{i}"
+        kw = dict(W=W, R=R, direction=direction, activations=self._acts(a, op, nacts, D, w),
+                  clip=a.get("clip"), name=name)
+        if Bv is not None:
+            Bv = np.asarray(Bv, np.float64)
+            if Bv.shape != (D, 2 * G * H):
+                raise ConversionError(f"{w}: B has shape {Bv.shape}, expected ({D}, {2 * G * H})")
+            kw["Wb"], kw["Rb"] = Bv[:, :G * H], Bv[:, G * H:]
+        if op == "LSTM":
+            P = self._const(node, 7, "P", w, required=False)
+            if P is not None:
+                P = np.asarray(P, np.float64)
+                if P.shape != (D, 3 * H):
+                    raise ConversionError(f"{w}: P has shape {P.shape}, expected ({D}, {3 * H})")
+                kw["P"] = P
+            kw["input_forget"] = bool(a.get("input_forget", 0))
+        if op == "GRU":
+            kw["linear_before_reset"] = bool(a.get("linear_before_reset", 0))
+        if len(node.input) > 4 and node.input[4]:
+            sl = self.folder.value(node.input[4])
+            if isinstance(sl, np.ndarray) and (tax.size is None or np.any(sl != tax.size)):
+                raise ConversionError(
+                    f"{w}: sequence_lens is the constant {sl.tolist()}, which does not cover the "
+                    f"whole sequence (length {tax.size or 'dynamic'}); only full-length sequences "
+                    "are supported")
+        kw["initial_h"] = self._initial(node, i, 5, D, H, w)
+        if op == "LSTM":
+            kw["initial_c"] = self._initial(node, i, 6, D, H, w)
+        try:
+            layer = cls(**kw)
+            layer.validate()
+        except (NetworkError, TypeError, ValueError) as e:
+            raise ConversionError(f"{w}: {e}") from None
+        rev = {1} if D == 2 else ({0} if direction == "reverse" else set())
+        p = Pending(x.chain, layer, f"{op} {name!r}", frozenset(rev))
+        T = n_axis(tax.size, "T", tax.id)
+        Bx = n_axis(bax.size, "B", bax.id)
+        F = Ax("F", H)
+
+        def dax(what):
+            return Ax("D", D, blocks=tuple(Block(p, d, what) for d in range(D)))
+
+        Y = Stream((T, dax("Y"), Bx, F) if layout == 0 else (Bx, T, dax("Y"), F))
+        outs = [Y]
+        for what, st in (("Y_h", "h"), ("Y_c", "c"))[:len(node.output) - 1]:
+            axes = (dax(what), Bx, F) if layout == 0 else (Bx, dax(what), F)
+            outs.append(Stream(axes, state=st))
+        return outs
+
+    def _acts(self, a, op, n, D, w):
+        names = [_s(v) for v in a.get("activations", [])]
+        if not names:
+            return None
+        canon = {k.lower(): k for k in RNN_ACTIVATIONS}
+        out_names = []
+        for nm in names:
+            if nm.lower() not in canon:
+                raise ConversionError(f"{w}: unknown activation {nm!r}")
+            out_names.append(canon[nm.lower()])
+        if len(out_names) == n and D == 2:
+            out_names = out_names * 2
+        if len(out_names) != n * D:
+            raise ConversionError(f"{w}: {len(out_names)} activations given, expected {n * D}")
+        alphas = [float(v) for v in a.get("activation_alpha", [])]
+        betas = [float(v) for v in a.get("activation_beta", [])]
+        acts = []
+        for nm in out_names:
+            al = alphas.pop(0) if nm in NEEDS_ALPHA and alphas else None
+            be = betas.pop(0) if nm in NEEDS_BETA and betas else None
+            acts.append(act(nm, al, be))
+        return acts
+
+    def _initial(self, node, i, k, D, H, w):
+        """Learned initial state (D, H) of a port's default value or a constant; None for zeros."""
+        if len(node.input) <= k or not node.input[k]:
+            return None
+        name = node.input[k]
+        what = "initial_h" if k == 5 else "initial_c"
+        port = bool(self.port_sources.get((i, k)))
+        if isinstance(self.env.get(name), Stream):
+            raise ConversionError(f"{w}: {what} ({name!r}) is computed from the data input; "
+                                  "only graph inputs (state ports) or constants are supported")
+        v = (self.state_folder if port else self.folder).value(name)
+        if v is None and not port:
+            raise ConversionError(f"{w}: {what} ({name!r}) is neither constant nor a graph input")
+        if v is None or isinstance(v, Zeros):
+            return None
+        v = np.asarray(v, np.float64)
+        if v.size != D * H:
+            raise ConversionError(f"{w}: {what} has shape {list(v.shape)}; expected "
+                                  f"{D} direction(s) x batch 1 x {H}")
+        v = v.reshape(D, H)
+        return v if np.any(v) else None
+
+
+def _fuse(layers: list) -> list:
+    """Fold an Activation into the Dense right before it when that Dense has none."""
+    out = []
+    for layer in layers:
+        prev = out[-1] if out else None
+        if (isinstance(layer, Activation) and isinstance(prev, Dense)
+                and prev.activation.name == "Identity"):
+            out[-1] = Dense(prev.W, prev.b, layer.activation, name=prev.name)
+        else:
+            out.append(layer)
+    return out
