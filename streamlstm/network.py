@@ -148,12 +148,24 @@ def _check_shape(layer: Layer, fname: str, a: np.ndarray | None, shape: tuple, r
         raise layer._err(fname, "contains NaN or Inf")
 
 
+@dataclass(eq=False)
 class _Recurrent(Layer):
     """Shared fields and checks of LSTM, GRU and RNN."""
 
-    gates: int = 1
-    n_acts: int = 1
-    default_acts: tuple[str, ...] = ()
+    W: np.ndarray
+    R: np.ndarray
+    Wb: np.ndarray | None = None
+    Rb: np.ndarray | None = None
+    activations: Sequence[ActLike] | None = None
+    clip: float | None = None
+    direction: str = "forward"
+    initial_h: np.ndarray | None = None
+    merge: str = "concat"
+    name: str = ""
+
+    gates = 1
+    n_acts = 1
+    default_acts = ()
 
     def _init_common(self):
         self.W = _f64(self.W, f"{self.kind}.W")
@@ -223,20 +235,10 @@ class _Recurrent(Layer):
 
 @dataclass(eq=False)
 class LSTM(_Recurrent):
-    W: np.ndarray
-    R: np.ndarray
-    Wb: np.ndarray | None = None
-    Rb: np.ndarray | None = None
     P: np.ndarray | None = None
     proj: np.ndarray | None = None
-    activations: Sequence[ActLike] | None = None
-    clip: float | None = None
     input_forget: bool = False
-    direction: str = "forward"
-    initial_h: np.ndarray | None = None
     initial_c: np.ndarray | None = None
-    merge: str = "concat"
-    name: str = ""
 
     kind = "LSTM"
     gates = 4
@@ -271,17 +273,7 @@ class LSTM(_Recurrent):
 
 @dataclass(eq=False)
 class GRU(_Recurrent):
-    W: np.ndarray
-    R: np.ndarray
-    Wb: np.ndarray | None = None
-    Rb: np.ndarray | None = None
     linear_before_reset: bool = False
-    activations: Sequence[ActLike] | None = None
-    clip: float | None = None
-    direction: str = "forward"
-    initial_h: np.ndarray | None = None
-    merge: str = "concat"
-    name: str = ""
 
     kind = "GRU"
     gates = 3
@@ -300,17 +292,6 @@ class GRU(_Recurrent):
 
 @dataclass(eq=False)
 class RNN(_Recurrent):
-    W: np.ndarray
-    R: np.ndarray
-    Wb: np.ndarray | None = None
-    Rb: np.ndarray | None = None
-    activations: Sequence[ActLike] | None = None
-    clip: float | None = None
-    direction: str = "forward"
-    initial_h: np.ndarray | None = None
-    merge: str = "concat"
-    name: str = ""
-
     kind = "RNN"
     gates = 1
     n_acts = 1
