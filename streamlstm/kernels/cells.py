@@ -19,7 +19,7 @@ def clip_(v, lim):
         v[j] = min(max(v[j], -lim), lim)
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def lstm_fused_fast(z, c, h, H, Hp):
     """Default LSTM gates (sigmoid, tanh, tanh), float32 fast activations, one pass."""
     for j in range(H):
@@ -32,7 +32,7 @@ def lstm_fused_fast(z, c, h, H, Hp):
         h[j] = og * A.tanh_fast(cn)
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def lstm_frame(z, h, c, u, v, projt, peep, acts, par, flags, H, Hp, P):
     """One LSTM frame: z (G) holds bias + W x + R h; updates c (H) and h (P) in place.
     acts = (f, g, h) codes; par = [fa, fb, ga, gb, ha, hb, clip];
@@ -127,14 +127,14 @@ def rnn_frame(z, h, acts, par, flags, H):
         h[j] = zh[j]
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _emit(h, dst, t, col, P):
     out = dst[t]
     for p in range(P):
         out[col + p] = h[p]
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def lstm_cell(Z, R, projt, peep, h, c, u, v, acts, par, flags, H, Hp, P, reverse, dst, col):
     """LSTM direction unit over the T frames of Z. R = (wbuf, offset, format, scale offset, threads)
     of the recurrent matrix (P, G)."""

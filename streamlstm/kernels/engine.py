@@ -17,12 +17,12 @@ from . import activations as A
 from .cells import gru_cell, lstm_cell, rnn_cell
 from .config import JIT
 from .gemv import project_stored
-from .views import matrix
+from .views import matrix, vector
 from .layout import (
     C_ACT, C_B, C_B2, C_COL, C_DST, C_DW, C_FLAGS, C_FMT, C_G, C_H, C_HP, C_K, C_KIND, C_MERGE,
     C_P, C_PAR, C_PEEP, C_PP, C_REV, C_SC, C_SH, C_SR, C_SRC, C_SX, C_WR, C_WR2, C_WX, HDR_FINAL,
     HDR_GMAX, HDR_IN, HDR_NROWS, HDR_THREADS, HDR_OUT, HDR_VMAX, HDR_WMAX, K_ACT, K_DENSE, K_GRU, K_LSTM,
-    K_MERGE, K_RNN,
+    K_MERGE, K_RNN, NCOLS,
 )
 
 
@@ -47,39 +47,51 @@ def load_input(X, dst, I):
 
 
 @njit(**JIT)
+def merge_rows(src, dst, mode):
+    """dst[t] = merge of the two halves of src[t]: 1 sum, 2 mul, 3 ave."""
+    P = dst.shape[1]
+    for t in range(src.shape[0]):
+        a = src[t]
+        o = dst[t]
+        if mode == 1:
+            for j in range(P):
+                o[j] = a[j] + a[P + j]
+        elif mode == 2:
+            for j in range(P):
+                o[j] = a[j] * a[P + j]
+        else:
+            for j in range(P):
+                o[j] = 0.5 * (a[j] + a[P + j])
+
+
+@njit(**JIT)
 def run_rows(wbuf, table, state, work, X, T):
-    """Run every unit row over T frames; returns the buffer id holding the output."""
+    """Run every unit row over T frames; returns the buffer id holding the output.
+
+    Every view below is a borrowed one (``vector``/``matrix``): no reference counting.
+    """
     Wmax = table[0, HDR_WMAX]
     Gmax = table[0, HDR_GMAX]
     Vmax = table[0, HDR_VMAX]
+    threads = table[0, HDR_THREADS]
     seq = T * Wmax
-    A_ = work[0:seq]
-    B_ = work[seq:2 * seq]
+    A_ = vector(work, 0, seq)
+    B_ = vector(work, seq, seq)
     zoff = 2 * seq
-    Zflat = work[zoff:zoff + T * Gmax]
-    u = work[zoff + T * Gmax:zoff + T * Gmax + Vmax]
-    v = work[zoff + T * Gmax + Vmax:zoff + T * Gmax + 2 * Vmax]
+    Zflat = vector(work, zoff, T * Gmax)
+    u = vector(work, zoff + T * Gmax, Vmax)
+    v = vector(work, zoff + T * Gmax + Vmax, Vmax)
     for r in range(1, table[0, HDR_NROWS] + 1):
-        row = table[r]
+        row = vector(table, r * NCOLS, NCOLS)
         kind = row[C_KIND]
         K = row[C_K]
         DW = row[C_DW]
         col = row[C_COL]
         src = matrix(_buffer(row[C_SRC], X, A_, B_), 0, T, K)
         dst = matrix(_buffer(row[C_DST], X, A_, B_), 0, T, DW)
+        pa = row[C_PAR]
         if kind == K_MERGE:
-            mode = row[C_MERGE]
-            P = DW
-            for t in range(T):
-                a = src[t]
-                o = dst[t]
-                for j in range(P):
-                    if mode == 1:
-                        o[j] = a[j] + a[P + j]
-                    elif mode == 2:
-                        o[j] = a[j] * a[P + j]
-                    else:
-                        o[j] = 0.5 * (a[j] + a[P + j])
+            merge_rows(src, dst, row[C_MERGE])
             continue
         if kind == K_ACT:
             H = row[C_H]
@@ -88,19 +100,18 @@ def run_rows(wbuf, table, state, work, X, T):
                 a = src[t]
                 for j in range(H):
                     o[j] = a[j]
-                A.apply(row[C_ACT], wbuf[row[C_PAR]], wbuf[row[C_PAR] + 1], o[0:H])
+                A.apply(row[C_ACT], wbuf[pa], wbuf[pa + 1], o[0:H])
             continue
         G = row[C_G]
-        Z = matrix(Zflat, 0, T, G)
-        fmt = row[C_FMT]
-        threads = table[0, HDR_THREADS]
-        project_stored(wbuf, row[C_WX], K, G, fmt, row[C_SX], wbuf[row[C_B]:row[C_B] + G], src, Z, threads)
-        R = (wbuf, row[C_WR], fmt, row[C_SR], threads)
         H = row[C_H]
         Hp = row[C_HP]
-        par = wbuf[row[C_PAR]:row[C_PAR] + 7]
-        acts = row[C_ACT:C_ACT + 3]
-        flags = row[C_FLAGS:C_FLAGS + 5]
+        Z = matrix(Zflat, 0, T, G)
+        fmt = row[C_FMT]
+        project_stored(wbuf, row[C_WX], K, G, fmt, row[C_SX], vector(wbuf, row[C_B], G), src, Z, threads)
+        R = (wbuf, row[C_WR], fmt, row[C_SR], threads)
+        par = (wbuf[pa], wbuf[pa + 1], wbuf[pa + 2], wbuf[pa + 3], wbuf[pa + 4], wbuf[pa + 5], wbuf[pa + 6])
+        acts = (row[C_ACT], row[C_ACT + 1], row[C_ACT + 2])
+        flags = (row[C_FLAGS], row[C_FLAGS + 1], row[C_FLAGS + 2], row[C_FLAGS + 3], row[C_FLAGS + 4])
         rev = row[C_REV] == 1
         if kind == K_DENSE:
             for t in range(T):
@@ -111,20 +122,14 @@ def run_rows(wbuf, table, state, work, X, T):
                     o[col + j] = z[j]
         elif kind == K_LSTM:
             P = row[C_P]
-            sh = row[C_SH]
-            sc = row[C_SC]
-            lstm_cell(Z, R, matrix(wbuf, row[C_WR2], H, row[C_PP]),
-                      wbuf[row[C_PEEP]:row[C_PEEP] + 3 * H], state[sh:sh + P], state[sc:sc + H],
+            lstm_cell(Z, R, matrix(wbuf, row[C_WR2], H, row[C_PP]), vector(wbuf, row[C_PEEP], 3 * H),
+                      vector(state, row[C_SH], P), vector(state, row[C_SC], H),
                       u, v, acts, par, flags, H, Hp, P, rev, dst, col)
         elif kind == K_GRU:
-            sh = row[C_SH]
-            gru_cell(Z, R, matrix(wbuf, row[C_WR2], H, Hp),
-                     wbuf[row[C_B2]:row[C_B2] + Hp], state[sh:sh + H], u, v, acts, par, flags,
-                     H, Hp, rev, dst, col)
+            gru_cell(Z, R, matrix(wbuf, row[C_WR2], H, Hp), vector(wbuf, row[C_B2], Hp),
+                     vector(state, row[C_SH], H), u, v, acts, par, flags, H, Hp, rev, dst, col)
         elif kind == K_RNN:
-            sh = row[C_SH]
-            rnn_cell(Z, R, state[sh:sh + H], acts, par, flags,
-                     H, rev, dst, col)
+            rnn_cell(Z, R, vector(state, row[C_SH], H), acts, par, flags, H, rev, dst, col)
     return table[0, HDR_FINAL]
 
 
@@ -135,12 +140,12 @@ def advance(wbuf, table, state, work, X, Y):
     T = X.shape[0] // I
     Wmax = table[0, HDR_WMAX]
     xo = T * (2 * Wmax + table[0, HDR_GMAX]) + 2 * table[0, HDR_VMAX]
-    Xc = work[xo:xo + T * I]
+    Xc = vector(work, xo, T * I)
     bad = load_input(X, Xc, I)
     if bad >= 0:
         return -(bad + 1)
     final = run_rows(wbuf, table, state, work, Xc, T)
-    out = _buffer(final, Xc, work[0:T * Wmax], work[T * Wmax:2 * T * Wmax])
+    out = _buffer(final, Xc, vector(work, 0, T * Wmax), vector(work, T * Wmax, T * Wmax))
     for k in range(T * O):
         Y[k] = out[k]
     return 0

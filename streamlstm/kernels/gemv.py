@@ -21,7 +21,7 @@ def load(W, k, g):
     """Element (k, g) of a weight matrix as a float (bf16 and int8 codes widened)."""
 
 
-@overload(load, jit_options=JIT)
+@overload(load, jit_options=JIT, inline="always")
 def _load(W, k, g):
     if W.dtype == types.uint16:
         return lambda W, k, g: bf16_to_f32(W[k, g])
@@ -124,7 +124,7 @@ def _project_split(Wt, bias, X, Z, scale, threads):
             project(Wt, bias, X, Z, scale, g0, g1)
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _gemv_acc_threads(Wt, x, y, scale, threads):
     K, G = Wt.shape
     if threads > 1 and K * G >= PARALLEL_MIN_WEIGHTS:
@@ -133,7 +133,7 @@ def _gemv_acc_threads(Wt, x, y, scale, threads):
         gemv_acc(Wt, x, y, scale)
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _project_threads(Wt, bias, X, Z, scale, threads):
     K, G = Wt.shape
     if threads > 1 and K * G >= PARALLEL_MIN_WEIGHTS:
@@ -142,7 +142,7 @@ def _project_threads(Wt, bias, X, Z, scale, threads):
         project(Wt, bias, X, Z, scale)
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def gemv_acc_stored(w, off, K, G, fmt, soff, x, y, threads):
     """``gemv_acc`` on the (K, G) matrix stored at w[off:] in format ``fmt`` (scales at w[soff:]),
     split by columns across ``threads`` when it is large."""
@@ -154,7 +154,7 @@ def gemv_acc_stored(w, off, K, G, fmt, soff, x, y, threads):
         _gemv_acc_threads(matrix_i8(w, off, K, G), x, y, w[soff:soff + K], threads)
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def project_stored(w, off, K, G, fmt, soff, bias, X, Z, threads):
     """``project`` with the (K, G) matrix stored at w[off:] in format ``fmt``."""
     if fmt == FMT_FLOAT:

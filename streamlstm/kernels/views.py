@@ -1,9 +1,13 @@
-"""Cheap C-contiguous 2-D views into the flat weight buffer, for the kernels' hot path.
+"""Cheap C-contiguous views into flat buffers, for the kernels' hot path.
 
-``buf[off:off + r*c].reshape(r, c)`` costs ~20 ns in Numba (a checked, general reshape), more
-than a small gemv row; ``as_strided`` is cheap but yields an 'A'-layout array that LLVM will not
-vectorise. These intrinsics build the C-layout view directly: same memory owner, no checks.
-Callers guarantee the block lies inside the buffer (the Plan lays out every block).
+Two Numba costs made plain slicing expensive inside one network step:
+``buf[a:b].reshape(r, c)`` runs a checked, general reshape (~20 ns), and every view passed to
+another function is reference counted with atomic instructions (~13 ns per view). These
+intrinsics build C-layout views directly and **borrow** the memory: the view carries no
+MemInfo, so Numba's refcounting of it is a null check. They are only for views that live
+inside one kernel call, over buffers the caller keeps alive for that call (the Model and
+Session do). Callers guarantee the block lies inside the buffer (the Plan lays out every
+block).
 
 ``matrix_u16`` / ``matrix_i8`` reinterpret the float buffer's bytes, for compressed weights
 (bf16 bit patterns, int8 codes) packed into the same buffer; ``off`` counts buffer elements.
@@ -12,33 +16,44 @@ Callers guarantee the block lies inside the buffer (the Plan lays out every bloc
 
 from numba import types
 from numba.core import cgutils
-from numba.core.imputils import impl_ret_borrowed
+from numba.core.imputils import impl_ret_untracked
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
 from llvmlite import ir
 
 
-def _view_codegen(elem: types.Type, readonly: bool):
-    rettype = types.Array(elem, 2, "C", readonly=readonly)
+def _view_codegen(elem: types.Type, readonly: bool, ndim: int = 2):
+    rettype = types.Array(elem, ndim, "C", readonly=readonly)
 
     def codegen(context, builder, signature, args):
         bufty = signature.args[0]
         src = make_array(bufty)(context, builder, value=args[0])
-        o, r, c = (context.cast(builder, v, t, types.intp)
-                   for v, t in zip(args[1:], signature.args[1:]))
+        dims = [context.cast(builder, v, t, types.intp) for v, t in zip(args[1:], signature.args[1:])]
+        o, shape = dims[0], dims[1:]
         itemsize = context.get_constant(types.intp, context.get_abi_sizeof(context.get_data_type(elem)))
         data = cgutils.gep_inbounds(builder, src.data, o)
         data = builder.bitcast(data, context.get_data_type(elem).as_pointer())
+        strides = [itemsize] if ndim == 1 else [builder.mul(shape[1], itemsize), itemsize]
         out = make_array(rettype)(context, builder)
-        populate_array(out, data=data, shape=[r, c], strides=[builder.mul(c, itemsize), itemsize],
-                       itemsize=itemsize, meminfo=src.meminfo, parent=src.parent)
-        return impl_ret_borrowed(context, builder, rettype, out._getvalue())
+        null = context.get_constant_null(types.MemInfoPointer(types.voidptr))
+        populate_array(out, data=data, shape=shape, strides=strides, itemsize=itemsize,
+                       meminfo=null, parent=None)
+        return impl_ret_untracked(context, builder, rettype, out._getvalue())
 
     return rettype, codegen
 
 
 def _is_flat(buf) -> bool:
     return isinstance(buf, types.Array) and buf.ndim == 1 and buf.layout == "C"
+
+
+@intrinsic
+def vector(typingctx, buf, off, n):
+    """buf[off : off + n], borrowed."""
+    if not isinstance(buf, types.Array) or buf.layout != "C":
+        return None
+    rettype, codegen = _view_codegen(buf.dtype, not buf.mutable, ndim=1)
+    return rettype(buf, off, n), codegen
 
 
 @intrinsic
