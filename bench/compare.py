@@ -1,0 +1,19 @@
+"""Side-by-side latency run on the zoo: ``python bench/compare.py [streamlstm bench options]``.
+
+The engine lives in the package (``streamlstm.benchmark``, adapters in ``streamlstm.peers``) so
+that ``streamlstm bench`` works from a plain install; this script is the same command with the
+results written to ``bench/results/bench.json`` and ``bench.png`` unless ``--json`` is given.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from streamlstm.cli import main
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    if not any(a == "--json" or a.startswith("--json=") for a in args):
+        args += ["--json", str(Path(__file__).resolve().parent / "results" / "bench.json")]
+    sys.exit(main(["bench", *args]))

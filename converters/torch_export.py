@@ -1,0 +1,174 @@
+"""Network -> an equivalent PyTorch module built from nn.LSTM/GRU/RNN, nn.Linear and activations.
+
+Used to run a network in PyTorch (the benchmark's PyTorch peer, ``streamlstm verify`` for
+PyTorch files). Consecutive recurrent layers of one kind and width become one multi-layer
+module, as a PyTorch user would write them. The module works on sequence-first input
+(T, 1, I) and carries its state explicitly: ``y, state = module(x, state)`` with ``state``
+from ``module.initial_state()`` (learned initial states included).
+
+Only what PyTorch can express converts: LSTM with the default activations, no clip,
+peepholes or input_forget (projection is fine); GRU with ``linear_before_reset``; RNN with
+Tanh or Relu. Anything else raises ConversionError naming the layer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from streamlstm.errors import ConversionError
+from streamlstm.network import GRU, LSTM, RNN, Activation, Dense, Network
+
+# IR gate blocks in PyTorch's order: LSTM i,f,g,o from IR i,o,f,c; GRU r,z,n from IR z,r,h.
+_TORCH_ORDER = {"LSTM": (0, 2, 3, 1), "GRU": (1, 0, 2), "RNN": (0,)}
+
+
+def _reorder(a: np.ndarray, kind: str) -> np.ndarray:
+    blocks = np.split(a, len(_TORCH_ORDER[kind]), axis=0)
+    return np.concatenate([blocks[i] for i in _TORCH_ORDER[kind]], axis=0)
+
+
+def _check(layer, k: int) -> None:
+    where = f"layer {k} ({layer.label})"
+    names = [a.name for a in layer.activations[:layer.n_acts]]
+    if any([a.name for a in layer.activations[d * layer.n_acts:(d + 1) * layer.n_acts]] != names
+           for d in range(layer.num_directions)):
+        raise ConversionError(f"{where}: directions with different activations have no PyTorch form")
+    if layer.clip is not None:
+        raise ConversionError(f"{where}: clip has no PyTorch form")
+    if isinstance(layer, LSTM):
+        if names != ["Sigmoid", "Tanh", "Tanh"]:
+            raise ConversionError(f"{where}: activations {names} have no PyTorch form")
+        if layer.P is not None or layer.input_forget:
+            raise ConversionError(f"{where}: peepholes / input_forget have no PyTorch form")
+    elif isinstance(layer, GRU):
+        if names != ["Sigmoid", "Tanh"]:
+            raise ConversionError(f"{where}: activations {names} have no PyTorch form")
+        if not layer.linear_before_reset:
+            raise ConversionError(f"{where}: PyTorch's GRU is linear_before_reset=1; this layer has 0")
+    elif names[0] not in ("Tanh", "Relu"):
+        raise ConversionError(f"{where}: RNN activation {names[0]} has no PyTorch form (Tanh or Relu)")
+
+
+def _signature(layer) -> tuple:
+    proj = None if not isinstance(layer, LSTM) or layer.proj is None else layer.proj.shape[1]
+    return (layer.kind, layer.hidden_size, proj, layer.direction, layer.merge,
+            tuple(a.name for a in layer.activations))
+
+
+def _recurrent_module(group: list) -> nn.Module:
+    first = group[0]
+    D = first.num_directions
+    kw = dict(input_size=first.input_size, hidden_size=first.hidden_size, num_layers=len(group),
+              bias=True, bidirectional=D == 2)
+    if isinstance(first, LSTM):
+        m = nn.LSTM(proj_size=first.unit_output_size if first.proj is not None else 0, **kw)
+    elif isinstance(first, GRU):
+        m = nn.GRU(**kw)
+    else:
+        m = nn.RNN(nonlinearity=first.activations[0].name.lower(), **kw)
+    G = first.W.shape[1]
+    with torch.no_grad():
+        for n, layer in enumerate(group):
+            for d in range(D):
+                sfx = f"_l{n}" + ("_reverse" if d else "")
+                Wb = layer.Wb[d] if layer.Wb is not None else np.zeros(G)
+                Rb = layer.Rb[d] if layer.Rb is not None else np.zeros(G)
+                vals = {"weight_ih": _reorder(layer.W[d], layer.kind), "weight_hh": _reorder(layer.R[d], layer.kind),
+                        "bias_ih": _reorder(Wb, layer.kind), "bias_hh": _reorder(Rb, layer.kind)}
+                if isinstance(layer, LSTM) and layer.proj is not None:
+                    vals["weight_hr"] = layer.proj[d]
+                for name, v in vals.items():
+                    getattr(m, name + sfx).copy_(torch.from_numpy(np.ascontiguousarray(v)))
+    return m
+
+
+def _initial(group: list, which: str, width: int) -> torch.Tensor:
+    rows = []
+    for layer in group:
+        init = getattr(layer, which)
+        for d in range(layer.num_directions):
+            rows.append(init[d] if init is not None else np.zeros(width))
+    return torch.from_numpy(np.stack(rows)[:, None, :])
+
+
+def _activation(a) -> callable:
+    n, al, be = a.name, a.alpha, a.beta
+    F = torch.nn.functional
+    table = {
+        "Identity": lambda x: x, "Relu": torch.relu, "Tanh": torch.tanh, "Sigmoid": torch.sigmoid,
+        "Softsign": F.softsign, "Softplus": F.softplus, "Softmax": lambda x: torch.softmax(x, -1),
+        "LeakyRelu": lambda x: F.leaky_relu(x, al), "Elu": lambda x: F.elu(x, al),
+        "HardSigmoid": lambda x: torch.clamp(al * x + be, 0.0, 1.0),
+        "Affine": lambda x: al * x + be, "ScaledTanh": lambda x: al * torch.tanh(be * x),
+        "ThresholdedRelu": lambda x: x * (x > al),
+    }
+    return table[n]
+
+
+class TorchNetwork(nn.Module):
+    """The network as PyTorch modules; ``forward(x (T, 1, I), state) -> (y (T, 1, O), state)``."""
+
+    def __init__(self, network: Network, dtype: torch.dtype = torch.float32):
+        super().__init__()
+        network.validate()
+        self.steps: list[tuple[str, object, int]] = []   # (kind, module or fn, state slot)
+        self.modules_ = nn.ModuleList()
+        self._init: list[tuple] = []
+        layers = list(network.layers)
+        k = 0
+        while k < len(layers):
+            layer = layers[k]
+            if isinstance(layer, (LSTM, GRU, RNN)):
+                _check(layer, k)
+                group = [layer]
+                while (k + len(group) < len(layers) and isinstance(layers[k + len(group)], (LSTM, GRU, RNN))
+                       and _signature(layers[k + len(group)]) == _signature(layer)):
+                    _check(layers[k + len(group)], k + len(group))
+                    group.append(layers[k + len(group)])
+                m = _recurrent_module(group).to(dtype)
+                self.modules_.append(m)
+                init = [_initial(group, "initial_h", layer.unit_output_size).to(dtype)]
+                if isinstance(layer, LSTM):
+                    init.append(_initial(group, "initial_c", layer.hidden_size).to(dtype))
+                self._init.append(tuple(init))
+                merge = layer.merge if layer.num_directions == 2 else "concat"
+                self.steps.append(("rnn" if merge == "concat" else f"rnn_{merge}", m, len(self._init) - 1))
+                k += len(group)
+                continue
+            if isinstance(layer, Dense):
+                lin = nn.Linear(layer.input_size, layer.output_size, bias=layer.b is not None)
+                with torch.no_grad():
+                    lin.weight.copy_(torch.from_numpy(layer.W))
+                    if layer.b is not None:
+                        lin.bias.copy_(torch.from_numpy(layer.b))
+                lin = lin.to(dtype)
+                self.modules_.append(lin)
+                self.steps.append(("fn", lin, -1))
+            if isinstance(layer, (Dense, Activation)) and layer.activation.name != "Identity":
+                self.steps.append(("fn", _activation(layer.activation), -1))
+            k += 1
+
+    def initial_state(self) -> list:
+        """The state a fresh stream starts from (learned initial states included), as fresh tensors."""
+        return [tuple(t.clone() for t in s) for s in self._init]
+
+    def forward(self, x: torch.Tensor, state: list) -> tuple[torch.Tensor, list]:
+        new = list(state)
+        for kind, m, slot in self.steps:
+            if kind == "fn":
+                x = m(x)
+                continue
+            s = state[slot]
+            x, s = m(x, s if len(s) == 2 else s[0])
+            new[slot] = s if isinstance(s, tuple) else (s,)
+            if kind != "rnn":
+                fwd, bwd = x.chunk(2, dim=-1)
+                x = fwd + bwd if kind == "rnn_sum" else fwd * bwd if kind == "rnn_mul" else (fwd + bwd) * 0.5
+        return x, new
+
+
+def to_torch(network: Network, dtype: str = "float32") -> TorchNetwork:
+    """Build a :class:`TorchNetwork` equivalent to ``network`` (ConversionError if it has no PyTorch form)."""
+    return TorchNetwork(network, torch.float32 if dtype == "float32" else torch.float64).eval()

@@ -1,0 +1,443 @@
+"""The side-by-side latency comparison behind ``streamlstm bench`` (and bench/compare.py).
+
+For each model, one process runs every framework (see ``peers``) on the same random frames:
+
+1. correctness first: each framework streams ``check_steps`` frames from a fresh state and its
+   outputs are compared with streamlstm's; one off by more than ``tolerance`` is reported as
+   failed and not timed;
+2. per-step latency: interleaved rounds, each round steps every framework ``block`` frames (in
+   a rotating order) so that drift of a noisy machine hits all alike; every call is timed with
+   ``perf_counter_ns`` (garbage collector off while timing); p50/p90/p99/p99.9 per framework
+   and the speedup over the best onnxruntime variant at ``threads`` intra-op threads;
+3. chunk mode: ``Session.run`` on T frames against each framework's sequence call on the same T;
+4. cold start (zoo ``kws`` and user files): a new process with a warm compile cache does
+   import + load + first step.
+
+The result is a JSON-ready dict; ``report`` turns it into a table, a JSON file and a plot.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import __version__
+from .loading import load
+from .model import Model
+from .peers import FRAMEWORKS, OrtRunPeer, Peer, Skipped, StreamlstmPeer, TorchPeer, TractPeer, analyse_onnx, \
+    installed, make_peers, ort_session
+from .zoo import NAMES, SPECS, zoo_network
+
+QUANTILES = [float(q) for q in range(1, 100)] + [99.5, 99.9]
+TOLERANCE = 1e-4
+EXPECTED_PEERS = 7   # for the progress bar's first estimate; corrected once a model's peers are known
+COLD_START_CODE = (
+    "import sys, time\n"
+    "t0 = time.perf_counter()\n"
+    "import numpy as np, streamlstm as sl\n"
+    "m = sl.load(sys.argv[1])\n"
+    "x = np.zeros(m.input_size, m.dtype)\n"
+    "y = m.session().step(x) if m.streamable else m.run(x[None])\n"
+    "print(time.perf_counter() - t0)\n"
+)
+
+
+@dataclass
+class Target:
+    """One model to compare: the streamlstm Model and the ONNX bytes onnxruntime/tract run."""
+
+    name: str
+    model: Model
+    onnx: bytes | None                 # what onnxruntime and tract step frame by frame
+    exported: bytes | None             # Model.to_onnx(): known layout, used for chunk mode
+    origin: str                        # "zoo", "onnx", "torch", "keras", "native"
+    onnx_note: str = ""
+    path: str | None = None            # file a new process loads for the cold-start measure
+    cold_start: bool = False
+
+
+def _export(model: Model) -> tuple[bytes | None, str]:
+    try:
+        return model.to_onnx().SerializeToString(), "the model exported by Model.to_onnx()"
+    except Exception as e:  # noqa: BLE001 - e.g. a projection ONNX cannot express
+        return None, f"no ONNX export: {type(e).__name__}: {e}"
+
+
+def zoo_target(name: str, dtype: str = "float32") -> Target:
+    model = Model(zoo_network(name), dtype=dtype)
+    onnx, note = _export(model)
+    return Target(name, model, onnx, onnx, "zoo", note, cold_start=name == "kws")
+
+
+def file_target(path: str | os.PathLike, dtype: str = "float32", **options) -> Target:
+    """A user's file (ONNX, PyTorch, Keras, .npz). onnxruntime runs the file itself when it is an
+    ONNX model that can be stepped frame by frame (state inputs/outputs), else Model.to_onnx()."""
+    p = Path(path)
+    model = load(p, dtype=dtype, **options)
+    exported, note = _export(model)
+    origin = {".onnx": "onnx", ".npz": "native", ".keras": "keras", ".h5": "keras", ".hdf5": "keras"}.get(
+        p.suffix.lower(), "torch")
+    onnx = exported
+    if origin == "onnx":
+        own = p.read_bytes()
+        why = "a part of the graph was imported (inputs=/outputs=)" if options else _steppable(model, own)
+        if why is None:
+            onnx, note = own, "the user's ONNX file"
+        else:
+            note = f"the user's ONNX file cannot be stepped frame by frame ({why}); {note}"
+    return Target(p.name, model, onnx, exported, origin, note, str(p), cold_start=not options)
+
+
+def _steppable(model: Model, onnx_bytes: bytes) -> str | None:
+    """None when onnxruntime can step this ONNX model frame by frame and match streamlstm."""
+    if not installed("onnxruntime"):
+        return "onnxruntime is not installed"
+    try:
+        sess = ort_session(onnx_bytes, 1)
+        io = analyse_onnx(sess, model.input_size, model.output_size, onnx_bytes)
+        if not io.states:
+            return "it has no state inputs/outputs"
+        X = np.random.default_rng(1).standard_normal((20, model.input_size)).astype(model.dtype)
+        err = _max_err(OrtRunPeer(sess, io, 1).stream(X), StreamlstmPeer(model).stream(X))
+        return None if err <= TOLERANCE else f"its outputs differ from streamlstm's by {err:.2g}"
+    except Exception as e:  # noqa: BLE001
+        return f"{type(e).__name__}: {e}"
+
+
+def _max_err(a: np.ndarray, b: np.ndarray) -> float:
+    a = np.asarray(a, dtype=np.float64).reshape(b.shape)
+    d = np.abs(a - b)
+    return float(d.max()) if np.all(np.isfinite(d)) else float("inf")
+
+
+# ---------------------------------------------------------------------------- statistics
+def stats_us(ns: np.ndarray) -> dict:
+    us = np.asarray(ns, dtype=np.float64) / 1e3
+    p = np.percentile(us, [50, 90, 99, 99.9])
+    return {"n": int(us.size), "p50_us": float(p[0]), "p90_us": float(p[1]), "p99_us": float(p[2]),
+            "p999_us": float(p[3]), "mean_us": float(us.mean()), "min_us": float(us.min()),
+            "max_us": float(us.max()), "quantiles_us": [float(v) for v in np.percentile(us, QUANTILES)]}
+
+
+def _timer_floor_ns() -> float:
+    f, x, pc = (lambda x: x), np.zeros(1), time.perf_counter_ns
+    ts = []
+    for _ in range(2000):
+        t0 = pc()
+        f(x)
+        ts.append(pc() - t0)
+    return float(np.median(ts))
+
+
+class Progress:
+    """A one-line progress bar on stderr (only when enabled, e.g. stderr is a terminal)."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.done, self.enabled, self.last = max(total, 1), 0, enabled, 0.0
+
+    def advance(self, n: int, label: str) -> None:
+        self.done += n
+        now = time.monotonic()
+        if self.enabled and (now - self.last > 0.2 or self.done >= self.total):
+            self.last = now
+            frac = min(self.done / self.total, 1.0)
+            bar = "#" * int(30 * frac) + "." * (30 - int(30 * frac))
+            sys.stderr.write(f"\r[{bar}] {100 * frac:3.0f}% {label:<40.40}")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write(f"\r[{'#' * 30}] 100% {'done':<40}\n")
+            sys.stderr.flush()
+
+
+# ---------------------------------------------------------------------------- the run
+@dataclass
+class Settings:
+    steps: int = 3000
+    block: int = 250
+    threads: int = 1
+    check_steps: int = 200
+    chunk: int = 100
+    chunk_reps: int = 30
+    tolerance: float = TOLERANCE
+    frameworks: tuple = FRAMEWORKS
+    cold_start: bool = True
+    seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def _check(peers: list[Peer], model: Model, X: np.ndarray, tol: float) -> tuple[list[Peer], list[dict]]:
+    ref = peers[0].stream(X)
+    ok, rows = [peers[0]], [{"name": peers[0].name, "status": "ok", "max_abs_error": 0.0}]
+    for p in peers[1:]:
+        try:
+            err = _max_err(p.stream(X), ref)
+        except Exception as e:  # noqa: BLE001 - a framework that breaks is a result
+            rows.append({"name": p.name, "status": "failed", "max_abs_error": None,
+                         "note": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"})
+            continue
+        if err <= tol:
+            ok.append(p)
+            rows.append({"name": p.name, "status": "ok", "max_abs_error": err})
+        else:
+            rows.append({"name": p.name, "status": "failed", "max_abs_error": err,
+                         "note": f"outputs differ from streamlstm's by {err:.3g} > {tol:g}; not timed"})
+    return ok, rows
+
+
+def _time_steps(peers: list[Peer], frames: list, s: Settings, progress: Progress, label: str) -> list[np.ndarray]:
+    rounds = max(1, -(-s.steps // s.block))
+    times = [np.empty(rounds * s.block, dtype=np.int64) for _ in peers]
+    fns = []
+    for p in peers:
+        p.reset()
+        f = p.step_fn()
+        for x in frames[:50]:  # warm-up, not recorded
+            f(x)
+        fns.append(f)
+    pc, nf = time.perf_counter_ns, len(frames)
+    gc.collect()
+    gc.disable()
+    try:
+        for r in range(rounds):
+            for j in range(len(peers)):
+                k = (j + r) % len(peers)
+                f, out, base = fns[k], times[k], r * s.block
+                start = (base + 37 * k) % nf
+                xs = (frames * 2)[start:start + s.block] if start + s.block > nf else frames[start:start + s.block]
+                buf = []
+                app = buf.append
+                for x in xs:
+                    t0 = pc()
+                    f(x)
+                    app(pc() - t0)
+                out[base:base + s.block] = buf
+                progress.advance(s.block, f"{label}: {peers[k].name}")
+    finally:
+        gc.enable()
+    return times
+
+
+def _chunk_peers(t: Target, s: Settings) -> tuple[list[Peer], list[Skipped]]:
+    peers: list[Peer] = [StreamlstmPeer(t.model)]
+    skipped: list[Skipped] = []
+    fw = set(s.frameworks)
+    if t.exported is None:
+        skipped.append(Skipped("onnxruntime", "onnxruntime", t.onnx_note))
+    elif "onnxruntime" in fw and installed("onnxruntime"):
+        for th in (s.threads, None):
+            sess = ort_session(t.exported, th)
+            peers.append(OrtRunPeer(sess, analyse_onnx(sess, t.model.input_size, t.model.output_size, t.exported), th))
+    if "pytorch" in fw and installed("torch"):
+        try:
+            peers.append(TorchPeer(t.model, s.threads))
+        except Exception as e:  # noqa: BLE001
+            skipped.append(Skipped("pytorch", "pytorch", f"{type(e).__name__}: {e}"))
+    if "tract" in fw and installed("tract") and installed("onnxruntime") and t.exported is not None:
+        try:
+            io = analyse_onnx(ort_session(t.exported, 1), t.model.input_size, t.model.output_size, t.exported)
+            peers.append(TractPeer(t.exported, io, T=s.chunk))
+        except Exception as e:  # noqa: BLE001
+            skipped.append(Skipped("tract", "tract", f"{type(e).__name__}: {str(e).splitlines()[0]}"))
+    return peers, skipped
+
+
+def _run_chunks(t: Target, s: Settings, rng: np.random.Generator, progress: Progress) -> dict:
+    T, model = s.chunk, t.model
+    X = rng.standard_normal((T, model.input_size)).astype(model.dtype)
+    ref = StreamlstmPeer(model).stream(X) if model.streamable else model.run(X)
+    peers, skipped = _chunk_peers(t, s)
+    fresh = not model.streamable  # whole sequences from a fresh state instead of continuing a stream
+    rows, timed = [], []
+    for p in peers:
+        try:
+            p.reset()
+            err = _max_err(p.chunk(X), ref)
+        except Exception as e:  # noqa: BLE001
+            rows.append({"name": p.name, "framework": p.framework, "status": "failed",
+                         "note": f"{type(e).__name__}: {e}"})
+            continue
+        if err > s.tolerance:
+            rows.append({"name": p.name, "framework": p.framework, "status": "failed", "max_abs_error": err,
+                         "note": f"outputs differ from streamlstm's by {err:.3g}"})
+            continue
+        rows.append({"name": p.name, "framework": p.framework, "threads": p.threads, "status": "ok",
+                     "max_abs_error": err, "note": p.note})
+        timed.append((p, rows[-1]))
+    times = [[] for _ in timed]
+    pc = time.perf_counter_ns
+    gc.collect()
+    gc.disable()
+    try:
+        budget = time.monotonic() + 20.0
+        for r in range(s.chunk_reps):
+            for j in range(len(timed)):
+                k = (j + r) % len(timed)
+                p = timed[k][0]
+                if fresh:
+                    p.reset()
+                t0 = pc()
+                p.chunk(X)
+                times[k].append(pc() - t0)
+            progress.advance(1, f"{t.name}: chunk T={T}")
+            if r >= 4 and time.monotonic() > budget:
+                break
+    finally:
+        gc.enable()
+    for (p, row), ts in zip(timed, times):
+        st = stats_us(np.array(ts))
+        row.update({k: st[k] for k in ("n", "p50_us", "p90_us", "p99_us", "mean_us", "min_us")})
+        row["per_frame_p50_us"] = st["p50_us"] / T
+    _speedups(rows, s.threads)
+    return {"T": T, "frameworks": rows, "skipped": [vars(k) for k in skipped],
+            "mode": "whole sequence from a fresh state" if fresh else "continuing the stream"}
+
+
+def _speedups(rows: list[dict], threads: int) -> str | None:
+    """Add speedup_vs_ort = (best onnxruntime p50 at ``threads`` threads) / p50; return its name."""
+    ort = [r for r in rows if r.get("framework") == "onnxruntime" and r.get("threads") == threads
+           and r.get("status") == "ok" and "p50_us" in r]
+    if not ort:
+        return None
+    best = min(ort, key=lambda r: r["p50_us"])
+    for r in rows:
+        if r.get("status") == "ok" and "p50_us" in r:
+            r["speedup_vs_ort"] = best["p50_us"] / r["p50_us"]
+    return best["name"]
+
+
+def cold_start(path: str, runs: int = 3) -> dict:
+    """Seconds for a new process (warm compile cache) to import streamlstm, load ``path`` and step once."""
+    cmd = [sys.executable, "-c", COLD_START_CODE, str(path)]
+    inner, wall = [], []
+    for i in range(runs + 1):  # the first run fills the compile cache
+        t0 = time.perf_counter()
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        t1 = time.perf_counter()
+        if out.returncode != 0:
+            return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
+        if i:
+            inner.append(float(out.stdout.strip().splitlines()[-1]))
+            wall.append(t1 - t0)
+    return {"seconds": float(np.median(inner)), "process_seconds": float(np.median(wall)), "runs": runs,
+            "what": "new process, warm compile cache: import streamlstm + load + first step "
+                    "(process_seconds adds interpreter start-up)"}
+
+
+def _describe(model: Model) -> dict:
+    net = model.network
+    return {"input_size": model.input_size, "output_size": model.output_size, "dtype": model.dtype.name,
+            "layers": [f"{l.kind} {a}->{b}" for l, (a, b) in zip(net.layers, net.layer_sizes())],
+            "params": int(sum(a.size for l in net.layers for a in l.arrays().values())),
+            "state_size": model.state_size, "weight_bytes": model.plan.weight_bytes}
+
+
+def machine_info() -> dict:
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    versions = {}
+    for pkg in ("numpy", "numba", "onnxruntime", "torch", "tract"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "versions": versions}
+
+
+def bench_target(t: Target, s: Settings, progress: Progress, rng: np.random.Generator) -> dict:
+    """Everything measured for one model (see the module docstring)."""
+    model = t.model
+    res = {"name": t.name, "origin": t.origin, "onnx": t.onnx_note if t.onnx is not None else None,
+           **_describe(model)}
+    peers, skipped = make_peers(model, t.onnx, threads=s.threads, frameworks=s.frameworks,
+                                onnx_note=t.onnx_note)
+    rows = []
+    progress.total += (len(peers) - EXPECTED_PEERS) * max(1, -(-s.steps // s.block)) * s.block
+    if peers:
+        Xc = rng.standard_normal((s.check_steps, model.input_size)).astype(model.dtype)
+        peers, checks = _check(peers, model, Xc, s.tolerance)
+        by_name = {p.name: p for p in peers}
+        frames = list(rng.standard_normal((min(max(s.steps, 1000), 4096), model.input_size)).astype(model.dtype))
+        times = _time_steps(peers, frames, s, progress, t.name)
+        stats = {p.name: stats_us(ts) for p, ts in zip(peers, times)}
+        for c in checks:
+            p = by_name.get(c["name"])
+            row = {"name": c["name"], "framework": p.framework if p else c["name"].split()[0],
+                   "threads": p.threads if p else None, "status": c["status"],
+                   "max_abs_error": c["max_abs_error"], "note": c.get("note", p.note if p else "")}
+            if p is not None:
+                row.update(stats[p.name])
+            rows.append(row)
+    rows += [{"name": k.name, "framework": k.framework, "status": "skipped", "note": k.note} for k in skipped]
+    res["ort_reference"] = _speedups(rows, s.threads)
+    res["frameworks"] = rows
+    if s.chunk > 0:
+        res["chunk"] = _run_chunks(t, s, rng, progress)
+    if s.cold_start and t.cold_start:
+        if t.path is not None:
+            res["cold_start"] = cold_start(t.path)
+        else:
+            with tempfile.TemporaryDirectory() as d:
+                path = os.path.join(d, f"{t.name}.npz")
+                model.save(path)
+                res["cold_start"] = cold_start(path)
+        progress.advance(1, f"{t.name}: cold start")
+    return res
+
+
+def run_benchmark(targets: list[Target], settings: Settings | None = None, *,
+                  progress: bool = False, argv: list[str] | None = None,
+                  on_model: Callable[[dict], None] | None = None) -> dict:
+    """Compare every target on every framework; returns the JSON-ready result (see report)."""
+    s = settings or Settings()
+    rng = np.random.default_rng(s.seed)
+    per_model = max(1, -(-s.steps // s.block)) * s.block * EXPECTED_PEERS + (s.chunk_reps if s.chunk else 0) + 1
+    bar = Progress(per_model * len(targets), progress)
+    result = {
+        "streamlstm_version": __version__,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "streamlstm " + " ".join(argv) if argv is not None else None,
+        "machine": machine_info(),
+        "settings": {"steps": s.steps, "block": s.block, "threads": s.threads, "check_steps": s.check_steps,
+                     "chunk_T": s.chunk, "chunk_reps": s.chunk_reps, "tolerance": s.tolerance,
+                     "frameworks": list(s.frameworks), "seed": s.seed,
+                     "timer_floor_ns": _timer_floor_ns(), **s.extra},
+        "quantiles": QUANTILES,
+        "models": [],
+    }
+    try:
+        for t in targets:
+            res = bench_target(t, s, bar, rng)
+            result["models"].append(res)
+            if on_model is not None:
+                on_model(res)
+    finally:
+        bar.close()
+    result["checks_passed"] = all(r["status"] != "failed" for m in result["models"] for r in m["frameworks"])
+    return result
+
+
+def zoo_targets(names: list[str] | None = None, dtype: str = "float32") -> list[Target]:
+    names = list(names or NAMES)
+    bad = [n for n in names if n not in SPECS]
+    if bad:
+        raise ValueError(f"unknown zoo model(s) {bad}; known: {', '.join(NAMES)}")
+    return [zoo_target(n, dtype) for n in names]

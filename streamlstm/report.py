@@ -1,0 +1,160 @@
+"""Presenting a benchmark result (from ``benchmark.run_benchmark``): markdown tables, JSON, PNG plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _f(v, digits: int = 1) -> str:
+    if v is None:
+        return "-"
+    if v >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.{digits}f}" if v >= 10 else f"{v:.{max(digits, 2)}f}"
+
+
+def _err(v) -> str:
+    return "-" if v is None else ("0" if v == 0 else f"{v:.1e}")
+
+
+def _model_label(m: dict) -> str:
+    return f"{m['name']} ({m['input_size']}->{m['output_size']}, {m['params']:,} params)"
+
+
+def markdown(result: dict) -> str:
+    """The per-step table, the chunk table, cold starts and notes, as markdown."""
+    s = result["settings"]
+    mach = result["machine"]
+    lines = [
+        f"streamlstm {result['streamlstm_version']} · {result['date']} · {mach['cpu']} ({mach['cores']} cores) · "
+        f"Python {mach['python']}",
+        "",
+        f"Per-step latency in µs (one frame per call, batch 1; {s['steps']} timed steps per framework in "
+        f"interleaved rounds of {s['block']}). Speedup = p50 of the best onnxruntime variant at "
+        f"{s['threads']} intra-op thread{'s' if s['threads'] != 1 else ''} / p50.",
+        "",
+        "| model | framework | p50 | p90 | p99 | p99.9 | speedup vs ORT | max abs err |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    notes: dict[str, list[str]] = {}
+
+    def note(text: str, model: str) -> None:
+        notes.setdefault(text, []).append(model)
+
+    for m in result["models"]:
+        label = _model_label(m)
+        for r in m["frameworks"]:
+            name = f"**{r['name']}**" if r["framework"] == "streamlstm" else r["name"]
+            if r["status"] == "ok":
+                sp = r.get("speedup_vs_ort")
+                lines.append(f"| {label} | {name} | {_f(r['p50_us'])} | {_f(r['p90_us'])} | {_f(r['p99_us'])} | "
+                             f"{_f(r['p999_us'])} | {'-' if sp is None else f'{sp:.2f}x'} | "
+                             f"{_err(r['max_abs_error'])} |")
+            else:
+                lines.append(f"| {label} | {name} | {r['status']} | | | | | {_err(r.get('max_abs_error'))} |")
+            if r.get("note"):
+                note(f"{r['name']}: {r['note']}", m["name"])
+            label = ""
+        if m.get("onnx"):
+            note(f"onnxruntime and tract run {m['onnx']}", m["name"])
+    chunks = [m for m in result["models"] if m.get("chunk", {}).get("frameworks")]
+    if chunks:
+        T = chunks[0]["chunk"]["T"]
+        lines += ["", f"Chunk mode: T={T} frames per call (streamlstm `Session.run`, others their sequence call), "
+                      "continuing the stream (models that run backwards in time: whole sequences from a fresh "
+                      "state, streamlstm `Model.run`); µs.", "",
+                  "| model | framework | p50 per call | p90 per call | p50 per frame | speedup vs ORT |",
+                  "|---|---|---:|---:|---:|---:|"]
+        for m in chunks:
+            label = m["name"]
+            for r in m["chunk"]["frameworks"]:
+                name = f"**{r['name']}**" if r["framework"] == "streamlstm" else r["name"]
+                if r["status"] != "ok":
+                    lines.append(f"| {label} | {name} | {r['status']} | | | |")
+                    note(f"chunk mode, {r['name']}: {r.get('note', '')}", m["name"])
+                else:
+                    sp = r.get("speedup_vs_ort")
+                    lines.append(f"| {label} | {name} | {_f(r['p50_us'])} | {_f(r['p90_us'])} | "
+                                 f"{_f(r['per_frame_p50_us'], 2)} | {'-' if sp is None else f'{sp:.2f}x'} |")
+                label = ""
+    colds = [m for m in result["models"] if "cold_start" in m]
+    if colds:
+        lines.append("")
+        for m in colds:
+            c = m["cold_start"]
+            if "error" in c:
+                lines.append(f"Cold start {m['name']}: failed ({c['error']})")
+            else:
+                lines.append(f"Cold start {m['name']}: new process with a warm compile cache, import + load + "
+                             f"first step: **{c['seconds']:.3f} s** (whole process including interpreter "
+                             f"start-up: {c['process_seconds']:.3f} s; median of {c['runs']})")
+    if notes:
+        lines += ["", "Notes:"] + [f"- {', '.join(ms)}: {text}" for text, ms in notes.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_json(result: dict, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    return path
+
+
+def _style(name: str, threads: int) -> dict:
+    if name == "streamlstm":
+        return {"color": "black", "lw": 2.6, "ls": "-"}
+    if name.startswith("onnxruntime"):
+        pinned = f"({threads} thread" in name
+        return {"color": "tab:blue" if pinned else "tab:cyan", "lw": 1.4,
+                "ls": "--" if "iobinding" in name else "-"}
+    if name.startswith("pytorch"):
+        return {"color": "tab:orange", "lw": 1.4, "ls": "-"}
+    if name.startswith("tract"):
+        return {"color": "tab:green", "lw": 1.4, "ls": "-"}
+    return {"color": "tab:gray", "lw": 1.2, "ls": ":"}
+
+
+def plot(result: dict, path: str | Path) -> Path:
+    """Per model, per-step latency (log) against percentile on a tail-stretching axis, per framework."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    models = [m for m in result["models"] if any(r.get("quantiles_us") for r in m["frameworks"])]
+    n = max(len(models), 1)
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.9 * rows), squeeze=False)
+    q = np.asarray(result["quantiles"])
+    x = -np.log10(1.0 - q / 100.0)
+    ticks = [50, 90, 99, 99.9]
+    threads = result["settings"]["threads"]
+    names = []
+    for ax, m in zip(axes.flat, models):
+        for r in m["frameworks"]:
+            if not r.get("quantiles_us"):
+                continue
+            if r["name"] not in names:
+                names.append(r["name"])
+            ax.plot(x, r["quantiles_us"], label=r["name"], **_style(r["name"], threads))
+        ax.set_yscale("log")
+        ax.set_xticks([-np.log10(1 - t / 100) for t in ticks], [f"p{t:g}" for t in ticks])
+        ax.set_xlim(x[0], x[-1])
+        ax.set_title(_model_label(m), fontsize=9)
+        ax.set_ylabel("µs per step (log)")
+        ax.grid(True, which="both", alpha=0.3)
+    for ax in list(axes.flat)[len(models):]:
+        ax.axis("off")
+    handles = [plt.Line2D([], [], **_style(nm, threads)) for nm in names]
+    nrow = -(-len(names) // 4)
+    fig.legend(handles, names, loc="lower center", ncol=min(len(names), 4), fontsize=8, frameon=False)
+    fig.suptitle(f"Per-step latency by percentile, one frame per call, batch 1 ({result['date']})", fontsize=10)
+    fig.tight_layout(rect=(0, 0.03 + 0.035 * nrow / rows, 1, 0.96))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
