@@ -1,6 +1,6 @@
 """Compressed weights on the zoo: p50 step latency and max abs deviation from float32.
 
-    python bench/compressed.py [--models tiny kws vad enh big] [--steps 2000] [--threads 1]
+    python bench/compressed.py [--models tiny kws vad enh big] [--steps 2000]
 
 For each model and weight format (float32, bf16, int8) one process times ``Session.step`` in
 interleaved rounds (so drift hits all formats alike) and streams 500 random frames to measure
@@ -20,11 +20,11 @@ from streamlstm.zoo import NAMES, zoo_network
 FORMATS = ("float", "bf16", "int8")
 
 
-def measure(name: str, steps: int, threads: int, rounds: int = 10) -> dict:
+def measure(name: str, steps: int, rounds: int = 10) -> dict:
     net = zoo_network(name)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(500, net.input_size)).astype(np.float32)
-    models = {f: sl.Model(net, weights=f, threads=threads) for f in FORMATS}
+    models = {f: sl.Model(net, weights=f) for f in FORMATS}
     reference = models["float"].run(X)
     deviation = {f: float(np.abs(m.run(X) - reference).max()) for f, m in models.items()}
     sessions = {f: m.session() for f, m in models.items()}
@@ -51,13 +51,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(NAMES), choices=NAMES)
     parser.add_argument("--steps", type=int, default=2000, help="timed steps per model and format")
-    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     print("| model | float32 p50 (us) | bf16 p50 (us) | int8 p50 (us) | bf16 speedup | int8 speedup "
           "| bf16 max abs dev | int8 max abs dev | weight MB f32/bf16/int8 |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name in args.models:
-        r = measure(name, args.steps if name != "big" else max(200, args.steps // 10), args.threads)
+        r = measure(name, args.steps if name != "big" else max(200, args.steps // 10))
         p, d, b = r["p50_us"], r["max_abs_dev"], r["weight_bytes"]
         print(f"| {name} | {p['float']:.2f} | {p['bf16']:.2f} | {p['int8']:.2f} "
               f"| {p['float'] / p['bf16']:.2f}x | {p['float'] / p['int8']:.2f}x "

@@ -52,8 +52,7 @@ def import_network(source: Any, *, format: str | None = None, **options) -> Netw
 
 
 def load(source: Any, *, format: str | None = None, dtype: str = "float32",
-         fast_activations: bool | None = None, weights: str = "float", threads: int = 1,
-         **options) -> Model:
+         fast_activations: bool | None = None, weights: str = "float", **options) -> Model:
     """Load a model from a path (.onnx .pt .pth .ckpt .bin .safetensors .keras .h5 .npz), an
     onnx.ModelProto, a torch.nn.Module or state_dict, a keras.Model, or a Network.
 
@@ -61,8 +60,7 @@ def load(source: Any, *, format: str | None = None, dtype: str = "float32",
     Keras: layers=). ``fast_activations`` (default: on for float32) selects the vectorised
     tanh/sigmoid approximations (max abs error < 1e-6); False uses libm. ``weights`` "bf16" or
     "int8" stores the weight matrices compressed (opt-in, float32 only; faster on models whose
-    weights do not fit in cache, at a small accuracy cost). ``threads`` > 1 shares the large
-    matrix products of each step between that many threads (for models of several MB).
+    weights do not fit in cache, at a small accuracy cost).
     """
     return Model(import_network(source, format=format, **options), dtype=dtype,
-                 fast_activations=fast_activations, weights=weights, threads=threads)
+                 fast_activations=fast_activations, weights=weights)

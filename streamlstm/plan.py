@@ -13,6 +13,7 @@ import numpy as np
 
 from .kernels import activations as A
 from .kernels import layout as L
+from .errors import NetworkError
 from .network import GRU, LSTM, RNN, Act, Activation, Dense, Network
 
 ALIGN_BYTES = 64
@@ -42,7 +43,13 @@ class _Packer:
         return off
 
     def add(self, a: np.ndarray) -> int:
-        return self._append(np.asarray(a, dtype=np.float64).ravel().astype(self.dtype))
+        flat = np.asarray(a, dtype=np.float64).ravel()
+        with np.errstate(over="ignore"):
+            cast = flat.astype(self.dtype)
+        if not np.all(np.isfinite(cast)):
+            raise OverflowError(f"values beyond the {self.dtype.name} range (largest |value| "
+                                f"{np.abs(flat).max():.3g})")
+        return self._append(cast)
 
     def add_bytes(self, raw: np.ndarray) -> int:
         """A block of compressed codes (uint16/int8), its bytes packed into buffer elements."""
@@ -103,7 +110,6 @@ class Plan:
     dtype: np.dtype
     fast_activations: bool
     weight_format: str
-    threads: int
     weights: np.ndarray
     table: np.ndarray
     initial_state: np.ndarray
@@ -131,15 +137,12 @@ class Plan:
 
 
 def build_plan(network: Network, dtype: str = "float32", fast_activations: bool | None = None,
-               weights: str = "float", threads: int = 1) -> Plan:
+               weights: str = "float") -> Plan:
     """Pack ``network`` for the kernels. Fast (rational) tanh/sigmoid default on for float32.
 
     ``weights`` stores the input and recurrent matrices (and Dense matrices) as "float" (the
     dtype), "bf16" or "int8" (one scale per stored row); compression needs float32.
-    ``threads`` > 1 splits the large matrix products (>= 2**18 weights) by columns.
     """
-    if not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads: expected a positive integer, got {threads!r}")
     network.validate()
     if str(dtype) not in DTYPES:
         raise ValueError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
@@ -185,92 +188,95 @@ def build_plan(network: Network, dtype: str = "float32", fast_activations: bool 
         return off
 
     cur, width = 0, network.input_size
-    for layer in network.layers:
-        dst = 1 if cur != 1 else 2
-        if isinstance(layer, (LSTM, GRU, RNN)):
-            D, H = layer.num_directions, layer.hidden_size
-            Hp, P = _pad(H, lanes), layer.unit_output_size
-            DW = D * P
-            for d in range(D):
-                rev = 1 if (layer.direction == "reverse" or d == 1) else 0
-                acts = layer.activations[d * layer.n_acts:(d + 1) * layer.n_acts]
-                Wb = layer.Wb[d] if layer.Wb is not None else np.zeros(layer.W.shape[1])
-                Rb = layer.Rb[d] if layer.Rb is not None else np.zeros(layer.W.shape[1])
-                h0 = layer.initial_h[d] if layer.initial_h is not None else np.zeros(P)
-                kind = {LSTM: L.K_LSTM, GRU: L.K_GRU, RNN: L.K_RNN}[type(layer)]
-                r = new_row(kind, cur, dst, width, DW, d * P, H)
-                r[L.C_HP], r[L.C_P], r[L.C_REV] = Hp, P, rev
-                r[L.C_ACT:L.C_ACT + len(acts)] = [code(a) for a in acts]
-                r[L.C_PAR] = params(acts, layer.clip)
-                r[L.C_FLAGS] = layer.clip is not None
-                r[L.C_SH] = add_state(h0)
-                if isinstance(layer, LSTM):
-                    G = 4 * Hp
-                    r[L.C_WX], r[L.C_SX] = pk.add_matrix(_gate_packed_t(layer.W[d], 4, H, Hp), fmt)
-                    r[L.C_WR], r[L.C_SR] = pk.add_matrix(_gate_packed_t(layer.R[d], 4, H, Hp), fmt)
-                    r[L.C_B] = pk.add(_gate_packed_vec(Wb + Rb, 4, H, Hp))
-                    Pp = _pad(P, lanes) if layer.proj is not None else 0
-                    projt = np.zeros((H, Pp))
-                    if layer.proj is not None:
-                        projt[:, :P] = layer.proj[d].T
-                    r[L.C_WR2], r[L.C_PP] = pk.add(projt), Pp  # (H, 0) when there is no projection
-                    r[L.C_PEEP] = pk.add(layer.P[d] if layer.P is not None else np.zeros(3 * H))
-                    c0 = layer.initial_c[d] if layer.initial_c is not None else np.zeros(H)
-                    r[L.C_SC] = add_state(c0)
-                    default = [a.name for a in acts] == ["Sigmoid", "Tanh", "Tanh"]
-                    fused = (default and fast_activations and layer.clip is None
-                             and not layer.input_forget and layer.P is None and layer.proj is None)
-                    r[L.C_FLAGS + 1:L.C_FLAGS + 5] = [layer.input_forget, layer.P is not None,
-                                                      layer.proj is not None, fused]
-                    vmax = max(vmax, Hp, Pp)
-                elif isinstance(layer, GRU):
-                    G = 3 * Hp
-                    b = Wb.copy()
-                    if not layer.linear_before_reset:
-                        b = b + Rb
+    try:
+        for layer in network.layers:
+            dst = 1 if cur != 1 else 2
+            if isinstance(layer, (LSTM, GRU, RNN)):
+                D, H = layer.num_directions, layer.hidden_size
+                Hp, P = _pad(H, lanes), layer.unit_output_size
+                DW = D * P
+                for d in range(D):
+                    rev = 1 if (layer.direction == "reverse" or d == 1) else 0
+                    acts = layer.activations[d * layer.n_acts:(d + 1) * layer.n_acts]
+                    Wb = layer.Wb[d] if layer.Wb is not None else np.zeros(layer.W.shape[1])
+                    Rb = layer.Rb[d] if layer.Rb is not None else np.zeros(layer.W.shape[1])
+                    h0 = layer.initial_h[d] if layer.initial_h is not None else np.zeros(P)
+                    kind = {LSTM: L.K_LSTM, GRU: L.K_GRU, RNN: L.K_RNN}[type(layer)]
+                    r = new_row(kind, cur, dst, width, DW, d * P, H)
+                    r[L.C_HP], r[L.C_P], r[L.C_REV] = Hp, P, rev
+                    r[L.C_ACT:L.C_ACT + len(acts)] = [code(a) for a in acts]
+                    r[L.C_PAR] = params(acts, layer.clip)
+                    r[L.C_FLAGS] = layer.clip is not None
+                    r[L.C_SH] = add_state(h0)
+                    if isinstance(layer, LSTM):
+                        G = 4 * Hp
+                        r[L.C_WX], r[L.C_SX] = pk.add_matrix(_gate_packed_t(layer.W[d], 4, H, Hp), fmt)
+                        r[L.C_WR], r[L.C_SR] = pk.add_matrix(_gate_packed_t(layer.R[d], 4, H, Hp), fmt)
+                        r[L.C_B] = pk.add(_gate_packed_vec(Wb + Rb, 4, H, Hp))
+                        Pp = _pad(P, lanes) if layer.proj is not None else 0
+                        projt = np.zeros((H, Pp))
+                        if layer.proj is not None:
+                            projt[:, :P] = layer.proj[d].T
+                        r[L.C_WR2], r[L.C_PP] = pk.add(projt), Pp  # (H, 0) when there is no projection
+                        r[L.C_PEEP] = pk.add(layer.P[d] if layer.P is not None else np.zeros(3 * H))
+                        c0 = layer.initial_c[d] if layer.initial_c is not None else np.zeros(H)
+                        r[L.C_SC] = add_state(c0)
+                        default = [a.name for a in acts] == ["Sigmoid", "Tanh", "Tanh"]
+                        fused = (default and fast_activations and layer.clip is None
+                                 and not layer.input_forget and layer.P is None and layer.proj is None)
+                        r[L.C_FLAGS + 1:L.C_FLAGS + 5] = [layer.input_forget, layer.P is not None,
+                                                          layer.proj is not None, fused]
+                        vmax = max(vmax, Hp, Pp)
+                    elif isinstance(layer, GRU):
+                        G = 3 * Hp
+                        b = Wb.copy()
+                        if not layer.linear_before_reset:
+                            b = b + Rb
+                        else:
+                            b[:2 * H] += Rb[:2 * H]
+                        r[L.C_WX], r[L.C_SX] = pk.add_matrix(_gate_packed_t(layer.W[d], 3, H, Hp), fmt)
+                        r[L.C_WR], r[L.C_SR] = pk.add_matrix(_gate_packed_t(layer.R[d][:2 * H], 2, H, Hp), fmt)
+                        r[L.C_WR2] = pk.add(_gate_packed_t(layer.R[d][2 * H:], 1, H, Hp))
+                        r[L.C_B] = pk.add(_gate_packed_vec(b, 3, H, Hp))
+                        rbh = Rb[2 * H:] if layer.linear_before_reset else np.zeros(H)
+                        r[L.C_B2] = pk.add(_gate_packed_vec(rbh, 1, H, Hp))
+                        r[L.C_FLAGS + 1] = layer.linear_before_reset
+                        vmax = max(vmax, Hp)
                     else:
-                        b[:2 * H] += Rb[:2 * H]
-                    r[L.C_WX], r[L.C_SX] = pk.add_matrix(_gate_packed_t(layer.W[d], 3, H, Hp), fmt)
-                    r[L.C_WR], r[L.C_SR] = pk.add_matrix(_gate_packed_t(layer.R[d][:2 * H], 2, H, Hp), fmt)
-                    r[L.C_WR2] = pk.add(_gate_packed_t(layer.R[d][2 * H:], 1, H, Hp))
-                    r[L.C_B] = pk.add(_gate_packed_vec(b, 3, H, Hp))
-                    rbh = Rb[2 * H:] if layer.linear_before_reset else np.zeros(H)
-                    r[L.C_B2] = pk.add(_gate_packed_vec(rbh, 1, H, Hp))
-                    r[L.C_FLAGS + 1] = layer.linear_before_reset
-                    vmax = max(vmax, Hp)
-                else:
-                    G = Hp
-                    r[L.C_WX], r[L.C_SX] = pk.add_matrix(_gate_packed_t(layer.W[d], 1, H, Hp), fmt)
-                    r[L.C_WR], r[L.C_SR] = pk.add_matrix(_gate_packed_t(layer.R[d], 1, H, Hp), fmt)
-                    r[L.C_B] = pk.add(_gate_packed_vec(Wb + Rb, 1, H, Hp))
+                        G = Hp
+                        r[L.C_WX], r[L.C_SX] = pk.add_matrix(_gate_packed_t(layer.W[d], 1, H, Hp), fmt)
+                        r[L.C_WR], r[L.C_SR] = pk.add_matrix(_gate_packed_t(layer.R[d], 1, H, Hp), fmt)
+                        r[L.C_B] = pk.add(_gate_packed_vec(Wb + Rb, 1, H, Hp))
+                    r[L.C_G], r[L.C_FMT] = G, fmt
+                    gmax = max(gmax, G)
+                widths.append(DW)
+                cur, width = dst, DW
+                if D == 2 and layer.merge != "concat":
+                    dst2 = 1 if cur != 1 else 2
+                    r = new_row(L.K_MERGE, cur, dst2, DW, P, 0, P)
+                    r[L.C_MERGE] = L.MERGE_CODES[layer.merge]
+                    cur, width = dst2, P
+            elif isinstance(layer, Dense):
+                O = layer.output_size
+                G = _pad(O, lanes)
+                r = new_row(L.K_DENSE, cur, dst, width, O, 0, O)
                 r[L.C_G], r[L.C_FMT] = G, fmt
+                r[L.C_WX], r[L.C_SX] = pk.add_matrix(_gate_packed_t(layer.W, 1, O, G), fmt)
+                r[L.C_B] = pk.add(_gate_packed_vec(layer.b if layer.b is not None else np.zeros(O), 1, O, G))
+                r[L.C_ACT] = code(layer.activation)
+                r[L.C_PAR] = params((layer.activation,), None)
                 gmax = max(gmax, G)
-            widths.append(DW)
-            cur, width = dst, DW
-            if D == 2 and layer.merge != "concat":
-                dst2 = 1 if cur != 1 else 2
-                r = new_row(L.K_MERGE, cur, dst2, DW, P, 0, P)
-                r[L.C_MERGE] = L.MERGE_CODES[layer.merge]
-                cur, width = dst2, P
-        elif isinstance(layer, Dense):
-            O = layer.output_size
-            G = _pad(O, lanes)
-            r = new_row(L.K_DENSE, cur, dst, width, O, 0, O)
-            r[L.C_G], r[L.C_FMT] = G, fmt
-            r[L.C_WX], r[L.C_SX] = pk.add_matrix(_gate_packed_t(layer.W, 1, O, G), fmt)
-            r[L.C_B] = pk.add(_gate_packed_vec(layer.b if layer.b is not None else np.zeros(O), 1, O, G))
-            r[L.C_ACT] = code(layer.activation)
-            r[L.C_PAR] = params((layer.activation,), None)
-            gmax = max(gmax, G)
-            widths.append(O)
-            cur, width = dst, O
-        elif isinstance(layer, Activation):
-            r = new_row(L.K_ACT, cur, dst, width, width, 0, width)
-            r[L.C_ACT] = code(layer.activation)
-            r[L.C_PAR] = params((layer.activation,), None)
-            cur = dst
-        else:  # pragma: no cover - Network.validate rejects other types
-            raise TypeError(type(layer).__name__)
+                widths.append(O)
+                cur, width = dst, O
+            elif isinstance(layer, Activation):
+                r = new_row(L.K_ACT, cur, dst, width, width, 0, width)
+                r[L.C_ACT] = code(layer.activation)
+                r[L.C_PAR] = params((layer.activation,), None)
+                cur = dst
+            else:  # pragma: no cover - Network.validate rejects other types
+                raise TypeError(type(layer).__name__)
+    except OverflowError as e:
+        raise NetworkError(f"{layer.label}: {e}; it cannot run in {dt.name}") from None
 
     header = np.zeros(L.NCOLS, dtype=np.int64)
     header[L.HDR_NROWS] = len(rows)
@@ -281,10 +287,9 @@ def build_plan(network: Network, dtype: str = "float32", fast_activations: bool 
     header[L.HDR_VMAX] = vmax
     header[L.HDR_FINAL] = cur
     header[L.HDR_STATE] = state_size
-    header[L.HDR_THREADS] = threads
     table = np.ascontiguousarray(np.stack([header] + rows))
     table.flags.writeable = False
     init = (np.concatenate(state_parts) if state_parts else np.zeros(0)).astype(dt)
     init.flags.writeable = False
     streamable = not any(getattr(l, "direction", "forward") != "forward" for l in network.layers)
-    return Plan(network, dt, bool(fast_activations), weights, threads, pk.build(), table, init, streamable)
+    return Plan(network, dt, bool(fast_activations), weights, pk.build(), table, init, streamable)

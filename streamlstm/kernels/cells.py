@@ -21,12 +21,20 @@ def clip_(v, lim):
 
 @njit(inline="always", **JIT)
 def lstm_fused_fast(z, c, h, H, Hp):
-    """Default LSTM gates (sigmoid, tanh, tanh), float32 fast activations, one pass."""
+    """Default LSTM gates (sigmoid, tanh, tanh), float32 fast activations, one vector pass.
+
+    The gate blocks are taken as slices first: ``z[Hp + j]`` with a runtime ``Hp`` compiles to
+    gathers (Numba's negative-index wraparound), a slice indexed by the loop counter to plain
+    vector loads (0.55 us instead of 0.76 us at H=128)."""
+    zi = z[0:H]
+    zo = z[Hp:Hp + H]
+    zf = z[2 * Hp:2 * Hp + H]
+    zc = z[3 * Hp:3 * Hp + H]
     for j in range(H):
-        ig = A.sigmoid_fast(z[j])
-        og = A.sigmoid_fast(z[Hp + j])
-        fg = A.sigmoid_fast(z[2 * Hp + j])
-        gg = A.tanh_fast(z[3 * Hp + j])
+        ig = A.sigmoid_fast(zi[j])
+        og = A.sigmoid_fast(zo[j])
+        fg = A.sigmoid_fast(zf[j])
+        gg = A.tanh_fast(zc[j])
         cn = fg * c[j] + ig * gg
         c[j] = cn
         h[j] = og * A.tanh_fast(cn)
@@ -128,7 +136,7 @@ def rnn_frame(z, h, acts, par, flags, H):
 
 
 @njit(inline="always", **JIT)
-def _emit(h, dst, t, col, P):
+def emit(h, dst, t, col, P):
     out = dst[t]
     for p in range(P):
         out[col + p] = h[p]
@@ -136,41 +144,41 @@ def _emit(h, dst, t, col, P):
 
 @njit(inline="always", **JIT)
 def lstm_cell(Z, R, projt, peep, h, c, u, v, acts, par, flags, H, Hp, P, reverse, dst, col):
-    """LSTM direction unit over the T frames of Z. R = (wbuf, offset, format, scale offset, threads)
+    """LSTM direction unit over the T frames of Z. R = (wbuf, offset, format, scale offset)
     of the recurrent matrix (P, G)."""
     T, G = Z.shape
-    w, ro, fmt, so, threads = R
+    w, ro, fmt, so = R
     for s in range(T):
         t = T - 1 - s if reverse else s
         z = Z[t]
-        gemv_acc_stored(w, ro, P, G, fmt, so, h, z, threads)
+        gemv_acc_stored(w, ro, P, G, fmt, so, h, z)
         lstm_frame(z, h, c, u, v, projt, peep, acts, par, flags, H, Hp, P)
-        _emit(h, dst, t, col, P)
+        emit(h, dst, t, col, P)
 
 
 @njit(**JIT)
 def gru_cell(Z, R, Rt_h, rbh, h, u, v, acts, par, flags, H, Hp, reverse, dst, col):
-    """GRU direction unit over the T frames of Z. R = (wbuf, offset, format, scale offset, threads)
+    """GRU direction unit over the T frames of Z. R = (wbuf, offset, format, scale offset)
     of the z,r recurrent matrix (H, 2Hp)."""
     T = Z.shape[0]
-    w, ro, fmt, so, threads = R
+    w, ro, fmt, so = R
     for s in range(T):
         t = T - 1 - s if reverse else s
         z = Z[t]
-        gemv_acc_stored(w, ro, H, 2 * Hp, fmt, so, h, z, threads)
+        gemv_acc_stored(w, ro, H, 2 * Hp, fmt, so, h, z)
         gru_frame(z, h, u, v, Rt_h, rbh, acts, par, flags, H, Hp)
-        _emit(h, dst, t, col, H)
+        emit(h, dst, t, col, H)
 
 
 @njit(**JIT)
 def rnn_cell(Z, R, h, acts, par, flags, H, reverse, dst, col):
     """Plain RNN direction unit over the T frames of Z. R = (wbuf, offset, format, scale
-    offset, threads) of the recurrent matrix (H, G)."""
+    offset) of the recurrent matrix (H, G)."""
     T, G = Z.shape
-    w, ro, fmt, so, threads = R
+    w, ro, fmt, so = R
     for s in range(T):
         t = T - 1 - s if reverse else s
         z = Z[t]
-        gemv_acc_stored(w, ro, H, G, fmt, so, h, z, threads)
+        gemv_acc_stored(w, ro, H, G, fmt, so, h, z)
         rnn_frame(z, h, acts, par, flags, H)
-        _emit(h, dst, t, col, H)
+        emit(h, dst, t, col, H)

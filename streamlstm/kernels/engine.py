@@ -21,7 +21,7 @@ from .views import matrix, vector
 from .layout import (
     C_ACT, C_B, C_B2, C_COL, C_DST, C_DW, C_FLAGS, C_FMT, C_G, C_H, C_HP, C_K, C_KIND, C_MERGE,
     C_P, C_PAR, C_PEEP, C_PP, C_REV, C_SC, C_SH, C_SR, C_SRC, C_SX, C_WR, C_WR2, C_WX, HDR_FINAL,
-    HDR_GMAX, HDR_IN, HDR_NROWS, HDR_THREADS, HDR_OUT, HDR_VMAX, HDR_WMAX, K_ACT, K_DENSE, K_GRU, K_LSTM,
+    HDR_GMAX, HDR_IN, HDR_NROWS, HDR_OUT, HDR_VMAX, HDR_WMAX, K_ACT, K_DENSE, K_GRU, K_LSTM,
     K_MERGE, K_RNN, NCOLS,
 )
 
@@ -73,7 +73,6 @@ def run_rows(wbuf, table, state, work, X, T):
     Wmax = table[0, HDR_WMAX]
     Gmax = table[0, HDR_GMAX]
     Vmax = table[0, HDR_VMAX]
-    threads = table[0, HDR_THREADS]
     seq = T * Wmax
     A_ = vector(work, 0, seq)
     B_ = vector(work, seq, seq)
@@ -107,8 +106,8 @@ def run_rows(wbuf, table, state, work, X, T):
         Hp = row[C_HP]
         Z = matrix(Zflat, 0, T, G)
         fmt = row[C_FMT]
-        project_stored(wbuf, row[C_WX], K, G, fmt, row[C_SX], vector(wbuf, row[C_B], G), src, Z, threads)
-        R = (wbuf, row[C_WR], fmt, row[C_SR], threads)
+        project_stored(wbuf, row[C_WX], K, G, fmt, row[C_SX], vector(wbuf, row[C_B], G), src, Z)
+        R = (wbuf, row[C_WR], fmt, row[C_SR])
         par = (wbuf[pa], wbuf[pa + 1], wbuf[pa + 2], wbuf[pa + 3], wbuf[pa + 4], wbuf[pa + 5], wbuf[pa + 6])
         acts = (row[C_ACT], row[C_ACT + 1], row[C_ACT + 2])
         flags = (row[C_FLAGS], row[C_FLAGS + 1], row[C_FLAGS + 2], row[C_FLAGS + 3], row[C_FLAGS + 4])

@@ -9,7 +9,7 @@ through ``project`` gives bit-identical results to T frames through it.
 ``scale`` (K,) multiplies each stored row (one scale per input). ``load`` widens an element.
 """
 
-from numba import njit, prange, types
+from numba import njit, types
 from numba.extending import overload
 
 from .config import JIT
@@ -38,45 +38,41 @@ def _input(x, k, scale):
 
 
 @njit(**JIT)
-def gemv_acc(Wt, x, y, scale=None, g0=0, g1=-1):
-    """y[g0:g1] += x @ Wt[:, g0:g1] for Wt (K, G), x (K,); g1 = -1 means G."""
+def gemv_acc(Wt, x, y, scale=None):
+    """y[:G] += x @ Wt for Wt (K, G), x (K,)."""
     K, G = Wt.shape
-    if g1 < 0:
-        g1 = G
     k = 0
     while k + 4 <= K:
         x0 = _input(x, k, scale)
         x1 = _input(x, k + 1, scale)
         x2 = _input(x, k + 2, scale)
         x3 = _input(x, k + 3, scale)
-        for g in range(g0, g1):
+        for g in range(G):
             y[g] += (load(Wt, k, g) * x0 + load(Wt, k + 1, g) * x1
                      + load(Wt, k + 2, g) * x2 + load(Wt, k + 3, g) * x3)
         k += 4
     while k < K:
         x0 = _input(x, k, scale)
-        for g in range(g0, g1):
+        for g in range(G):
             y[g] += load(Wt, k, g) * x0
         k += 1
 
 
 @njit(**JIT)
-def project(Wt, bias, X, Z, scale=None, g0=0, g1=-1):
-    """Z[t, g0:g1] = bias + X[t] @ Wt for every frame t (the input projection of a chunk).
+def project(Wt, bias, X, Z, scale=None):
+    """Z[t, :G] = bias + X[t] @ Wt for every frame t (the input projection of a chunk).
 
     Frames are processed in blocks so that a block of weight rows is reused from cache;
     the arithmetic per (t, g) is the same as ``gemv_acc``.
     """
     T = X.shape[0]
     K, G = Wt.shape
-    if g1 < 0:
-        g1 = G
     TB = 8
     for t0 in range(0, T, TB):
         t1 = min(t0 + TB, T)
         for t in range(t0, t1):
             z = Z[t]
-            for g in range(g0, g1):
+            for g in range(G):
                 z[g] = bias[g]
         k = 0
         while k + 4 <= K:
@@ -87,7 +83,7 @@ def project(Wt, bias, X, Z, scale=None, g0=0, g1=-1):
                 x2 = _input(x, k + 2, scale)
                 x3 = _input(x, k + 3, scale)
                 z = Z[t]
-                for g in range(g0, g1):
+                for g in range(G):
                     z[g] += (load(Wt, k, g) * x0 + load(Wt, k + 1, g) * x1
                              + load(Wt, k + 2, g) * x2 + load(Wt, k + 3, g) * x3)
             k += 4
@@ -95,71 +91,28 @@ def project(Wt, bias, X, Z, scale=None, g0=0, g1=-1):
             for t in range(t0, t1):
                 x0 = _input(X[t], k, scale)
                 z = Z[t]
-                for g in range(g0, g1):
+                for g in range(G):
                     z[g] += load(Wt, k, g) * x0
             k += 1
 
 
-# Matrices with at least this many weights are split by columns across threads (threads > 1).
-PARALLEL_MIN_WEIGHTS = 1 << 18
-
-
-@njit(parallel=True, **JIT)
-def _gemv_acc_split(Wt, x, y, scale, threads):
-    chunk = ((Wt.shape[1] + threads - 1) // threads + 15) // 16 * 16
-    for c in prange(threads):
-        g0 = c * chunk
-        g1 = min(Wt.shape[1], g0 + chunk)
-        if g0 < g1:
-            gemv_acc(Wt, x, y, scale, g0, g1)
-
-
-@njit(parallel=True, **JIT)
-def _project_split(Wt, bias, X, Z, scale, threads):
-    chunk = ((Wt.shape[1] + threads - 1) // threads + 15) // 16 * 16
-    for c in prange(threads):
-        g0 = c * chunk
-        g1 = min(Wt.shape[1], g0 + chunk)
-        if g0 < g1:
-            project(Wt, bias, X, Z, scale, g0, g1)
-
-
 @njit(inline="always", **JIT)
-def _gemv_acc_threads(Wt, x, y, scale, threads):
-    K, G = Wt.shape
-    if threads > 1 and K * G >= PARALLEL_MIN_WEIGHTS:
-        _gemv_acc_split(Wt, x, y, scale, threads)
-    else:
-        gemv_acc(Wt, x, y, scale)
-
-
-@njit(inline="always", **JIT)
-def _project_threads(Wt, bias, X, Z, scale, threads):
-    K, G = Wt.shape
-    if threads > 1 and K * G >= PARALLEL_MIN_WEIGHTS:
-        _project_split(Wt, bias, X, Z, scale, threads)
-    else:
-        project(Wt, bias, X, Z, scale)
-
-
-@njit(inline="always", **JIT)
-def gemv_acc_stored(w, off, K, G, fmt, soff, x, y, threads):
-    """``gemv_acc`` on the (K, G) matrix stored at w[off:] in format ``fmt`` (scales at w[soff:]),
-    split by columns across ``threads`` when it is large."""
+def gemv_acc_stored(w, off, K, G, fmt, soff, x, y):
+    """``gemv_acc`` on the (K, G) matrix stored at w[off:] in format ``fmt`` (scales at w[soff:])."""
     if fmt == FMT_FLOAT:
-        _gemv_acc_threads(matrix(w, off, K, G), x, y, None, threads)
+        gemv_acc(matrix(w, off, K, G), x, y)
     elif fmt == FMT_BF16:
-        _gemv_acc_threads(matrix_u16(w, off, K, G), x, y, None, threads)
+        gemv_acc(matrix_u16(w, off, K, G), x, y)
     else:
-        _gemv_acc_threads(matrix_i8(w, off, K, G), x, y, w[soff:soff + K], threads)
+        gemv_acc(matrix_i8(w, off, K, G), x, y, w[soff:soff + K])
 
 
 @njit(inline="always", **JIT)
-def project_stored(w, off, K, G, fmt, soff, bias, X, Z, threads):
+def project_stored(w, off, K, G, fmt, soff, bias, X, Z):
     """``project`` with the (K, G) matrix stored at w[off:] in format ``fmt``."""
     if fmt == FMT_FLOAT:
-        _project_threads(matrix(w, off, K, G), bias, X, Z, None, threads)
+        project(matrix(w, off, K, G), bias, X, Z)
     elif fmt == FMT_BF16:
-        _project_threads(matrix_u16(w, off, K, G), bias, X, Z, None, threads)
+        project(matrix_u16(w, off, K, G), bias, X, Z)
     else:
-        _project_threads(matrix_i8(w, off, K, G), bias, X, Z, w[soff:soff + K], threads)
+        project(matrix_i8(w, off, K, G), bias, X, Z, w[soff:soff + K])

@@ -17,7 +17,6 @@ HDR_GMAX = 4    # widest gate/projection row (padded)
 HDR_VMAX = 5    # widest scratch vector (padded)
 HDR_FINAL = 6   # buffer holding the network output
 HDR_STATE = 7   # state vector length
-HDR_THREADS = 8  # threads sharing the large matrix products (1: single-threaded)
 
 # unit kinds
 K_LSTM = 0
