@@ -10,10 +10,11 @@ __version__ = "0.1.0"
 
 from .errors import ConversionError, NetworkError, StreamLSTMError
 from .network import GRU, LSTM, RNN, Act, Activation, Dense, Network, act
-from .model import Model, Session
+from .model import Kernel, Model, Session
+from .pool import SessionPool
 from .loading import load
 
 __all__ = [
-    "load", "Model", "Session", "Network", "LSTM", "GRU", "RNN", "Dense", "Activation", "Act", "act",
+    "load", "Model", "Session", "SessionPool", "Kernel", "Network", "LSTM", "GRU", "RNN", "Dense", "Activation", "Act", "act",
     "ConversionError", "NetworkError", "StreamLSTMError", "__version__",
 ]

@@ -41,7 +41,7 @@ class Kernel(NamedTuple):
     from ``Session.buffers()``) by the flat frames ``x`` (T*I values) into ``y`` (T*O values),
     in place, without the GIL; ``work`` must hold ``work_size(T)`` elements (a Session's holds
     ``work_size(1)``). Returns 0, or -(t+1) when frame t holds NaN/Inf (state untouched).
-    ``x`` must be a writeable C-contiguous array of the model's dtype.
+    ``x``/``y`` are 1-D arrays of the model's dtype. See ``examples/audio_callback.py``.
     """
 
     step: object
@@ -54,11 +54,11 @@ class Model:
     """An immutable, planned network: open sessions (streams) on it, or run whole sequences."""
 
     def __init__(self, network: Network, dtype: str = "float32", *, fast_activations: bool | None = None,
-                 weights: str = "float", threads: int = 1):
+                 weights: str = "float"):
         if not isinstance(network, Network):
             raise TypeError(f"network: expected a streamlstm Network, got {type(network).__name__}")
         self._plan: Plan = build_plan(network, str(np.dtype(dtype)) if dtype in (np.float32, np.float64)
-                                      else dtype, fast_activations, weights, threads)
+                                      else dtype, fast_activations, weights)
         self._step_fn = None
 
     # ------------------------------------------------------------------ description
@@ -96,8 +96,7 @@ class Model:
         nparams = sum(a.size for l in p.network.layers for a in l.arrays().values())
         return (f"{p.network.summary()}\n  dtype={p.dtype.name} params={nparams} "
                 f"state={p.state_size} weight_bytes={p.weight_bytes} "
-                f"activations={'fast' if p.fast_activations else 'exact'} weights={p.weight_format} "
-                f"threads={p.threads}")
+                f"activations={'fast' if p.fast_activations else 'exact'} weights={p.weight_format}")
 
     def __repr__(self) -> str:
         return (f"<streamlstm.Model {self.input_size}->{self.output_size} {self.dtype.name} "
@@ -120,11 +119,13 @@ class Model:
         """Open one stream, starting from the initial (zero or learned) state."""
         return Session(self)
 
-    def pool(self, capacity: int) -> "SessionPool":
-        """Open a pool of up to ``capacity`` streams whose states live in one slab."""
+    def pool(self, capacity: int, *, threads: int = 1) -> "SessionPool":
+        """Open a pool of up to ``capacity`` streams whose states live in one slab.
+
+        ``threads`` > 1 splits steps of many streams over that many threads."""
         from .pool import SessionPool
 
-        return SessionPool(self, capacity)
+        return SessionPool(self, capacity, threads=threads)
 
     def kernel(self) -> Kernel:
         """The jitted step function and the prebound arrays, to call a session's step from @njit code."""

@@ -4,17 +4,20 @@
 
 - ``slab`` is the flat (capacity * S) state of every slot, ``live[slot]`` the id open in that
   slot (or -1); an id addresses slot ``id % capacity``.
-- ``ids`` (n,) the streams to advance, ``X`` the flat (n * I) frames, ``Y`` the flat (n * O)
-  outputs; ``iwork`` int scratch of 2 * capacity; with NB = ``block_rows(capacity)``, ``work``
-  float scratch of ``Plan.work_size(NB)`` and ``hbuf`` of NB * Wmax (gathered hidden states).
+- ``ids`` (n,) the streams to advance, ``X`` (n, I) their frames, ``Y`` (n, O) the outputs;
+  ``iwork`` int scratch of 2 * capacity; with NB = ``block_rows(capacity)`` rows per block,
+  ``work`` float scratch of ``Plan.work_size(NB)`` and ``hbuf`` of NB * Wmax (gathered h).
+
+``pool_validate`` + ``pool_compute`` on disjoint slices of the slots split the same step over
+threads (both release the GIL).
 
 Everything is validated before the slab is touched; on failure ``err`` = (kind, index) and
 the return value is nonzero (kinds below). Streams run in blocks of NB rows, layer after layer
 within a block: the input projection of the block is one (NB, K) x (K, G) product, the
 recurrent term one (NB, P) x (P, G) product over the block's gathered h rows; then each
 stream's gates are updated in place on its slab row by the per-frame cell functions. Every
-element gets the same arithmetic as in ``Session.step``, so pool streams and sessions agree
-bit for bit.
+element gets the same arithmetic as in ``Session.step`` (same blocking and expression order),
+so pool streams and sessions agree bit for bit (tests/test_pool.py checks it).
 """
 
 import math
@@ -22,14 +25,16 @@ import math
 from numba import njit
 
 from . import activations as A
-from .cells import gru_frame, lstm_frame, rnn_frame
+from .cells import emit, gru_frame, lstm_frame, lstm_fused_fast, rnn_frame
 from .config import JIT
+from .gemv import _input, gemv_acc, load
 from .layout import (
-    C_ACT, C_B, C_B2, C_COL, C_DST, C_DW, C_FLAGS, C_G, C_H, C_HP, C_K, C_KIND, C_P, C_PAR,
-    C_PEEP, C_PP, C_SC, C_SH, C_SRC, C_WR, C_WR2, C_WX, HDR_FINAL, HDR_GMAX, HDR_IN, HDR_NROWS,
-    HDR_OUT, HDR_STATE, HDR_VMAX, HDR_WMAX, K_ACT, K_DENSE, K_GRU, K_LSTM, K_RNN,
+    C_ACT, C_B, C_B2, C_COL, C_DST, C_DW, C_FLAGS, C_FMT, C_G, C_H, C_HP, C_K, C_KIND, C_P, C_PAR,
+    C_PEEP, C_PP, C_SC, C_SH, C_SR, C_SRC, C_SX, C_WR, C_WR2, C_WX, FMT_BF16, FMT_FLOAT, HDR_FINAL,
+    HDR_GMAX, HDR_IN, HDR_NROWS, HDR_OUT, HDR_STATE, HDR_VMAX, HDR_WMAX, K_ACT, K_DENSE, K_GRU,
+    K_LSTM, NCOLS,
 )
-from .views import matrix
+from .views import matrix, matrix_i8, matrix_u16, vector
 
 BLOCK = 16  # streams per block: keeps the block's Z and sequences in L1/L2 while weights stream
 
@@ -80,37 +85,14 @@ def validate(live, iwork, ids, X, I, err):
 
 
 @njit(**JIT)
-def _acc_one(Wt, x, z):
-    """z[:G] += x @ Wt: the arithmetic of ``gemv_acc`` (k in blocks of four, then the rest)."""
-    K, G = Wt.shape
-    k = 0
-    while k + 4 <= K:
-        w0 = Wt[k]
-        w1 = Wt[k + 1]
-        w2 = Wt[k + 2]
-        w3 = Wt[k + 3]
-        x0 = x[k]
-        x1 = x[k + 1]
-        x2 = x[k + 2]
-        x3 = x[k + 3]
-        for g in range(G):
-            z[g] += w0[g] * x0 + w1[g] * x1 + w2[g] * x2 + w3[g] * x3
-        k += 4
-    while k < K:
-        w0 = Wt[k]
-        x0 = x[k]
-        for g in range(G):
-            z[g] += w0[g] * x0
-        k += 1
-
-
-@njit(**JIT)
-def batch_acc(Wt, X, Z):
+def batch_acc(Wt, X, Z, scale):
     """Z[t, :G] += X[t] @ Wt for every row t: a (T, K) x (K, G) product over weights Wt (K, G).
 
     Two rows share every loaded weight vector (the loop LLVM vectorises then does one load per
     FMA pair instead of one per FMA), while each row gets exactly ``gemv_acc``'s arithmetic:
-    k in blocks of four summed as (w0 x0 + w1 x1 + w2 x2 + w3 x3), then the remainder.
+    k in blocks of four summed as (w0 x0 + w1 x1 + w2 x2 + w3 x3), then the remainder; an odd
+    last row goes through ``gemv_acc`` itself. ``Wt`` holds floats, bf16 bits or int8 codes
+    (then ``scale`` (K,) scales the inputs, as in ``gemv_acc``).
     """
     T = X.shape[0]
     K, G = Wt.shape
@@ -119,52 +101,69 @@ def batch_acc(Wt, X, Z):
         t1 = min(t0 + TB, T) & ~1
         k = 0
         while k + 4 <= K:
-            w0 = Wt[k]
-            w1 = Wt[k + 1]
-            w2 = Wt[k + 2]
-            w3 = Wt[k + 3]
             for t in range(t0, t1, 2):
                 xa = X[t]
                 xb = X[t + 1]
-                a0 = xa[k]
-                a1 = xa[k + 1]
-                a2 = xa[k + 2]
-                a3 = xa[k + 3]
-                b0 = xb[k]
-                b1 = xb[k + 1]
-                b2 = xb[k + 2]
-                b3 = xb[k + 3]
+                a0 = _input(xa, k, scale)
+                a1 = _input(xa, k + 1, scale)
+                a2 = _input(xa, k + 2, scale)
+                a3 = _input(xa, k + 3, scale)
+                b0 = _input(xb, k, scale)
+                b1 = _input(xb, k + 1, scale)
+                b2 = _input(xb, k + 2, scale)
+                b3 = _input(xb, k + 3, scale)
                 za = Z[t]
                 zb = Z[t + 1]
                 for g in range(G):
-                    v0 = w0[g]
-                    v1 = w1[g]
-                    v2 = w2[g]
-                    v3 = w3[g]
-                    za[g] += v0 * a0 + v1 * a1 + v2 * a2 + v3 * a3
-                    zb[g] += v0 * b0 + v1 * b1 + v2 * b2 + v3 * b3
+                    v0 = load(Wt, k, g)
+                    v1 = load(Wt, k + 1, g)
+                    v2 = load(Wt, k + 2, g)
+                    v3 = load(Wt, k + 3, g)
+                    za[g] += (v0 * a0 + v1 * a1 + v2 * a2 + v3 * a3)
+                    zb[g] += (v0 * b0 + v1 * b1 + v2 * b2 + v3 * b3)
             k += 4
         while k < K:
-            w0 = Wt[k]
             for t in range(t0, t1):
-                a0 = X[t, k]
+                a0 = _input(X[t], k, scale)
                 za = Z[t]
                 for g in range(G):
-                    za[g] += w0[g] * a0
+                    za[g] += load(Wt, k, g) * a0
             k += 1
     if T % 2 == 1:
-        _acc_one(Wt, X[T - 1], Z[T - 1])
+        gemv_acc(Wt, X[T - 1], Z[T - 1], scale)
 
 
 @njit(**JIT)
-def batch_project(Wt, bias, X, Z):
-    """Z[t, :G] = bias + X[t] @ Wt for every row t (same arithmetic as ``gemv_set``)."""
+def batch_project(Wt, bias, X, Z, scale):
+    """Z[t, :G] = bias + X[t] @ Wt for every row t (same arithmetic as ``project``)."""
     G = Wt.shape[1]
     for t in range(X.shape[0]):
         z = Z[t]
         for g in range(G):
             z[g] = bias[g]
-    batch_acc(Wt, X, Z)
+    batch_acc(Wt, X, Z, scale)
+
+
+@njit(**JIT)
+def batch_acc_stored(w, off, K, G, fmt, soff, X, Z):
+    """``batch_acc`` with the (K, G) matrix stored at w[off:] in format ``fmt``."""
+    if fmt == FMT_FLOAT:
+        batch_acc(matrix(w, off, K, G), X, Z, None)
+    elif fmt == FMT_BF16:
+        batch_acc(matrix_u16(w, off, K, G), X, Z, None)
+    else:
+        batch_acc(matrix_i8(w, off, K, G), X, Z, vector(w, soff, K))
+
+
+@njit(**JIT)
+def batch_project_stored(w, off, K, G, fmt, soff, bias, X, Z):
+    """``batch_project`` with the (K, G) matrix stored at w[off:] in format ``fmt``."""
+    if fmt == FMT_FLOAT:
+        batch_project(matrix(w, off, K, G), bias, X, Z, None)
+    elif fmt == FMT_BF16:
+        batch_project(matrix_u16(w, off, K, G), bias, X, Z, None)
+    else:
+        batch_project(matrix_i8(w, off, K, G), bias, X, Z, vector(w, soff, K))
 
 
 @njit(**JIT)
@@ -176,32 +175,6 @@ def gather(slab, S, slots, off, Hb):
         h = Hb[t]
         for p in range(P):
             h[p] = slab[b + p]
-
-
-@njit(**JIT)
-def lstm_fused_slices(z, c, h, H, Hp):
-    """``cells.lstm_fused_fast`` with the gate blocks taken as slices first: same arithmetic, but
-    ``z[Hp + j]`` with a runtime ``Hp`` compiles to gathers (Numba's negative-index wraparound),
-    while indexing a slice by the loop counter compiles to plain vector loads."""
-    zi = z[0:H]
-    zo = z[Hp:Hp + H]
-    zf = z[2 * Hp:2 * Hp + H]
-    zc = z[3 * Hp:3 * Hp + H]
-    for j in range(H):
-        ig = A.sigmoid_fast(zi[j])
-        og = A.sigmoid_fast(zo[j])
-        fg = A.sigmoid_fast(zf[j])
-        gg = A.tanh_fast(zc[j])
-        cn = fg * c[j] + ig * gg
-        c[j] = cn
-        h[j] = og * A.tanh_fast(cn)
-
-
-@njit(**JIT)
-def _emit(h, dst, t, col, P):
-    out = dst[t]
-    for p in range(P):
-        out[col + p] = h[p]
 
 
 @njit(**JIT)
@@ -221,20 +194,21 @@ def pool_rows(wbuf, table, slab, slots, work, hbuf, X, xoff, T):
     Vmax = table[0, HDR_VMAX]
     S = table[0, HDR_STATE]
     seq = T * Wmax
-    A_ = work[0:seq]
-    B_ = work[seq:2 * seq]
+    A_ = vector(work, 0, seq)
+    B_ = vector(work, seq, seq)
     zoff = 2 * seq
-    Zflat = work[zoff:zoff + T * Gmax]
-    u = work[zoff + T * Gmax:zoff + T * Gmax + Vmax]
-    v = work[zoff + T * Gmax + Vmax:zoff + T * Gmax + 2 * Vmax]
+    Zflat = vector(work, zoff, T * Gmax)
+    u = vector(work, zoff + T * Gmax, Vmax)
+    v = vector(work, zoff + T * Gmax + Vmax, Vmax)
     for r in range(1, table[0, HDR_NROWS] + 1):
-        row = table[r]
+        row = vector(table, r * NCOLS, NCOLS)
         kind = row[C_KIND]
         K = row[C_K]
         DW = row[C_DW]
         col = row[C_COL]
         src = _seq(row[C_SRC], X, xoff, A_, B_, T, K)
         dst = _seq(row[C_DST], X, xoff, A_, B_, T, DW)
+        pa = row[C_PAR]
         if kind == K_ACT:
             H = row[C_H]
             for t in range(T):
@@ -242,16 +216,17 @@ def pool_rows(wbuf, table, slab, slots, work, hbuf, X, xoff, T):
                 a = src[t]
                 for j in range(H):
                     o[j] = a[j]
-                A.apply(row[C_ACT], wbuf[row[C_PAR]], wbuf[row[C_PAR] + 1], o[0:H])
+                A.apply(row[C_ACT], wbuf[pa], wbuf[pa + 1], o[0:H])
             continue
         G = row[C_G]
-        Z = matrix(Zflat, 0, T, G)
-        batch_project(matrix(wbuf, row[C_WX], K, G), wbuf[row[C_B]:row[C_B] + G], src, Z)
         H = row[C_H]
         Hp = row[C_HP]
-        par = wbuf[row[C_PAR]:row[C_PAR] + 7]
-        acts = row[C_ACT:C_ACT + 3]
-        flags = row[C_FLAGS:C_FLAGS + 5]
+        Z = matrix(Zflat, 0, T, G)
+        fmt = row[C_FMT]
+        batch_project_stored(wbuf, row[C_WX], K, G, fmt, row[C_SX], vector(wbuf, row[C_B], G), src, Z)
+        par = (wbuf[pa], wbuf[pa + 1], wbuf[pa + 2], wbuf[pa + 3], wbuf[pa + 4], wbuf[pa + 5], wbuf[pa + 6])
+        acts = (row[C_ACT], row[C_ACT + 1], row[C_ACT + 2])
+        flags = (row[C_FLAGS], row[C_FLAGS + 1], row[C_FLAGS + 2], row[C_FLAGS + 3], row[C_FLAGS + 4])
         if kind == K_DENSE:
             for t in range(T):
                 z = Z[t, 0:H]
@@ -259,69 +234,73 @@ def pool_rows(wbuf, table, slab, slots, work, hbuf, X, xoff, T):
                 o = dst[t]
                 for j in range(H):
                     o[col + j] = z[j]
-        elif kind == K_LSTM:
-            P = row[C_P]
-            sh = row[C_SH]
+            continue
+        sh = row[C_SH]
+        P = row[C_P]
+        Hb = matrix(hbuf, 0, T, P)
+        gather(slab, S, slots, sh, Hb)
+        if kind == K_LSTM:
+            batch_acc_stored(wbuf, row[C_WR], P, G, fmt, row[C_SR], Hb, Z)
             sc = row[C_SC]
-            Hb = matrix(hbuf, 0, T, P)
-            gather(slab, S, slots, sh, Hb)
-            batch_acc(matrix(wbuf, row[C_WR], P, G), Hb, Z)
             projt = matrix(wbuf, row[C_WR2], H, row[C_PP])
-            peep = wbuf[row[C_PEEP]:row[C_PEEP] + 3 * H]
+            peep = vector(wbuf, row[C_PEEP], 3 * H)
             for t in range(T):
                 base = slots[t] * S
-                h = slab[base + sh:base + sh + P]
-                c = slab[base + sc:base + sc + H]
+                h = vector(slab, base + sh, P)
+                c = vector(slab, base + sc, H)
                 if flags[4]:
-                    lstm_fused_slices(Z[t], c, h, H, Hp)
+                    lstm_fused_fast(Z[t], c, h, H, Hp)
                 else:
                     lstm_frame(Z[t], h, c, u, v, projt, peep, acts, par, flags, H, Hp, P)
-                _emit(h, dst, t, col, P)
+                emit(h, dst, t, col, P)
         elif kind == K_GRU:
-            sh = row[C_SH]
-            Hb = matrix(hbuf, 0, T, H)
-            gather(slab, S, slots, sh, Hb)
-            batch_acc(matrix(wbuf, row[C_WR], H, 2 * Hp), Hb, Z)
+            batch_acc_stored(wbuf, row[C_WR], H, 2 * Hp, fmt, row[C_SR], Hb, Z)
             Rt_h = matrix(wbuf, row[C_WR2], H, Hp)
-            rbh = wbuf[row[C_B2]:row[C_B2] + Hp]
+            rbh = vector(wbuf, row[C_B2], Hp)
             for t in range(T):
-                base = slots[t] * S
-                h = slab[base + sh:base + sh + H]
+                h = vector(slab, slots[t] * S + sh, H)
                 gru_frame(Z[t], h, u, v, Rt_h, rbh, acts, par, flags, H, Hp)
-                _emit(h, dst, t, col, H)
-        elif kind == K_RNN:
-            sh = row[C_SH]
-            Hb = matrix(hbuf, 0, T, H)
-            gather(slab, S, slots, sh, Hb)
-            batch_acc(matrix(wbuf, row[C_WR], H, G), Hb, Z)
+                emit(h, dst, t, col, H)
+        else:  # K_RNN (merge rows only follow bidirectional layers, which a pool refuses)
+            batch_acc_stored(wbuf, row[C_WR], H, G, fmt, row[C_SR], Hb, Z)
             for t in range(T):
-                base = slots[t] * S
-                h = slab[base + sh:base + sh + H]
+                h = vector(slab, slots[t] * S + sh, H)
                 rnn_frame(Z[t], h, acts, par, flags, H)
-                _emit(h, dst, t, col, H)
+                emit(h, dst, t, col, H)
     return table[0, HDR_FINAL]
 
 
 @njit(**JIT)
-def pool_advance(wbuf, table, slab, live, iwork, ids, work, hbuf, X, Y, err):
-    """Validate, then advance the streams ``ids`` by the frames X into Y. Returns 0 or 1 (see err)."""
+def pool_compute(wbuf, table, slab, slots, work, hbuf, X, Y):
+    """Advance the streams in ``slots`` (validated, distinct) by the frames X (m, I) into Y (m, O)."""
     I = table[0, HDR_IN]
     O = table[0, HDR_OUT]
     Wmax = table[0, HDR_WMAX]
-    if validate(live, iwork, ids, X, I, err):
-        return 1
-    cap = live.shape[0]
-    n = ids.shape[0]
-    slots = iwork[cap:cap + n]
-    NB = min(BLOCK, cap)
+    n = slots.shape[0]
+    Xf = X.reshape(-1)
+    NB = hbuf.shape[0] // Wmax
     for b0 in range(0, n, NB):
         T = min(NB, n - b0)
-        final = pool_rows(wbuf, table, slab, slots[b0:b0 + T], work, hbuf, X, b0 * I, T)
-        out = _seq(final, X, b0 * I, work[0:T * Wmax], work[T * Wmax:2 * T * Wmax], T, O)
-        y = matrix(Y, b0 * O, T, O)
+        final = pool_rows(wbuf, table, slab, slots[b0:b0 + T], work, hbuf, Xf, b0 * I, T)
+        out = _seq(final, Xf, b0 * I, vector(work, 0, T * Wmax), vector(work, T * Wmax, T * Wmax), T, O)
         for t in range(T):
             o = out[t]
-            yt = y[t]
+            y = Y[b0 + t]
             for j in range(O):
-                yt[j] = o[j]
+                y[j] = o[j]
+
+
+@njit(**JIT)
+def pool_advance(wbuf, table, slab, live, iwork, ids, work, hbuf, X, Y, err):
+    """Validate, then advance the streams ``ids`` by X (n, I) into Y (n, O). Returns 0 or 1 (see err)."""
+    if validate(live, iwork, ids, X.reshape(-1), table[0, HDR_IN], err):
+        return 1
+    cap = live.shape[0]
+    pool_compute(wbuf, table, slab, iwork[cap:cap + ids.shape[0]], work, hbuf, X, Y)
     return 0
+
+
+@njit(**JIT)
+def pool_validate(live, iwork, ids, X, err):
+    """``validate`` alone, for a step whose compute is split over threads. Returns 0 or 1."""
+    return validate(live, iwork, ids, X.reshape(-1), X.shape[1], err)

@@ -1,0 +1,246 @@
+"""SessionPool: many streams of one Model, their states in one slab, advanced together.
+
+``pool.step(ids, X)`` advances n distinct open streams by one frame each in a single native
+call (``kernels/pool.py``), batching the n frames into matrix-matrix products. Ids are opaque
+ints: ``id = generation * capacity + slot``, so a closed id stays invalid after its slot is
+reused by a later ``open``.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .kernels import layout as L
+from .kernels import pool as K
+from .model import Model, _cast, check_sequence
+
+_INT_KINDS = "iu"
+_I64 = np.dtype(np.int64)
+_MIN_ROWS_PER_THREAD = 32  # below this, handing rows to another thread costs more than it saves
+
+
+def _entry_point(fn, args: tuple):
+    """The compiled overload of ``fn`` for these argument types, called without type dispatch."""
+    sig = tuple(fn.typeof_pyval(a) for a in args)
+    fn.compile(sig)
+    cres = fn.overloads.get(sig)
+    return cres.entry_point if cres is not None else fn
+
+
+class SessionPool:
+    """Up to ``capacity`` streams of one model; methods are thread-safe (one lock per pool).
+
+    ``threads`` > 1 splits large steps (>= 64 streams) over that many threads (the caller's and
+    ``threads - 1`` workers); results are identical to ``threads=1``.
+    """
+
+    def __init__(self, model: Model, capacity: int, *, threads: int = 1):
+        p = model.plan
+        if not model.streamable:
+            raise ValueError(
+                "SessionPool: this model has a reverse or bidirectional layer; its backward pass needs "
+                "the future frames of the sequence, so it cannot advance frame by frame. "
+                "Use Model.run(X) on whole sequences.")
+        if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)) or capacity < 1:
+            raise ValueError(f"capacity: expected a positive int, got {capacity!r}")
+        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+            raise ValueError(f"threads: expected a positive int, got {threads!r}")
+        cap = int(capacity)
+        self._threads = int(threads)
+        self._model = model
+        self._plan = p
+        self._cap = cap
+        self._dtype = p.dtype
+        self._isize, self._osize = p.input_size, p.output_size
+        self._slab = np.empty((cap, p.state_size), dtype=p.dtype)
+        self._slab[:] = p.initial_state
+        self._flat = self._slab.reshape(-1)
+        self._live = np.full(cap, -1, dtype=np.int64)
+        self._gen = [0] * cap
+        self._free = list(range(cap - 1, -1, -1))  # pop() hands out the lowest free slot first
+        self._iwork = np.zeros(2 * cap, dtype=np.int64)
+        nb = K.block_rows(cap)
+        self._w, self._t = p.weights, p.table
+        self._work = [np.zeros(p.work_size(nb), dtype=p.dtype) for _ in range(self._threads)]
+        self._hbuf = [np.zeros(nb * int(p.table[0, L.HDR_WMAX]), dtype=p.dtype) for _ in range(self._threads)]
+        self._err = np.zeros(2, dtype=np.int64)
+        self._lock = threading.Lock()
+        self._fn = self._validate_fn = self._compute_fn = None
+        self._executor = None
+        if self._threads > 1:
+            self._executor = ThreadPoolExecutor(self._threads - 1, thread_name_prefix="streamlstm-pool")
+            weakref.finalize(self, self._executor.shutdown, wait=False)
+
+    # ------------------------------------------------------------------ description
+    @property
+    def model(self) -> Model:
+        return self._model
+
+    @property
+    def capacity(self) -> int:
+        return self._cap
+
+    @property
+    def threads(self) -> int:
+        return self._threads
+
+    def __len__(self) -> int:
+        """Number of open streams."""
+        return self._cap - len(self._free)
+
+    def ids(self) -> list[int]:
+        """The open ids, in slot order."""
+        return [int(i) for i in self._live if i >= 0]
+
+    def __repr__(self) -> str:
+        return f"<streamlstm.SessionPool {len(self)}/{self._cap} open, {self._model!r}>"
+
+    # ------------------------------------------------------------------ lifecycle
+    def open(self) -> int:
+        """Open a stream at the initial (zero or learned) state; returns its id."""
+        with self._lock:
+            if not self._free:
+                raise ValueError(f"SessionPool.open: the pool is full ({self._cap} streams open); "
+                                 "close a stream or create a larger pool")
+            slot = self._free.pop()
+            gen = self._gen[slot]
+            self._gen[slot] = gen + 1
+            sid = gen * self._cap + slot
+            self._slab[slot] = self._plan.initial_state
+            self._live[slot] = sid
+            return sid
+
+    def close(self, sid: int) -> None:
+        """Close stream ``sid``; its slot is reused by a later ``open``, the id never again."""
+        with self._lock:
+            slot = self._slot(sid, "close")
+            self._live[slot] = -1
+            self._free.append(slot)
+
+    def reset(self, sid: int) -> None:
+        """Return stream ``sid`` to the initial state."""
+        with self._lock:
+            self._slab[self._slot(sid, "reset")] = self._plan.initial_state
+
+    def get_state(self, sid: int) -> np.ndarray:
+        """A flat copy of stream ``sid``'s state (same layout as ``Session.get_state``)."""
+        with self._lock:
+            return self._slab[self._slot(sid, "get_state")].copy()
+
+    def set_state(self, sid: int, state) -> None:
+        """Restore a state from ``get_state`` of a pool stream or a Session of the same model."""
+        st = _cast(state, "state", self._dtype)
+        if st.shape != (self._slab.shape[1],):
+            raise ValueError(f"state: expected shape ({self._slab.shape[1]},) (state of this model), "
+                             f"got {st.shape}")
+        if not np.all(np.isfinite(st)):
+            raise ValueError("state: contains NaN or Inf")
+        with self._lock:
+            self._slab[self._slot(sid, "set_state")] = st
+
+    def _slot(self, sid, verb: str) -> int:
+        if isinstance(sid, bool) or not isinstance(sid, (int, np.integer)):
+            raise ValueError(f"SessionPool.{verb}: expected an int stream id, got {type(sid).__name__}")
+        sid = int(sid)
+        slot = sid % self._cap if sid >= 0 else 0
+        if sid < 0 or self._live[slot] != sid:
+            raise ValueError(f"SessionPool.{verb}: {self._describe(sid)}")
+        return slot
+
+    def _describe(self, sid: int) -> str:
+        if sid >= 0 and sid // self._cap < self._gen[sid % self._cap]:
+            return f"stream id {sid} is closed"
+        return f"stream id {sid} was never opened in this pool"
+
+    # ------------------------------------------------------------------ stepping
+    def step(self, ids, X, out: np.ndarray | None = None) -> np.ndarray:
+        """Advance the n distinct open streams ``ids`` by one frame each: X (n, I) -> (n, O).
+
+        Row k of X is the next frame of stream ``ids[k]``; row k of the result its output. One
+        native call (with ``threads`` > 1 and many streams: one validating call, then the rows
+        split over threads); on any error (unknown/closed/duplicate id, bad shape, NaN/Inf) no
+        state changes.
+        """
+        if ids.__class__ is not np.ndarray or ids.dtype is not _I64 or ids.ndim != 1:
+            ids = self._check_ids(ids)
+        n = ids.shape[0]
+        if (X.__class__ is not np.ndarray or X.dtype is not self._dtype or X.shape != (n, self._isize)
+                or not X.flags.c_contiguous or not X.flags.writeable):
+            X = self._check_frames(X, n)
+        if out is None:
+            out = np.empty((n, self._osize), self._dtype)
+        elif (out.__class__ is not np.ndarray or out.dtype is not self._dtype
+              or out.shape != (n, self._osize) or not out.flags.c_contiguous or not out.flags.writeable):
+            raise ValueError(f"out: expected a writeable C-contiguous {self._dtype.name} array of shape "
+                             f"({n}, {self._osize}), got {getattr(out, 'dtype', type(out).__name__)} "
+                             f"{getattr(out, 'shape', '')}")
+        if n == 0:
+            return out
+        if not ids.flags.c_contiguous:
+            ids = np.ascontiguousarray(ids)
+        with self._lock:
+            if self._threads > 1 and n >= 2 * _MIN_ROWS_PER_THREAD:
+                self._step_threaded(ids, X, out)
+                return out
+            args = (self._w, self._t, self._flat, self._live, self._iwork, ids, self._work[0],
+                    self._hbuf[0], X, out, self._err)
+            fn = self._fn
+            if fn is None:
+                fn = self._fn = _entry_point(K.pool_advance, args)
+            if fn(*args):
+                self._raise(ids)
+        return out
+
+    def _step_threaded(self, ids: np.ndarray, X: np.ndarray, out: np.ndarray) -> None:
+        args = (self._live, self._iwork, ids, X, self._err)
+        if self._validate_fn is None:
+            self._validate_fn = _entry_point(K.pool_validate, args)
+        if self._validate_fn(*args):
+            self._raise(ids)
+        n = ids.shape[0]
+        parts = min(self._threads, n // _MIN_ROWS_PER_THREAD)
+        bounds = [n * i // parts for i in range(parts + 1)]
+        slots = self._iwork[self._cap:self._cap + n]
+        calls = [(self._w, self._t, self._flat, slots[a:b], self._work[i], self._hbuf[i], X[a:b], out[a:b])
+                 for i, (a, b) in enumerate(zip(bounds, bounds[1:]))]
+        if self._compute_fn is None:
+            self._compute_fn = _entry_point(K.pool_compute, calls[0])
+        fn = self._compute_fn
+        futures = [self._executor.submit(fn, *c) for c in calls[1:]]
+        fn(*calls[0])
+        for f in futures:
+            f.result()
+
+    def _check_frames(self, X, n: int) -> np.ndarray:
+        X = check_sequence(X, "X", self._isize, self._dtype)
+        if X.shape[0] != n:
+            raise ValueError(f"X: expected one frame per id ({n} ids), got {X.shape[0]} frames")
+        return X if X.flags.writeable else X.copy()
+
+    def _check_ids(self, ids) -> np.ndarray:
+        try:
+            arr = np.asarray(ids)
+        except Exception as e:
+            raise ValueError(f"ids: cannot convert {type(ids).__name__} to an array ({e})") from None
+        if arr.ndim != 1:
+            raise ValueError(f"ids: expected a 1-D sequence of stream ids, got shape {arr.shape}")
+        if arr.size == 0:
+            return np.zeros(0, np.int64)
+        if arr.dtype.kind not in _INT_KINDS:
+            raise ValueError(f"ids: expected integer stream ids, got dtype {arr.dtype}")
+        if arr.dtype.kind == "u" and arr.dtype.itemsize == 8 and arr.max() > np.iinfo(np.int64).max:
+            raise ValueError("ids: id out of range")
+        return np.ascontiguousarray(arr, dtype=np.int64)
+
+    def _raise(self, ids: np.ndarray):
+        kind, i = int(self._err[0]), int(self._err[1])
+        sid = int(ids[i])
+        if kind == K.ERR_ID:
+            raise ValueError(f"ids[{i}]: {self._describe(sid)}; no stream was advanced")
+        if kind == K.ERR_DUPLICATE:
+            raise ValueError(f"ids[{i}]: stream id {sid} appears twice in one step; no stream was advanced")
+        raise ValueError(f"X: frame {i} (stream id {sid}) contains NaN or Inf; no stream was advanced")
