@@ -69,15 +69,22 @@ class Act:
 
     @staticmethod
     def from_json(v: list) -> "Act":
+        if not isinstance(v, list) or len(v) != 3:
+            raise NetworkError(f"activation: expected [name, alpha, beta], got {v!r}")
         return Act(str(v[0]), _from_json_float(v[1]), _from_json_float(v[2]))
 
 
 def act(name: str, alpha: float | None = None, beta: float | None = None) -> Act:
     """Build an Act, filling ONNX's defaults for alpha/beta that are not given."""
-    if name not in LAYER_ACTIVATIONS:
+    if not isinstance(name, str) or name not in LAYER_ACTIVATIONS:
         raise NetworkError(f"unknown activation {name!r}; known: {sorted(LAYER_ACTIVATIONS)}")
     da, db = LAYER_ACTIVATIONS[name]
-    return Act(name, da if alpha is None else float(alpha), db if beta is None else float(beta))
+    a = da if alpha is None else float(alpha)
+    b = db if beta is None else float(beta)
+    for label, v, default in (("alpha", a, da), ("beta", b, db)):
+        if math.isinf(v) or (math.isnan(v) and not math.isnan(default)):
+            raise NetworkError(f"activation {name}: {label} must be finite, got {v}")
+    return Act(name, a, b)
 
 
 ActLike = Union[Act, str]
@@ -113,6 +120,71 @@ _ARRAY_FIELDS = {
     "Dense": ("W", "b"),
     "Activation": (),
 }
+
+
+# A member may expand beyond its stored bytes only up to this ratio once it is larger than
+# _NPZ_SMALL: real weights compress by 2-4x, a zip bomb by 1000x.
+_NPZ_MAX_RATIO = 100
+_NPZ_SMALL = 16 << 20
+
+
+def _read_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of an .npz, refusing object arrays, zip bombs and arrays larger than declared."""
+    import zipfile
+
+    arrays = {}
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            if not info.filename.endswith(".npy"):
+                raise NetworkError(f"{path}: unexpected member {info.filename!r}")
+            if info.file_size > _NPZ_SMALL and info.file_size > _NPZ_MAX_RATIO * max(info.compress_size, 1):
+                raise NetworkError(f"{path}: member {info.filename!r} declares {info.file_size} bytes from "
+                                   f"{info.compress_size} stored (a zip bomb?)")
+            with zf.open(info) as fh:
+                fmt = np.lib.format
+                version = fmt.read_magic(fh)
+                header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+                shape, _, dtype = header(fh)
+                if dtype.hasobject:
+                    raise NetworkError(f"{path}: member {info.filename!r} holds Python objects")
+                nbytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+                if nbytes > info.file_size:
+                    raise NetworkError(f"{path}: member {info.filename!r} declares shape {shape} "
+                                       f"({nbytes} bytes) in {info.file_size} bytes")
+            with zf.open(info) as fh:
+                arrays[info.filename[:-4]] = np.lib.format.read_array(fh, allow_pickle=False)
+    return arrays
+
+
+def _layer_from_config(path, i: int, cfg, arrays: dict) -> "Layer":
+    """Layer ``i`` of a native file from its JSON config and arrays; NetworkError if malformed."""
+    where = f"{path}: layer {i}"
+    if not isinstance(cfg, dict):
+        raise NetworkError(f"{where}: config is not an object")
+    cfg = dict(cfg)
+    kind = cfg.pop("kind", None)
+    cls = LAYER_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise NetworkError(f"{where}: unknown kind {kind!r}")
+    try:
+        kw = {}
+        for k, v in cfg.items():
+            if k == "activations":
+                v = [Act.from_json(a) for a in v]
+            elif k == "activation":
+                v = Act.from_json(v)
+            kw[k] = v
+        for f in _ARRAY_FIELDS[kind]:
+            if f in kw:
+                raise NetworkError(f"{where} ({kind}): {f} must be an array, not a config value")
+            key = f"layer{i}.{f}"
+            if key in arrays:
+                kw[f] = arrays[key]
+        return cls(**kw)
+    except NetworkError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as e:
+        raise NetworkError(f"{where} ({kind}): malformed config: {e}") from None
 
 
 class Layer:
@@ -428,42 +500,25 @@ class Network:
 
     @staticmethod
     def load(path: str | Path) -> "Network":
-        """Read a native ``.npz`` written by :meth:`save` (``allow_pickle=False``)."""
+        """Read a native ``.npz`` written by :meth:`save` (no pickle; sizes checked before reading)."""
         try:
-            with np.load(path, allow_pickle=False) as z:
-                if "__config__" not in z.files:
-                    raise NetworkError(f"{path}: not a streamlstm network file (no __config__)")
-                meta = json.loads(bytes(z["__config__"]).decode())
-                arrays = {k: z[k] for k in z.files if k != "__config__"}
+            arrays = _read_npz(path)
+            if "__config__" not in arrays:
+                raise NetworkError(f"{path}: not a streamlstm network file (no __config__)")
+            meta = json.loads(bytes(arrays.pop("__config__")).decode())
+            if not isinstance(meta, dict) or not isinstance(meta.get("layers"), list):
+                raise NetworkError(f"{path}: malformed config")
         except NetworkError:
             raise
         except Exception as e:  # zip errors, bad JSON, truncated arrays
             raise NetworkError(f"{path}: cannot read native network file: {e}") from None
         if meta.get("format") != "streamlstm-network":
             raise NetworkError(f"{path}: unknown format {meta.get('format')!r}")
-        layers = []
-        for i, cfg in enumerate(meta["layers"]):
-            cfg = dict(cfg)
-            kind = cfg.pop("kind", None)
-            cls = LAYER_TYPES.get(kind)
-            if cls is None:
-                raise NetworkError(f"{path}: layer {i}: unknown kind {kind!r}")
-            kw = {}
-            for k, v in cfg.items():
-                if k == "activations":
-                    v = [Act.from_json(a) for a in v]
-                elif k == "activation":
-                    v = Act.from_json(v)
-                kw[k] = v
-            for f in _ARRAY_FIELDS[kind]:
-                key = f"layer{i}.{f}"
-                if key in arrays:
-                    kw[f] = arrays[key]
-            try:
-                layers.append(cls(**kw))
-            except TypeError as e:
-                raise NetworkError(f"{path}: layer {i} ({kind}): {e}") from None
-        return Network(layers, input_size=meta["input_size"], name=meta.get("name", ""))
+        layers = [_layer_from_config(path, i, cfg, arrays) for i, cfg in enumerate(meta["layers"])]
+        input_size = meta.get("input_size")
+        if not isinstance(input_size, int) or isinstance(input_size, bool):
+            raise NetworkError(f"{path}: input_size must be an integer, got {input_size!r}")
+        return Network(layers, input_size=input_size, name=str(meta.get("name", "")))
 
     def summary(self) -> str:
         lines = [f"Network {self.name!r}: input {self.input_size}" if self.name
