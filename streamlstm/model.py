@@ -193,11 +193,44 @@ def check_sequence(X, name: str, size: int, dtype: np.dtype) -> np.ndarray:
     return arr
 
 
+def check_out(out, dtype: np.dtype, size: int) -> np.ndarray:
+    """``out`` if it is a writeable (size,) array of ``dtype`` (any strides), else a clear error."""
+    if (isinstance(out, np.ndarray) and out.dtype == dtype and out.shape == (size,)
+            and out.flags.writeable):
+        return out
+    raise ValueError(f"out: expected a writeable {dtype.name} array of shape ({size},), got "
+                     f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}"
+                     f"{'' if getattr(out, 'flags', None) is None or out.flags.writeable else ' read-only'}")
+
+
+_NAN_FRAME = "x: frame contains NaN or Inf; the session state is unchanged"
+
+
+def _prebound_step(fn, weights, table, state, work, dtype: np.dtype, isize: int, osize: int):
+    """``Session.step`` as a closure over the kernel and the session's arrays.
+
+    Every name the hot path reads is a local of this closure rather than an attribute, which
+    cuts the Python time around the native call (the arrays are only ever updated in place).
+    """
+    xshape, oshape, ndarray, empty = (isize,), (osize,), np.ndarray, np.empty
+
+    def step(x, out=None):
+        if x.__class__ is not ndarray or x.dtype is not dtype or x.shape != xshape:
+            x = check_frame(x, "x", isize, dtype)
+        if out is None:
+            out = empty(osize, dtype)
+        elif (out.__class__ is not ndarray or out.dtype is not dtype or out.shape != oshape
+              or not out.flags.writeable):
+            out = check_out(out, dtype, osize)
+        if fn(weights, table, state, work, x, out):
+            raise ValueError(_NAN_FRAME)
+        return out
+
+    return step
+
+
 class Session:
     """One stream: its state lives here and advances with every ``step`` / ``run``."""
-
-    __slots__ = ("_model", "_plan", "_state", "_work", "_chunk_work", "_fn", "_w", "_t",
-                 "_dtype", "_isize", "_osize", "_xshape", "_oshape")
 
     def __init__(self, model: Model):
         p = model._plan
@@ -206,12 +239,11 @@ class Session:
         self._state = p.initial_state.copy()
         self._work = np.zeros(p.work_size(1), dtype=p.dtype)
         self._chunk_work = self._work
-        self._w, self._t = p.weights, p.table
-        self._dtype = p.dtype
-        self._isize, self._osize = p.input_size, p.output_size
-        self._xshape = (p.input_size,)
-        self._oshape = (p.output_size,)
-        self._fn = None
+        if p.streamable:
+            step = _prebound_step(model._kernel(), p.weights, p.table, self._state, self._work,
+                                  p.dtype, p.input_size, p.output_size)
+            step.__doc__ = Session.step.__doc__
+            self.step = step  # shadows the method below: the same contract, fewer lookups
 
     @property
     def model(self) -> Model:
@@ -225,31 +257,20 @@ class Session:
                 "Use Model.run(X) on whole sequences.")
 
     def step(self, x, out: np.ndarray | None = None) -> np.ndarray:
-        """Advance one frame (I,) -> (O,). Writes into ``out`` when given."""
-        if x.__class__ is not np.ndarray or x.dtype is not self._dtype or x.shape != self._xshape:
-            x = check_frame(x, "x", self._isize, self._dtype)
-        if out is None:
-            out = np.empty(self._osize, self._dtype)
-        elif (out.__class__ is not np.ndarray or out.dtype is not self._dtype or out.shape != self._oshape
-              or not out.flags.writeable):
-            raise ValueError(f"out: expected a writeable {self._dtype.name} array of shape "
-                             f"({self._osize},), got {getattr(out, 'dtype', type(out).__name__)} "
-                             f"{getattr(out, 'shape', '')}")
-        fn = self._fn
-        if fn is None:
-            self._require_streamable("step")
-            fn = self._fn = self._model._kernel()
-        if fn(self._w, self._t, self._state, self._work, x, out):
-            raise ValueError("x: frame contains NaN or Inf; the session state is unchanged")
-        return out
+        """Advance one frame (I,) -> (O,). Writes into ``out`` when given.
+
+        Raises ValueError/TypeError naming the argument on a bad frame or ``out``; the state is
+        then unchanged. (Streamable sessions replace this method by a prebound closure.)
+        """
+        self._require_streamable("step")
 
     def run(self, X) -> np.ndarray:
         """Advance T frames (T, I) -> (T, O) in one native call, continuing this stream."""
         self._require_streamable("run")
-        X = check_sequence(X, "X", self._isize, self._dtype)
+        X = check_sequence(X, "X", self._plan.input_size, self._plan.dtype)
         need = self._plan.work_size(X.shape[0])
         if self._chunk_work.size < need:
-            self._chunk_work = np.zeros(need, dtype=self._dtype)
+            self._chunk_work = np.zeros(need, dtype=self._plan.dtype)
         return _run_chunk(self._model, self._state, X, self._chunk_work)
 
     def buffers(self) -> tuple[np.ndarray, np.ndarray]:
@@ -269,7 +290,7 @@ class Session:
 
     def set_state(self, state) -> None:
         """Restore a state from ``get_state`` (same model); validated before anything changes."""
-        st = _cast(state, "state", self._dtype)
+        st = _cast(state, "state", self._plan.dtype)
         if st.shape != self._state.shape:
             raise ValueError(f"state: expected shape {self._state.shape} (state of this model), got {st.shape}")
         if not np.all(np.isfinite(st)):
