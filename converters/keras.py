@@ -56,14 +56,34 @@ def import_keras(source: Any, *, layers: Sequence[str] | None = None, config: An
         return _import_model_object(source, layers)
     if not isinstance(source, (str, os.PathLike)):
         raise ConversionError(f"import_keras: expected a path or a keras.Model, got {type(source).__name__}")
-    with open_keras_file(source, config) as kf:
-        if kf.config is None and layers is not None:
-            known = kf.layer_names()
-            missing = [n for n in layers if n not in known]
-            if missing:
-                raise ConversionError(f"{source}: no layer named {missing[0]!r} in the weights file; "
-                                      f"layers: {known}")
-        return _convert(kf.config, kf.keras_version, kf.layer_weights, layers, str(source))
+    try:
+        with open_keras_file(source, config) as kf:
+            if kf.config is None and layers is not None:
+                known = kf.layer_names()
+                missing = [n for n in layers if n not in known]
+                if missing:
+                    raise ConversionError(f"{source}: no layer named {missing[0]!r} in the weights file; "
+                                          f"layers: {known}")
+            return _convert(kf.config, kf.keras_version, kf.layer_weights, layers, str(source))
+    except (ConversionError, NetworkError):
+        raise
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
+        if _raised_in_h5py(e):
+            raise ConversionError(f"{source}: damaged HDF5 data ({type(e).__name__}: {e})") from None
+        if isinstance(e, (KeyError, TypeError, AttributeError, IndexError)):
+            # a config value of the wrong JSON type (a string where a layer dict belongs, ...)
+            raise ConversionError(f"{source}: malformed Keras config ({type(e).__name__}: {e})") from None
+        raise
+
+
+def _raised_in_h5py(e: BaseException) -> bool:
+    """True when the exception comes from inside h5py (a damaged file), not from this converter."""
+    tb = e.__traceback__
+    while tb is not None:
+        if f"h5py{os.sep}" in tb.tb_frame.f_code.co_filename:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def _keras_root(obj: Any) -> str | None:

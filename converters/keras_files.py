@@ -35,6 +35,8 @@ MAX_JSON_BYTES = 64 << 20           # config.json / model_config
 MAX_WEIGHTS_BYTES = 8 << 30         # model.weights.h5 inside a zip, and all arrays of one file
 MAX_EXPANSION = 100                 # declared size / stored size above which a big member is a bomb
 BOMB_FLOOR_BYTES = 16 << 20         # members and datasets below this size are never called bombs
+MAX_GROUP_DEPTH = 32                # nesting of groups under one layer (Keras uses < 6)
+MAX_GROUPS = 1_000                  # groups under one layer (Keras uses < 10)
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 WeightList = list[tuple[str, np.ndarray]]
@@ -286,6 +288,7 @@ class _Budget:
 
     def __init__(self, limit: int = MAX_WEIGHTS_BYTES):
         self.left = limit
+        self.read: dict = {}  # dataset id -> array: a dataset hard-linked from many places is read once
 
     def take(self, n: int, where: str) -> None:
         if n > self.left:
@@ -317,12 +320,18 @@ def _safe_dataset(group: h5py.Group, path: str, src: str, budget: _Budget) -> np
     if declared > BOMB_FLOOR_BYTES and declared > MAX_EXPANSION * max(stored, 1):
         raise ConversionError(f"{where}: declares {declared} bytes but stores {stored}: refusing a possible "
                               f"HDF5 shape bomb")
+    if ds.id in budget.read:
+        return budget.read[ds.id]
     budget.take(declared, where)
     data = ds[()]
     if bf16:
         bits = np.asarray(data).view(np.uint16).astype(np.uint32) << 16
-        return bits.view(np.float32).astype(np.float64)
-    return np.asarray(data, dtype=np.float64)
+        arr = bits.view(np.float32).astype(np.float64)
+    else:
+        arr = np.asarray(data, dtype=np.float64)
+    arr.flags.writeable = False
+    budget.read[ds.id] = arr
+    return arr
 
 
 class _Store:
@@ -378,6 +387,7 @@ class _V3Store(_Store):
     def __init__(self, h5: h5py.File, config: dict | None, src: str, closers: list | None = None):
         self.h5, self.src, self.closers = h5, src, closers or []
         self.budget = _Budget()
+        self.visited: set = set()  # group ids collected for the current layer
         top = "layers" if "layers" in h5 else "_layer_checkpoint_dependencies"
         self.root = _safe_group(h5, top, src) if top in h5 else None
         self.keys = list(self.root.keys()) if self.root is not None else []
@@ -424,9 +434,19 @@ class _V3Store(_Store):
         key = self.by_name.get(name)
         if key is None or self.root is None or key not in self.root:
             return []
+        self.visited = set()
         return self._collect(_safe_group(self.root, key, self.src), f"layers/{key}")
 
-    def _collect(self, g: h5py.Group, path: str) -> WeightList:
+    def _collect(self, g: h5py.Group, path: str, depth: int = 0) -> WeightList:
+        if depth > MAX_GROUP_DEPTH:
+            raise ConversionError(f"{self.src}: HDF5 groups nested deeper than {MAX_GROUP_DEPTH} at {path!r} "
+                                  f"(a hard-link cycle?)")
+        if g.id in self.visited:
+            raise ConversionError(f"{self.src}: HDF5 group at {path!r} is also reachable by another path "
+                                  f"(hard links are refused)")
+        self.visited.add(g.id)
+        if len(self.visited) > MAX_GROUPS:
+            raise ConversionError(f"{self.src}: more than {MAX_GROUPS} HDF5 groups under {path!r}")
         out: WeightList = []
         if "vars" in g:
             v = _safe_group(g, "vars", self.src)
@@ -435,7 +455,7 @@ class _V3Store(_Store):
         children = [k for k in _CHILD_ORDER if k in g] + sorted(k for k in g if k != "vars" and k not in _CHILD_ORDER)
         for k in children:
             if isinstance(g.get(k, getlink=True), h5py.HardLink) and isinstance(g[k], h5py.Group):
-                out += self._collect(_safe_group(g, k, self.src), f"{path}/{k}")
+                out += self._collect(_safe_group(g, k, self.src), f"{path}/{k}", depth + 1)
         return out
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ to ``Zeros``. Helpers at the bottom read opset-dependent operator parameters (Sl
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -124,11 +125,15 @@ def _densify(st: onnx.SparseTensorProto) -> onnx.TensorProto:
     values = to_array(st.values)
     idx = to_array(st.indices).astype(np.int64)
     dims = tuple(int(d) for d in st.dims)
-    n = int(np.prod(dims))
-    if n > 1 << 31:
-        raise ConversionError(f"sparse tensor {st.values.name!r}: {n} elements is too large")
+    n = math.prod(dims)
+    if any(d < 0 for d in dims) or n > FOLD_FLOOR + 64 * values.size:
+        raise ConversionError(f"sparse tensor {st.values.name!r}: dims {list(dims)} ({n} elements) are "
+                              f"negative or too large for its {values.size} stored values")
     flat = np.zeros(n, values.dtype)
-    flat[np.ravel_multi_index(tuple(idx.T), dims) if idx.ndim == 2 else idx] = values
+    try:
+        flat[np.ravel_multi_index(tuple(idx.T), dims) if idx.ndim == 2 else idx] = values
+    except (ValueError, IndexError) as e:
+        raise ConversionError(f"sparse tensor {st.values.name!r}: bad indices ({e})") from None
     return onnx.numpy_helper.from_array(flat.reshape(dims), st.values.name)
 
 
@@ -186,6 +191,23 @@ class NotConstant(Exception):
     pass
 
 
+# A folded constant may hold at most this many elements plus one per byte of tensor data the file
+# stores: weights computed from initializers never need more, and a ConstantOfShape/Expand/
+# broadcast of a few bytes cannot become a multi-GB allocation.
+FOLD_FLOOR = 1 << 24
+
+
+def fold_limit(graph: Graph) -> int:
+    return FOLD_FLOOR + sum(t.ByteSize() for t in graph.initializers.values())
+
+
+def _broadcast_size(*shapes) -> int:
+    try:
+        return math.prod(np.broadcast_shapes(*shapes))
+    except ValueError:
+        return 0  # the op itself reports the mismatch
+
+
 class Folder:
     """Constant evaluation of tensors by name; ``overrides`` pins given names to values."""
 
@@ -194,6 +216,13 @@ class Folder:
         self.overrides = dict(overrides or {})
         self.memo: dict = {}
         self._active: set = set()
+        self.limit = fold_limit(graph)
+
+    def check_size(self, node, n: int) -> None:
+        """Refuse to fold ``node`` into a constant of ``n`` elements when that is beyond the limit."""
+        if n > self.limit:
+            raise ConversionError(f"{where(node)}: folding it would build a constant of {n} elements, "
+                                  f"more than the model's stored data can justify (limit {self.limit})")
 
     def value(self, name: str):
         """np.ndarray or Zeros if the tensor is constant, else None."""
@@ -265,6 +294,7 @@ class Folder:
         vals = self._ins(node)
         if any(isinstance(v, Zeros) for v in vals):
             return _zeros_rule(self, node, a, vals)
+        self.check_size(node, _out_size(op, a, vals))
         try:
             out = fn(self, node, a, vals)
         except NotConstant:
@@ -448,11 +478,28 @@ def _binary(fn):
     return run
 
 
+def _out_size(op: str, a: dict, vals: list) -> int:
+    """Elements an op that can grow its inputs would produce (0 for the others)."""
+    arrs = [v for v in vals if isinstance(v, np.ndarray)]
+    if op in ("Add", "Sub", "Mul", "Div") and len(arrs) == 2:
+        return _broadcast_size(arrs[0].shape, arrs[1].shape)
+    if op == "Concat":
+        return sum(v.size for v in arrs)
+    if op == "Gather" and len(arrs) == 2 and arrs[0].ndim:
+        ax = int(a.get("axis", 0)) % arrs[0].ndim
+        return arrs[1].size * (arrs[0].size // max(arrs[0].shape[ax], 1))
+    return 0
+
+
 def _f_constant_of_shape(f, n, a):
     val = to_array(a["value"]) if "value" in a else np.zeros(1, np.float32)
     shape = f.value(n.input[0])
     if isinstance(shape, np.ndarray):
-        return [np.full(_ints(shape), val.reshape(-1)[0], val.dtype)]
+        dims = _ints(shape)
+        if any(d < 0 for d in dims):
+            raise ConversionError(f"{where(n)}: negative dimension in shape {dims}")
+        f.check_size(n, math.prod(dims))
+        return [np.full(dims, val.reshape(-1)[0], val.dtype)]
     if np.all(val == 0):
         return [Zeros()]
     raise NotConstant("ConstantOfShape with a data-dependent shape")
@@ -462,7 +509,11 @@ def _f_expand(f, n, a):
     x = f._value(n.input[0])
     shape = f.value(n.input[1])
     if isinstance(x, np.ndarray) and isinstance(shape, np.ndarray):
-        return [x * np.ones(_ints(shape), x.dtype)]
+        dims = _ints(shape)
+        if any(d < 0 for d in dims):
+            raise ConversionError(f"{where(n)}: negative dimension in shape {dims}")
+        f.check_size(n, _broadcast_size(x.shape, dims))
+        return [x * np.ones(dims, x.dtype)]
     if isinstance(x, Zeros) or np.all(x == 0):
         return [Zeros()]
     # a learned initial state expanded over the (runtime) batch: with a batch of one it is itself

@@ -184,6 +184,13 @@ class _Importer(PlumbingOps, HeadOps):
 
     # ------------------------------------------------------------------ helpers
     def _node(self, node, i, ins) -> list:
+        try:
+            return self._dispatch(node, i, ins)
+        except (KeyError, IndexError, TypeError, AttributeError) as e:
+            # a missing attribute or input, or an operand of an unexpected rank
+            raise ConversionError(f"{where(node, i)}: malformed node ({type(e).__name__}: {e})") from None
+
+    def _dispatch(self, node, i, ins) -> list:
         w = where(node, i)
         if node.domain not in ("", "ai.onnx"):
             raise self._unsupported(node, w)

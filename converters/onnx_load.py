@@ -159,6 +159,8 @@ def _resolve_external(t: TensorProto, base_dir: Path | None) -> None:
 
 def to_array(t: TensorProto) -> np.ndarray:
     """numpy array of an inline tensor, with its size checked before conversion."""
+    if t.data_type == TensorProto.STRING:
+        raise ConversionError(f"tensor {t.name!r}: string tensors are not supported")
     if t.HasField("raw_data"):
         need = expected_nbytes(t)
         if len(t.raw_data) != need:

@@ -67,7 +67,7 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
 def _parse_header(raw: bytes, where: str) -> dict:
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ConversionError(f"{where}: not a safetensors file (header is not JSON: {e})") from None
     if not isinstance(header, dict):
         raise ConversionError(f"{where}: safetensors header is not a JSON object")
@@ -80,7 +80,7 @@ def _check_entry(name: str, entry, buffer_len: int, where: str):
     if not isinstance(entry, dict):
         raise ConversionError(f"{label}: header entry is not an object")
     dt, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
-    if dt not in _DTYPES:
+    if not isinstance(dt, str) or dt not in _DTYPES:
         raise ConversionError(f"{label}: unsupported dtype {dt!r} (supported: {', '.join(_DTYPES)})")
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
         raise ConversionError(f"{label}: bad shape {shape!r}")

@@ -278,16 +278,23 @@ def _has_layer_keys(sd: Mapping) -> bool:
     return any(_PARAM.match(k.rsplit(".", 1)[-1]) or k.rsplit(".", 1)[-1] == "weight" for k in sd)
 
 
-def _find_state_dicts(obj: Any, path: tuple = (), depth: int = 0) -> list[tuple[tuple, Mapping]]:
+def _find_state_dicts(obj: Any, path: tuple = (), depth: int = 0,
+                      seen: set | None = None) -> list[tuple[tuple, Mapping]]:
+    # ``seen``: each container is visited once, so shared or self-referencing ones cost nothing.
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return []
+    if isinstance(obj, (Mapping, list, tuple)):
+        seen.add(id(obj))
     if _is_state_dict(obj):
         return [(path, obj)]
     found = []
     if depth < 6 and isinstance(obj, Mapping):
         for k, v in obj.items():
-            found += _find_state_dicts(v, path + (k,), depth + 1)
+            found += _find_state_dicts(v, path + (k,), depth + 1, seen)
     elif depth < 6 and isinstance(obj, (list, tuple)):
         for i, v in enumerate(obj):
-            found += _find_state_dicts(v, path + (i,), depth + 1)
+            found += _find_state_dicts(v, path + (i,), depth + 1, seen)
     return found
 
 

@@ -24,7 +24,9 @@ import io
 import math
 import os
 import pickle
+import pickletools
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
@@ -38,6 +40,11 @@ _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 # An expanded (stride-0 / overlapping) tensor may have more elements than its storage; beyond
 # this many it is refused rather than materialized.
 _MAX_EXPANDED = 1 << 20
+# Zip members: data.pkl above this size is refused; a compressed member whose declared size is
+# both above the floor and far above its stored size is a zip bomb and is refused before reading.
+_MAX_PICKLE_BYTES = 256 << 20
+_BOMB_FLOOR_BYTES = 16 << 20
+_MAX_EXPANSION = 100
 _LEGACY_PROTOCOL = 1001
 
 # torch storage classes -> numpy dtype ("bfloat16" is stored as uint16 bits, widened later).
@@ -75,6 +82,8 @@ def load_torch_file(path: str | os.PathLike) -> Any:
             return _load_legacy(fh, where)
     except OSError as e:
         raise ConversionError(f"{where}: cannot read: {e}") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, zlib.error) as e:
+        raise ConversionError(f"{where}: damaged zip archive: {type(e).__name__}: {e}") from None
 
 
 # ---------------------------------------------------------------- stand-ins for allowed globals
@@ -339,7 +348,36 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return self._storage_for(pid[1:])
 
 
+class _Bounded:
+    """A binary stream that never asks for more bytes than the file has left."""
+
+    def __init__(self, fh: BinaryIO):
+        self.fh = fh
+        self.size = len(fh.getbuffer()) if isinstance(fh, io.BytesIO) else os.fstat(fh.fileno()).st_size
+
+    def read(self, n: int = -1) -> bytes:
+        left = max(self.size - self.fh.tell(), 0)
+        return self.fh.read(left if n is None or n < 0 else min(n, left))
+
+    def readline(self) -> bytes:
+        return self.fh.readline()
+
+
+def _check_lengths(data: BinaryIO, where: str) -> None:
+    """Walk the pickle's opcodes once without building anything: each counted bytes/str/long must
+    fit in the data. (The C unpickler allocates the size a BINBYTES8 & co. declare before reading
+    it, so a 40-byte file could otherwise ask for 2^62 bytes.)"""
+    start = data.tell()
+    try:
+        for _ in pickletools.genops(_Bounded(data)):
+            pass
+    except Exception as e:  # ValueError from pickletools on truncated or unknown opcodes
+        raise ConversionError(f"{where}: corrupt or unsupported pickle: {type(e).__name__}: {e}") from None
+    data.seek(start)
+
+
 def _unpickle(data: BinaryIO, where: str, storage_for=None) -> Any:
+    _check_lengths(data, where)
     try:
         return _RestrictedUnpickler(data, where, storage_for).load()
     except ConversionError as e:
@@ -437,14 +475,24 @@ def _load_zip(path: Path, where: str) -> Any:
         if len(pkls) > 1:
             raise ConversionError(f"{where}: zip archive with several data.pkl records: {pkls}")
         root = pkls[0][: -len("data.pkl")]
+        size = path.stat().st_size
         byteorder = "<"
         if root + "byteorder" in names:
-            rec = zf.read(root + "byteorder")
+            info = zf.getinfo(root + "byteorder")
+            _check_member(info, where, size)
+            with zf.open(info) as fh:
+                rec = fh.read(16)
             if rec not in (b"little", b"big"):
                 raise ConversionError(f"{where}: unknown byteorder record {rec[:20]!r}")
             byteorder = "<" if rec == b"little" else ">"
         table = _StorageTable(where)
-        obj = _unpickle(io.BytesIO(zf.read(pkls[0])), where, table)
+        pkl_info = zf.getinfo(pkls[0])
+        _check_member(pkl_info, where, size)
+        if pkl_info.file_size > _MAX_PICKLE_BYTES:
+            raise ConversionError(f"{where}: {pkls[0]!r} declares {pkl_info.file_size} bytes (limit "
+                                  f"{_MAX_PICKLE_BYTES}): not a state dict pickle")
+        with zf.open(pkl_info) as fh:
+            obj = _unpickle(io.BytesIO(fh.read(_MAX_PICKLE_BYTES)), where, table)
         for key, st in table.storages.items():
             name = f"{root}data/{key}"
             try:
@@ -452,12 +500,22 @@ def _load_zip(path: Path, where: str) -> Any:
             except KeyError:
                 raise ConversionError(f"{where}: storage record {name!r} is missing") from None
             need = st.numel * st.itemsize
+            _check_member(info, where, size)
             if info.file_size < need:
                 raise ConversionError(f"{where}: storage record {name!r} has {info.file_size} bytes, "
                                       f"{need} expected")
             with zf.open(info) as fh:
                 st.fill(fh.read(need), byteorder, where)
     return _finish(obj, where)
+
+
+def _check_member(info: zipfile.ZipInfo, where: str, archive_size: int) -> None:
+    if info.compress_size > archive_size:
+        raise ConversionError(f"{where}: archive member {info.filename!r} claims {info.compress_size} "
+                              f"stored bytes, more than the archive's {archive_size}")
+    if info.file_size > _BOMB_FLOOR_BYTES and info.file_size > _MAX_EXPANSION * max(info.compress_size, 1):
+        raise ConversionError(f"{where}: archive member {info.filename!r} declares {info.file_size} bytes "
+                              f"but stores {info.compress_size}: refusing a possible zip bomb")
 
 
 def _load_legacy(fh: BinaryIO, where: str) -> Any:
@@ -486,7 +544,10 @@ def _load_legacy(fh: BinaryIO, where: str) -> Any:
         numel = int.from_bytes(head, "little", signed=True)
         if numel != st.numel:
             raise ConversionError(f"{where}: storage {key!r} holds {numel} elements, {st.numel} expected")
-        st.fill(fh.read(numel * st.itemsize), "<", where)
+        need, left = numel * st.itemsize, os.fstat(fh.fileno()).st_size - fh.tell()
+        if need > left:
+            raise ConversionError(f"{where}: storage {key!r} needs {need} bytes, the file has {left} left")
+        st.fill(fh.read(need), "<", where)
     missing = [k for k, s in table.storages.items() if s.data is None]
     if missing:
         raise ConversionError(f"{where}: storages {missing[:5]} have no data")

@@ -167,7 +167,8 @@ def _cast(a, name: str, dtype: np.dtype) -> np.ndarray:
     if arr.dtype != dtype:
         if arr.dtype.kind not in "biuf" or not np.can_cast(arr.dtype, dtype, "same_kind"):
             raise TypeError(f"{name}: cannot cast dtype {arr.dtype} to {dtype.name}")
-        arr = arr.astype(dtype)
+        with np.errstate(over="ignore"):  # an overflow becomes Inf, which the kernel refuses
+            arr = arr.astype(dtype)
     if not arr.flags.c_contiguous:
         arr = arr.copy(order="C")
     return arr
