@@ -8,7 +8,7 @@ state and advances every layer.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -17,6 +17,9 @@ from numba import from_dtype, types
 from .kernels.engine import advance
 from .network import Network
 from .plan import Plan, build_plan
+
+if TYPE_CHECKING:
+    from .pool import SessionPool
 
 
 def _entry_point(weights: np.ndarray, table: np.ndarray):

@@ -64,22 +64,59 @@ def merge_rows(src, dst, mode):
                 o[j] = 0.5 * (a[j] + a[P + j])
 
 
+@njit(inline="always", **JIT)
+def work_views(work, table, T):
+    """The scratch of a T-frame call: sequences A and B, gate rows Z, vectors u and v."""
+    Wmax = table[0, HDR_WMAX]
+    Gmax = table[0, HDR_GMAX]
+    Vmax = table[0, HDR_VMAX]
+    seq = T * Wmax
+    zoff = 2 * seq
+    return (vector(work, 0, seq), vector(work, seq, seq), vector(work, zoff, T * Gmax),
+            vector(work, zoff + T * Gmax, Vmax), vector(work, zoff + T * Gmax + Vmax, Vmax))
+
+
+@njit(inline="always", **JIT)
+def row_params(wbuf, row):
+    """(activation params + clip, activation codes, flags) of a unit row, as tuples."""
+    pa = row[C_PAR]
+    par = (wbuf[pa], wbuf[pa + 1], wbuf[pa + 2], wbuf[pa + 3], wbuf[pa + 4], wbuf[pa + 5], wbuf[pa + 6])
+    acts = (row[C_ACT], row[C_ACT + 1], row[C_ACT + 2])
+    flags = (row[C_FLAGS], row[C_FLAGS + 1], row[C_FLAGS + 2], row[C_FLAGS + 3], row[C_FLAGS + 4])
+    return par, acts, flags
+
+
+@njit(inline="always", **JIT)
+def activation_rows(wbuf, row, src, dst):
+    """An Activation unit: dst[t] = act(src[t])."""
+    H = row[C_H]
+    pa = row[C_PAR]
+    for t in range(src.shape[0]):
+        o = dst[t]
+        a = src[t]
+        for j in range(H):
+            o[j] = a[j]
+        A.apply(row[C_ACT], wbuf[pa], wbuf[pa + 1], o[0:H])
+
+
+@njit(inline="always", **JIT)
+def dense_rows(Z, dst, code, alpha, beta, H, col):
+    """The end of a Dense unit: dst[t, col:col+H] = act(Z[t, :H]) (Z holds b + W x)."""
+    for t in range(Z.shape[0]):
+        z = Z[t, 0:H]
+        A.apply(code, alpha, beta, z)
+        o = dst[t]
+        for j in range(H):
+            o[col + j] = z[j]
+
+
 @njit(**JIT)
 def run_rows(wbuf, table, state, work, X, T):
     """Run every unit row over T frames; returns the buffer id holding the output.
 
     Every view below is a borrowed one (``vector``/``matrix``): no reference counting.
     """
-    Wmax = table[0, HDR_WMAX]
-    Gmax = table[0, HDR_GMAX]
-    Vmax = table[0, HDR_VMAX]
-    seq = T * Wmax
-    A_ = vector(work, 0, seq)
-    B_ = vector(work, seq, seq)
-    zoff = 2 * seq
-    Zflat = vector(work, zoff, T * Gmax)
-    u = vector(work, zoff + T * Gmax, Vmax)
-    v = vector(work, zoff + T * Gmax + Vmax, Vmax)
+    A_, B_, Zflat, u, v = work_views(work, table, T)
     for r in range(1, table[0, HDR_NROWS] + 1):
         row = vector(table, r * NCOLS, NCOLS)
         kind = row[C_KIND]
@@ -88,18 +125,11 @@ def run_rows(wbuf, table, state, work, X, T):
         col = row[C_COL]
         src = matrix(_buffer(row[C_SRC], X, A_, B_), 0, T, K)
         dst = matrix(_buffer(row[C_DST], X, A_, B_), 0, T, DW)
-        pa = row[C_PAR]
         if kind == K_MERGE:
             merge_rows(src, dst, row[C_MERGE])
             continue
         if kind == K_ACT:
-            H = row[C_H]
-            for t in range(T):
-                o = dst[t]
-                a = src[t]
-                for j in range(H):
-                    o[j] = a[j]
-                A.apply(row[C_ACT], wbuf[pa], wbuf[pa + 1], o[0:H])
+            activation_rows(wbuf, row, src, dst)
             continue
         G = row[C_G]
         H = row[C_H]
@@ -108,17 +138,10 @@ def run_rows(wbuf, table, state, work, X, T):
         fmt = row[C_FMT]
         project_stored(wbuf, row[C_WX], K, G, fmt, row[C_SX], vector(wbuf, row[C_B], G), src, Z)
         R = (wbuf, row[C_WR], fmt, row[C_SR])
-        par = (wbuf[pa], wbuf[pa + 1], wbuf[pa + 2], wbuf[pa + 3], wbuf[pa + 4], wbuf[pa + 5], wbuf[pa + 6])
-        acts = (row[C_ACT], row[C_ACT + 1], row[C_ACT + 2])
-        flags = (row[C_FLAGS], row[C_FLAGS + 1], row[C_FLAGS + 2], row[C_FLAGS + 3], row[C_FLAGS + 4])
+        par, acts, flags = row_params(wbuf, row)
         rev = row[C_REV] == 1
         if kind == K_DENSE:
-            for t in range(T):
-                z = Z[t, 0:H]
-                A.apply(acts[0], par[0], par[1], z)
-                o = dst[t]
-                for j in range(H):
-                    o[col + j] = z[j]
+            dense_rows(Z, dst, acts[0], par[0], par[1], H, col)
         elif kind == K_LSTM:
             P = row[C_P]
             lstm_cell(Z, R, matrix(wbuf, row[C_WR2], H, row[C_PP]), vector(wbuf, row[C_PEEP], 3 * H),

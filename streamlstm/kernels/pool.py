@@ -24,15 +24,14 @@ import math
 
 from numba import njit
 
-from . import activations as A
 from .cells import emit, gru_frame, lstm_frame, lstm_fused_fast, rnn_frame
 from .config import JIT
+from .engine import activation_rows, dense_rows, row_params, work_views
 from .gemv import _input, gemv_acc, load
 from .layout import (
-    C_ACT, C_B, C_B2, C_COL, C_DST, C_DW, C_FLAGS, C_FMT, C_G, C_H, C_HP, C_K, C_KIND, C_P, C_PAR,
-    C_PEEP, C_PP, C_SC, C_SH, C_SR, C_SRC, C_SX, C_WR, C_WR2, C_WX, FMT_BF16, FMT_FLOAT, HDR_FINAL,
-    HDR_GMAX, HDR_IN, HDR_NROWS, HDR_OUT, HDR_STATE, HDR_VMAX, HDR_WMAX, K_ACT, K_DENSE, K_GRU,
-    K_LSTM, NCOLS,
+    C_B, C_B2, C_COL, C_DST, C_DW, C_FMT, C_G, C_H, C_HP, C_K, C_KIND, C_P, C_PEEP, C_PP,
+    C_SC, C_SH, C_SR, C_SRC, C_SX, C_WR, C_WR2, C_WX, FMT_BF16, FMT_FLOAT, HDR_FINAL, HDR_IN,
+    HDR_NROWS, HDR_OUT, HDR_STATE, HDR_WMAX, K_ACT, K_DENSE, K_GRU, K_LSTM, NCOLS,
 )
 from .views import matrix, matrix_i8, matrix_u16, vector
 
@@ -189,17 +188,8 @@ def _seq(i, X, xoff, A_, B_, rows, cols):
 @njit(**JIT)
 def pool_rows(wbuf, table, slab, slots, work, hbuf, X, xoff, T):
     """Every unit row over the T streams ``slots`` (one frame each); returns the output buffer id."""
-    Wmax = table[0, HDR_WMAX]
-    Gmax = table[0, HDR_GMAX]
-    Vmax = table[0, HDR_VMAX]
     S = table[0, HDR_STATE]
-    seq = T * Wmax
-    A_ = vector(work, 0, seq)
-    B_ = vector(work, seq, seq)
-    zoff = 2 * seq
-    Zflat = vector(work, zoff, T * Gmax)
-    u = vector(work, zoff + T * Gmax, Vmax)
-    v = vector(work, zoff + T * Gmax + Vmax, Vmax)
+    A_, B_, Zflat, u, v = work_views(work, table, T)
     for r in range(1, table[0, HDR_NROWS] + 1):
         row = vector(table, r * NCOLS, NCOLS)
         kind = row[C_KIND]
@@ -208,15 +198,8 @@ def pool_rows(wbuf, table, slab, slots, work, hbuf, X, xoff, T):
         col = row[C_COL]
         src = _seq(row[C_SRC], X, xoff, A_, B_, T, K)
         dst = _seq(row[C_DST], X, xoff, A_, B_, T, DW)
-        pa = row[C_PAR]
         if kind == K_ACT:
-            H = row[C_H]
-            for t in range(T):
-                o = dst[t]
-                a = src[t]
-                for j in range(H):
-                    o[j] = a[j]
-                A.apply(row[C_ACT], wbuf[pa], wbuf[pa + 1], o[0:H])
+            activation_rows(wbuf, row, src, dst)
             continue
         G = row[C_G]
         H = row[C_H]
@@ -224,16 +207,9 @@ def pool_rows(wbuf, table, slab, slots, work, hbuf, X, xoff, T):
         Z = matrix(Zflat, 0, T, G)
         fmt = row[C_FMT]
         batch_project_stored(wbuf, row[C_WX], K, G, fmt, row[C_SX], vector(wbuf, row[C_B], G), src, Z)
-        par = (wbuf[pa], wbuf[pa + 1], wbuf[pa + 2], wbuf[pa + 3], wbuf[pa + 4], wbuf[pa + 5], wbuf[pa + 6])
-        acts = (row[C_ACT], row[C_ACT + 1], row[C_ACT + 2])
-        flags = (row[C_FLAGS], row[C_FLAGS + 1], row[C_FLAGS + 2], row[C_FLAGS + 3], row[C_FLAGS + 4])
+        par, acts, flags = row_params(wbuf, row)
         if kind == K_DENSE:
-            for t in range(T):
-                z = Z[t, 0:H]
-                A.apply(acts[0], par[0], par[1], z)
-                o = dst[t]
-                for j in range(H):
-                    o[col + j] = z[j]
+            dense_rows(Z, dst, acts[0], par[0], par[1], H, col)
             continue
         sh = row[C_SH]
         P = row[C_P]
