@@ -30,11 +30,10 @@ import h5py
 import numpy as np
 
 from streamlstm.errors import ConversionError
+from streamlstm.safezip import check_member, is_bomb
 
 MAX_JSON_BYTES = 64 << 20           # config.json / model_config
 MAX_WEIGHTS_BYTES = 8 << 30         # model.weights.h5 inside a zip, and all arrays of one file
-MAX_EXPANSION = 100                 # declared size / stored size above which a big member is a bomb
-BOMB_FLOOR_BYTES = 16 << 20         # members and datasets below this size are never called bombs
 MAX_GROUP_DEPTH = 32                # nesting of groups under one layer (Keras uses < 6)
 MAX_GROUPS = 1_000                  # groups under one layer (Keras uses < 10)
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -124,21 +123,12 @@ def _parse_json(text: str | bytes, where: str) -> dict:
 # ---------------------------------------------------------------------------------- .keras
 def _read_member(zf: zipfile.ZipFile, name: str, limit: int, src: str) -> bytes:
     info = zf.getinfo(name)
-    _check_member(info, limit, src)
+    check_member(info, src, ConversionError, limit=limit)
     with zf.open(info) as fh:
         data = fh.read(limit + 1)
     if len(data) > limit:
         raise ConversionError(f"{src}: archive member {name!r} is larger than {limit} bytes")
     return data
-
-
-def _check_member(info: zipfile.ZipInfo, limit: int, src: str) -> None:
-    if info.file_size > limit:
-        raise ConversionError(f"{src}: archive member {info.filename!r} declares {info.file_size} bytes "
-                              f"(limit {limit})")
-    if info.file_size > BOMB_FLOOR_BYTES and info.file_size > MAX_EXPANSION * max(info.compress_size, 1):
-        raise ConversionError(f"{src}: archive member {info.filename!r} declares {info.file_size} bytes but "
-                              f"stores {info.compress_size}: refusing a possible zip bomb")
 
 
 def _open_keras_zip(p: Path, config: Any) -> KerasFile:
@@ -162,7 +152,7 @@ def _open_keras_zip(p: Path, config: Any) -> KerasFile:
         else:
             config = load_config(config)
         info = zf.getinfo("model.weights.h5")
-        _check_member(info, MAX_WEIGHTS_BYTES, src)
+        check_member(info, src, ConversionError, limit=MAX_WEIGHTS_BYTES)
         if info.compress_type == zipfile.ZIP_STORED:
             fileobj = zf.open(info)          # Keras stores members uncompressed: read in place
         else:
@@ -317,7 +307,7 @@ def _safe_dataset(group: h5py.Group, path: str, src: str, budget: _Budget) -> np
         raise ConversionError(f"{where}: dtype {ds.dtype} is not floating point")
     declared = math.prod(ds.shape) * ds.dtype.itemsize
     stored = ds.id.get_storage_size()
-    if declared > BOMB_FLOOR_BYTES and declared > MAX_EXPANSION * max(stored, 1):
+    if is_bomb(declared, stored):
         raise ConversionError(f"{where}: declares {declared} bytes but stores {stored}: refusing a possible "
                               f"HDF5 shape bomb")
     if ds.id in budget.read:

@@ -33,6 +33,7 @@ from typing import Any, BinaryIO, Callable
 import numpy as np
 
 from streamlstm.errors import ConversionError
+from streamlstm.safezip import check_member
 
 from .safetensors import bfloat16_to_float32
 
@@ -43,8 +44,6 @@ _MAX_EXPANDED = 1 << 20
 # Zip members: data.pkl above this size is refused; a compressed member whose declared size is
 # both above the floor and far above its stored size is a zip bomb and is refused before reading.
 _MAX_PICKLE_BYTES = 256 << 20
-_BOMB_FLOOR_BYTES = 16 << 20
-_MAX_EXPANSION = 100
 _LEGACY_PROTOCOL = 1001
 
 # torch storage classes -> numpy dtype ("bfloat16" is stored as uint16 bits, widened later).
@@ -479,7 +478,7 @@ def _load_zip(path: Path, where: str) -> Any:
         byteorder = "<"
         if root + "byteorder" in names:
             info = zf.getinfo(root + "byteorder")
-            _check_member(info, where, size)
+            check_member(info, where, ConversionError, archive_size=size)
             with zf.open(info) as fh:
                 rec = fh.read(16)
             if rec not in (b"little", b"big"):
@@ -487,7 +486,7 @@ def _load_zip(path: Path, where: str) -> Any:
             byteorder = "<" if rec == b"little" else ">"
         table = _StorageTable(where)
         pkl_info = zf.getinfo(pkls[0])
-        _check_member(pkl_info, where, size)
+        check_member(pkl_info, where, ConversionError, archive_size=size)
         if pkl_info.file_size > _MAX_PICKLE_BYTES:
             raise ConversionError(f"{where}: {pkls[0]!r} declares {pkl_info.file_size} bytes (limit "
                                   f"{_MAX_PICKLE_BYTES}): not a state dict pickle")
@@ -500,22 +499,13 @@ def _load_zip(path: Path, where: str) -> Any:
             except KeyError:
                 raise ConversionError(f"{where}: storage record {name!r} is missing") from None
             need = st.numel * st.itemsize
-            _check_member(info, where, size)
+            check_member(info, where, ConversionError, archive_size=size)
             if info.file_size < need:
                 raise ConversionError(f"{where}: storage record {name!r} has {info.file_size} bytes, "
                                       f"{need} expected")
             with zf.open(info) as fh:
                 st.fill(fh.read(need), byteorder, where)
     return _finish(obj, where)
-
-
-def _check_member(info: zipfile.ZipInfo, where: str, archive_size: int) -> None:
-    if info.compress_size > archive_size:
-        raise ConversionError(f"{where}: archive member {info.filename!r} claims {info.compress_size} "
-                              f"stored bytes, more than the archive's {archive_size}")
-    if info.file_size > _BOMB_FLOOR_BYTES and info.file_size > _MAX_EXPANSION * max(info.compress_size, 1):
-        raise ConversionError(f"{where}: archive member {info.filename!r} declares {info.file_size} bytes "
-                              f"but stores {info.compress_size}: refusing a possible zip bomb")
 
 
 def _load_legacy(fh: BinaryIO, where: str) -> Any:

@@ -30,6 +30,7 @@ from typing import Sequence, Union
 import numpy as np
 
 from .errors import NetworkError
+from .safezip import check_member
 
 # ONNX RNN activations with their default (alpha, beta); nan means "unused".
 _NAN = float("nan")
@@ -122,12 +123,6 @@ _ARRAY_FIELDS = {
 }
 
 
-# A member may expand beyond its stored bytes only up to this ratio once it is larger than
-# _NPZ_SMALL: real weights compress by 2-4x, a zip bomb by 1000x.
-_NPZ_MAX_RATIO = 100
-_NPZ_SMALL = 16 << 20
-
-
 def _read_npz(path: str | Path) -> dict[str, np.ndarray]:
     """The arrays of an .npz, refusing object arrays, zip bombs and arrays larger than declared."""
     import zipfile
@@ -137,9 +132,7 @@ def _read_npz(path: str | Path) -> dict[str, np.ndarray]:
         for info in zf.infolist():
             if not info.filename.endswith(".npy"):
                 raise NetworkError(f"{path}: unexpected member {info.filename!r}")
-            if info.file_size > _NPZ_SMALL and info.file_size > _NPZ_MAX_RATIO * max(info.compress_size, 1):
-                raise NetworkError(f"{path}: member {info.filename!r} declares {info.file_size} bytes from "
-                                   f"{info.compress_size} stored (a zip bomb?)")
+            check_member(info, str(path), NetworkError)
             with zf.open(info) as fh:
                 fmt = np.lib.format
                 version = fmt.read_magic(fh)
