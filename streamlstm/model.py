@@ -14,6 +14,7 @@ import numpy as np
 
 from numba import from_dtype, types
 
+from .kernels.config import entry_point
 from .kernels.engine import advance
 from .network import Network
 from .plan import Plan, build_plan
@@ -31,10 +32,8 @@ def _entry_point(weights: np.ndarray, table: np.ndarray):
     """
     work = types.Array(from_dtype(weights.dtype), 1, "C")
     any_layout = types.Array(from_dtype(weights.dtype), 1, "A")
-    sig = (advance.typeof_pyval(weights), advance.typeof_pyval(table), work, work, any_layout, any_layout)
-    advance.compile(sig)  # loads from the on-disk cache when it can
-    cres = advance.overloads.get(sig)
-    return cres.entry_point if cres is not None else advance
+    return entry_point(advance, (advance.typeof_pyval(weights), advance.typeof_pyval(table),
+                                 work, work, any_layout, any_layout))
 
 
 class Kernel(NamedTuple):

@@ -446,8 +446,9 @@ class Network:
         return sizes
 
     @property
-    def bidirectional(self) -> bool:
-        return any(getattr(l, "direction", "forward") != "forward" for l in self.layers)
+    def streamable(self) -> bool:
+        """False when a layer runs backwards in time (reverse/bidirectional): it needs whole sequences."""
+        return all(getattr(l, "direction", "forward") == "forward" for l in self.layers)
 
     def validate(self) -> None:
         if not self.layers:

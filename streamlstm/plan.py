@@ -291,5 +291,4 @@ def build_plan(network: Network, dtype: str = "float32", fast_activations: bool 
     table.flags.writeable = False
     init = (np.concatenate(state_parts) if state_parts else np.zeros(0)).astype(dt)
     init.flags.writeable = False
-    streamable = not any(getattr(l, "direction", "forward") != "forward" for l in network.layers)
-    return Plan(network, dt, bool(fast_activations), weights, pk.build(), table, init, streamable)
+    return Plan(network, dt, bool(fast_activations), weights, pk.build(), table, init, network.streamable)

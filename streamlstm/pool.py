@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .kernels import layout as L
+from .kernels.config import entry_point
 from .kernels import pool as K
 from .model import Model, _cast, check_sequence
 
@@ -25,10 +26,7 @@ _MIN_ROWS_PER_THREAD = 32  # below this, handing rows to another thread costs mo
 
 def _entry_point(fn, args: tuple):
     """The compiled overload of ``fn`` for these argument types, called without type dispatch."""
-    sig = tuple(fn.typeof_pyval(a) for a in args)
-    fn.compile(sig)
-    cres = fn.overloads.get(sig)
-    return cres.entry_point if cres is not None else fn
+    return entry_point(fn, tuple(fn.typeof_pyval(a) for a in args))
 
 
 class SessionPool:

@@ -346,7 +346,7 @@ def _expected(m: nn.Module, X: np.ndarray) -> np.ndarray:
 
 
 def _max_err(model: sl.Model, X: np.ndarray, want: np.ndarray) -> float:
-    got = model.run(X) if model.network.bidirectional else np.stack(
+    got = model.run(X) if not model.network.streamable else np.stack(
         [y for s in [model.session()] for y in (s.step(x) for x in X)])
     return float(np.abs(got - want).max())
 

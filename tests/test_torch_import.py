@@ -62,7 +62,7 @@ def _stream(model: sl.Model, X: np.ndarray) -> np.ndarray:
 def _check(m: nn.Module, X: np.ndarray, batch_first: bool, **kw) -> sl.Model:
     expected = _torch_seq(m, X, batch_first)
     model = sl.load(m, **kw)
-    got = model.run(X) if model.network.bidirectional else _stream(model, X)
+    got = model.run(X) if not model.network.streamable else _stream(model, X)
     assert got.shape == expected.shape
     err = np.abs(got - expected).max()
     assert err <= TOL, err

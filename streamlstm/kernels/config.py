@@ -3,3 +3,14 @@
 # fastmath without nnan/ninf (NaN/Inf stay detectable) and without afn (exact libm calls).
 FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 JIT = dict(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH)
+
+
+def entry_point(dispatcher, sig: tuple):
+    """The compiled overload of ``dispatcher`` for ``sig``, callable without Numba's type dispatch.
+
+    Loads it from the on-disk cache when it can. The entry point checks neither dtype, rank nor
+    layout of its arguments: callers guarantee them.
+    """
+    dispatcher.compile(sig)
+    cres = dispatcher.overloads.get(sig)
+    return cres.entry_point if cres is not None else dispatcher
