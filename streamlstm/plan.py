@@ -13,6 +13,7 @@ import numpy as np
 
 from .kernels import activations as A
 from .kernels import layout as L
+from .kernels.simd import to_panels
 from .errors import NetworkError
 from .network import GRU, LSTM, RNN, Act, Activation, Dense, Network
 
@@ -57,16 +58,20 @@ class _Packer:
         b = np.concatenate([b, np.zeros(-b.size % self.dtype.itemsize, np.uint8)])
         return self._append(b.view(self.dtype))
 
+    def add_panels(self, M: np.ndarray) -> int:
+        """A (K, G) float matrix, panel-major (the layout ``kernels.simd.panel_acc`` reads)."""
+        return self.add(to_panels(M, self.lanes))
+
     def add_matrix(self, M: np.ndarray, fmt: int) -> tuple[int, int]:
-        """A (K, G) matrix in storage format ``fmt``; returns (offset, scale offset or 0)."""
+        """A (K, G) matrix in storage format ``fmt``, panel-major; returns (offset, scale offset or 0)."""
         if fmt == L.FMT_FLOAT:
-            return self.add(M), 0
+            return self.add_panels(M), 0
         if fmt == L.FMT_BF16:
-            return self.add_bytes(to_bf16_bits(M)), 0
+            return self.add_bytes(to_panels(to_bf16_bits(M), self.lanes)), 0
         scale = np.abs(M).max(axis=1) / 127.0
         scale[scale == 0] = 1.0
         codes = np.clip(np.rint(M / scale[:, None]), -127, 127).astype(np.int8)
-        return self.add_bytes(codes), self.add(scale)
+        return self.add_bytes(to_panels(codes, self.lanes)), self.add(scale)
 
     def build(self) -> np.ndarray:
         itemsize = self.dtype.itemsize
@@ -217,7 +222,7 @@ def build_plan(network: Network, dtype: str = "float32", fast_activations: bool 
                         projt = np.zeros((H, Pp))
                         if layer.proj is not None:
                             projt[:, :P] = layer.proj[d].T
-                        r[L.C_WR2], r[L.C_PP] = pk.add(projt), Pp  # (H, 0) when there is no projection
+                        r[L.C_WR2], r[L.C_PP] = pk.add_panels(projt), Pp  # (H, 0) when there is no projection
                         r[L.C_PEEP] = pk.add(layer.P[d] if layer.P is not None else np.zeros(3 * H))
                         c0 = layer.initial_c[d] if layer.initial_c is not None else np.zeros(H)
                         r[L.C_SC] = add_state(c0)
@@ -236,7 +241,7 @@ def build_plan(network: Network, dtype: str = "float32", fast_activations: bool 
                             b[:2 * H] += Rb[:2 * H]
                         r[L.C_WX], r[L.C_SX] = pk.add_matrix(_gate_packed_t(layer.W[d], 3, H, Hp), fmt)
                         r[L.C_WR], r[L.C_SR] = pk.add_matrix(_gate_packed_t(layer.R[d][:2 * H], 2, H, Hp), fmt)
-                        r[L.C_WR2] = pk.add(_gate_packed_t(layer.R[d][2 * H:], 1, H, Hp))
+                        r[L.C_WR2] = pk.add_panels(_gate_packed_t(layer.R[d][2 * H:], 1, H, Hp))
                         r[L.C_B] = pk.add(_gate_packed_vec(b, 3, H, Hp))
                         rbh = Rb[2 * H:] if layer.linear_before_reset else np.zeros(H)
                         r[L.C_B2] = pk.add(_gate_packed_vec(rbh, 1, H, Hp))

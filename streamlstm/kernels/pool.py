@@ -16,8 +16,9 @@ the return value is nonzero (kinds below). Streams run in blocks of NB rows, lay
 within a block: the input projection of the block is one (NB, K) x (K, G) product, the
 recurrent term one (NB, P) x (P, G) product over the block's gathered h rows; then each
 stream's gates are updated in place on its slab row by the per-frame cell functions. Every
-element gets the same arithmetic as in ``Session.step`` (same blocking and expression order),
-so pool streams and sessions agree bit for bit (tests/test_pool.py checks it).
+element gets the same arithmetic as in ``Session.step`` (``simd.panel_acc`` gives each row the
+same FMA chain however many rows it processes together), so pool streams and sessions agree
+bit for bit (tests/test_pool.py checks it).
 """
 
 import math
@@ -27,13 +28,13 @@ from numba import njit
 from .cells import emit, gru_frame, lstm_frame, lstm_fused_fast, rnn_frame
 from .config import JIT
 from .engine import activation_rows, dense_rows, row_params, work_views
-from .gemv import _input, gemv_acc, load
+from .gemv import gemv_acc_stored, project_stored
 from .layout import (
     C_B, C_B2, C_COL, C_DST, C_DW, C_FMT, C_G, C_H, C_HP, C_K, C_KIND, C_P, C_PEEP, C_PP,
-    C_SC, C_SH, C_SR, C_SRC, C_SX, C_WR, C_WR2, C_WX, FMT_BF16, FMT_FLOAT, HDR_FINAL, HDR_IN,
+    C_SC, C_SH, C_SR, C_SRC, C_SX, C_WR, C_WR2, C_WX, HDR_FINAL, HDR_IN,
     HDR_NROWS, HDR_OUT, HDR_STATE, HDR_WMAX, K_ACT, K_DENSE, K_GRU, K_LSTM, NCOLS,
 )
-from .views import matrix, matrix_i8, matrix_u16, vector
+from .views import matrix, vector
 
 BLOCK = 16  # streams per block: keeps the block's Z and sequences in L1/L2 while weights stream
 
@@ -84,88 +85,6 @@ def validate(live, iwork, ids, X, I, err):
 
 
 @njit(**JIT)
-def batch_acc(Wt, X, Z, scale):
-    """Z[t, :G] += X[t] @ Wt for every row t: a (T, K) x (K, G) product over weights Wt (K, G).
-
-    Two rows share every loaded weight vector (the loop LLVM vectorises then does one load per
-    FMA pair instead of one per FMA), while each row gets exactly ``gemv_acc``'s arithmetic:
-    k in blocks of four summed as (w0 x0 + w1 x1 + w2 x2 + w3 x3), then the remainder; an odd
-    last row goes through ``gemv_acc`` itself. ``Wt`` holds floats, bf16 bits or int8 codes
-    (then ``scale`` (K,) scales the inputs, as in ``gemv_acc``).
-    """
-    T = X.shape[0]
-    K, G = Wt.shape
-    TB = 8
-    for t0 in range(0, T - 1, TB):
-        t1 = min(t0 + TB, T) & ~1
-        k = 0
-        while k + 4 <= K:
-            for t in range(t0, t1, 2):
-                xa = X[t]
-                xb = X[t + 1]
-                a0 = _input(xa, k, scale)
-                a1 = _input(xa, k + 1, scale)
-                a2 = _input(xa, k + 2, scale)
-                a3 = _input(xa, k + 3, scale)
-                b0 = _input(xb, k, scale)
-                b1 = _input(xb, k + 1, scale)
-                b2 = _input(xb, k + 2, scale)
-                b3 = _input(xb, k + 3, scale)
-                za = Z[t]
-                zb = Z[t + 1]
-                for g in range(G):
-                    v0 = load(Wt, k, g)
-                    v1 = load(Wt, k + 1, g)
-                    v2 = load(Wt, k + 2, g)
-                    v3 = load(Wt, k + 3, g)
-                    za[g] += (v0 * a0 + v1 * a1 + v2 * a2 + v3 * a3)
-                    zb[g] += (v0 * b0 + v1 * b1 + v2 * b2 + v3 * b3)
-            k += 4
-        while k < K:
-            for t in range(t0, t1):
-                a0 = _input(X[t], k, scale)
-                za = Z[t]
-                for g in range(G):
-                    za[g] += load(Wt, k, g) * a0
-            k += 1
-    if T % 2 == 1:
-        gemv_acc(Wt, X[T - 1], Z[T - 1], scale)
-
-
-@njit(**JIT)
-def batch_project(Wt, bias, X, Z, scale):
-    """Z[t, :G] = bias + X[t] @ Wt for every row t (same arithmetic as ``project``)."""
-    G = Wt.shape[1]
-    for t in range(X.shape[0]):
-        z = Z[t]
-        for g in range(G):
-            z[g] = bias[g]
-    batch_acc(Wt, X, Z, scale)
-
-
-@njit(**JIT)
-def batch_acc_stored(w, off, K, G, fmt, soff, X, Z):
-    """``batch_acc`` with the (K, G) matrix stored at w[off:] in format ``fmt``."""
-    if fmt == FMT_FLOAT:
-        batch_acc(matrix(w, off, K, G), X, Z, None)
-    elif fmt == FMT_BF16:
-        batch_acc(matrix_u16(w, off, K, G), X, Z, None)
-    else:
-        batch_acc(matrix_i8(w, off, K, G), X, Z, vector(w, soff, K))
-
-
-@njit(**JIT)
-def batch_project_stored(w, off, K, G, fmt, soff, bias, X, Z):
-    """``batch_project`` with the (K, G) matrix stored at w[off:] in format ``fmt``."""
-    if fmt == FMT_FLOAT:
-        batch_project(matrix(w, off, K, G), bias, X, Z, None)
-    elif fmt == FMT_BF16:
-        batch_project(matrix_u16(w, off, K, G), bias, X, Z, None)
-    else:
-        batch_project(matrix_i8(w, off, K, G), bias, X, Z, vector(w, soff, K))
-
-
-@njit(**JIT)
 def gather(slab, S, slots, off, Hb):
     """Hb[t, :] = the P state values at ``off`` of stream slot ``slots[t]``."""
     P = Hb.shape[1]
@@ -206,7 +125,7 @@ def pool_rows(wbuf, table, slab, slots, work, hbuf, X, xoff, T):
         Hp = row[C_HP]
         Z = matrix(Zflat, 0, T, G)
         fmt = row[C_FMT]
-        batch_project_stored(wbuf, row[C_WX], K, G, fmt, row[C_SX], vector(wbuf, row[C_B], G), src, Z)
+        project_stored(wbuf, row[C_WX], K, G, fmt, row[C_SX], vector(wbuf, row[C_B], G), src, Z)
         par, acts, flags = row_params(wbuf, row)
         if kind == K_DENSE:
             dense_rows(Z, dst, acts[0], par[0], par[1], H, col)
@@ -216,7 +135,7 @@ def pool_rows(wbuf, table, slab, slots, work, hbuf, X, xoff, T):
         Hb = matrix(hbuf, 0, T, P)
         gather(slab, S, slots, sh, Hb)
         if kind == K_LSTM:
-            batch_acc_stored(wbuf, row[C_WR], P, G, fmt, row[C_SR], Hb, Z)
+            gemv_acc_stored(wbuf, row[C_WR], P, G, fmt, row[C_SR], Hb, Z)
             sc = row[C_SC]
             projt = matrix(wbuf, row[C_WR2], H, row[C_PP])
             peep = vector(wbuf, row[C_PEEP], 3 * H)
@@ -230,7 +149,7 @@ def pool_rows(wbuf, table, slab, slots, work, hbuf, X, xoff, T):
                     lstm_frame(Z[t], h, c, u, v, projt, peep, acts, par, flags, H, Hp, P)
                 emit(h, dst, t, col, P)
         elif kind == K_GRU:
-            batch_acc_stored(wbuf, row[C_WR], H, 2 * Hp, fmt, row[C_SR], Hb, Z)
+            gemv_acc_stored(wbuf, row[C_WR], H, 2 * Hp, fmt, row[C_SR], Hb, Z)
             Rt_h = matrix(wbuf, row[C_WR2], H, Hp)
             rbh = vector(wbuf, row[C_B2], Hp)
             for t in range(T):
@@ -238,7 +157,7 @@ def pool_rows(wbuf, table, slab, slots, work, hbuf, X, xoff, T):
                 gru_frame(Z[t], h, u, v, Rt_h, rbh, acts, par, flags, H, Hp)
                 emit(h, dst, t, col, H)
         else:  # K_RNN (merge rows only follow bidirectional layers, which a pool refuses)
-            batch_acc_stored(wbuf, row[C_WR], H, G, fmt, row[C_SR], Hb, Z)
+            gemv_acc_stored(wbuf, row[C_WR], H, G, fmt, row[C_SR], Hb, Z)
             for t in range(T):
                 h = vector(slab, slots[t] * S + sh, H)
                 rnn_frame(Z[t], h, acts, par, flags, H)

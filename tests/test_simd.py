@@ -1,0 +1,83 @@
+"""The panel-major SIMD product (kernels/simd.py) against float64 NumPy, every storage format."""
+
+import numpy as np
+import pytest
+
+from streamlstm.kernels.simd import panel_acc, panel_width, to_panels
+from streamlstm.plan import to_bf16_bits
+
+RNG = np.random.default_rng(11)
+SHAPES = [(1, 16), (5, 16), (7, 48), (40, 256), (33, 80), (64, 112), (3, 320), (130, 208)]
+
+
+def stored(W: np.ndarray, dtype, lanes: int) -> np.ndarray:
+    return to_panels(W.astype(dtype), lanes).reshape(W.shape)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("K,G", SHAPES)
+def test_rows_match_numpy_and_each_other(dtype, K, G):
+    lanes = 64 // np.dtype(dtype).itemsize
+    if G % lanes:
+        pytest.skip("G is not a multiple of this dtype's vector")
+    W = RNG.standard_normal((K, G)).astype(dtype)
+    Wp = stored(W, dtype, lanes)
+    for T in (1, 2, 3, 4, 5, 9):
+        X = RNG.standard_normal((T, K)).astype(dtype)
+        Z = RNG.standard_normal((T, G)).astype(dtype)
+        expect = Z.astype(np.float64) + X.astype(np.float64) @ W.astype(np.float64)
+        together = Z.copy()
+        panel_acc(Wp, X, together)
+        tol = 2e-5 * np.sqrt(K) if dtype == np.float32 else 1e-12 * np.sqrt(K)
+        assert np.abs(together - expect).max() < tol
+        one_by_one = Z.copy()
+        for t in range(T):
+            panel_acc(Wp, X[t], one_by_one[t])
+        assert np.array_equal(together, one_by_one)  # the same FMA chain whatever the rows
+
+
+def test_column_ranges_touch_only_their_columns():
+    K, G = 20, 320
+    bw = panel_width(np.float32)
+    W = RNG.standard_normal((K, G)).astype(np.float32)
+    Wp = stored(W, np.float32, 16)
+    x = RNG.standard_normal(K).astype(np.float32)
+    whole = np.zeros(G, np.float32)
+    panel_acc(Wp, x, whole)
+    first, second = np.zeros(G, np.float32), np.zeros(G, np.float32)
+    panel_acc(Wp, x, first, None, 0, 2 * bw)
+    panel_acc(Wp, x, second, None, 2 * bw, G)
+    assert not first[2 * bw:].any() and not second[:2 * bw].any()
+    assert np.array_equal(first + second, whole)
+
+
+def test_strided_inputs():
+    K, G = 40, 256
+    W = RNG.standard_normal((K, G)).astype(np.float32)
+    X = RNG.standard_normal((3, 2 * K)).astype(np.float32)[:, ::2]
+    Z = np.zeros((3, G), np.float32)
+    panel_acc(stored(W, np.float32, 16), X, Z)
+    assert np.abs(Z - X.astype(np.float64) @ W.astype(np.float64)).max() < 1e-4
+
+
+def test_bf16_and_int8_codes():
+    K, G = 37, 192
+    W = RNG.standard_normal((K, G)).astype(np.float32)
+    X = RNG.standard_normal((5, K)).astype(np.float32)
+    bits = to_bf16_bits(W)
+    widened = (bits.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    Z = np.zeros((5, G), np.float32)
+    panel_acc(to_panels(bits, 16).reshape(K, G), X, Z)
+    assert np.abs(Z - X.astype(np.float64) @ widened).max() < 1e-4
+
+    scale = (np.abs(W).max(axis=1) / 127).astype(np.float32)
+    codes = np.rint(W / scale[:, None]).astype(np.int8)
+    Z = np.zeros((5, G), np.float32)
+    panel_acc(to_panels(codes, 16).reshape(K, G), X, Z, scale)
+    expect = (X.astype(np.float64) * scale) @ codes.astype(np.float64)
+    assert np.abs(Z - expect).max() < 1e-4
+
+
+def test_panel_layout_refuses_partial_vectors():
+    with pytest.raises(ValueError, match="multiple of 16"):
+        to_panels(np.zeros((3, 20)), 16)
