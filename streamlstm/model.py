@@ -15,7 +15,8 @@ import numpy as np
 from numba import from_dtype, types
 
 from .kernels.config import entry_point
-from .kernels.engine import advance
+from .kernels.engine import CTX_FIELDS, WRONG_SIZE, advance, advance_at
+from .helper import Helper
 from .network import Network
 from .plan import Plan, build_plan
 
@@ -28,12 +29,18 @@ def _entry_point(weights: np.ndarray, table: np.ndarray):
 
     X and Y are typed with any layout ('A'), so strided frames need no copy and callers need
     no contiguity check. ``entry_point`` does not check dtype or rank: callers guarantee them
-    (the Session checks class, dtype and shape before each call).
+    (the Session checks class, dtype and rank before each call).
     """
     work = types.Array(from_dtype(weights.dtype), 1, "C")
     any_layout = types.Array(from_dtype(weights.dtype), 1, "A")
     return entry_point(advance, (advance.typeof_pyval(weights), advance.typeof_pyval(table),
                                  work, work, any_layout, any_layout))
+
+
+def _step_entry_point(dtype: np.dtype):
+    """The compiled ``advance_at`` (one frame, buffers by address) for this dtype."""
+    any_layout = types.Array(from_dtype(dtype), 1, "A")
+    return entry_point(advance_at, (types.int64, any_layout, any_layout))
 
 
 class Kernel(NamedTuple):
@@ -62,6 +69,7 @@ class Model:
         self._plan: Plan = build_plan(network, str(np.dtype(dtype)) if dtype in (np.float32, np.float64)
                                       else dtype, fast_activations, weights)
         self._step_fn = None
+        self._step_at_fn = None
 
     # ------------------------------------------------------------------ description
     @property
@@ -110,6 +118,11 @@ class Model:
             self._step_fn = _entry_point(self._plan.weights, self._plan.table)
         return self._step_fn
 
+    def _step_kernel(self):
+        if self._step_at_fn is None:
+            self._step_at_fn = _step_entry_point(self._plan.dtype)
+        return self._step_at_fn
+
     def run(self, X) -> np.ndarray:
         """Run a whole sequence (T, I) -> (T, O) from a fresh (initial) state. Bidirectional OK."""
         p = self._plan
@@ -117,9 +130,14 @@ class Model:
         state = p.initial_state.copy()
         return _run_chunk(self, state, X, np.empty(p.work_size(X.shape[0]), p.dtype))
 
-    def session(self) -> "Session":
-        """Open one stream, starting from the initial (zero or learned) state."""
-        return Session(self)
+    def session(self, *, threads: int = 1) -> "Session":
+        """Open one stream, starting from the initial (zero or learned) state.
+
+        ``threads=2`` gives the stream a helper thread that computes half of every large
+        matrix product of ``step`` (bit-identical results; worth it when the weights exceed
+        the core's cache, e.g. the zoo's ``big``). The helper spins while steps keep coming and
+        sleeps after ~10 ms without one; ``Session.close()`` stops it."""
+        return Session(self, threads=threads)
 
     def pool(self, capacity: int, *, threads: int = 1) -> "SessionPool":
         """Open a pool of up to ``capacity`` streams whose states live in one slab.
@@ -209,44 +227,98 @@ def check_out(out, dtype: np.dtype, size: int) -> np.ndarray:
 _NAN_FRAME = "x: frame contains NaN or Inf; the session state is unchanged"
 
 
-def _prebound_step(fn, weights, table, state, work, dtype: np.dtype, isize: int, osize: int):
-    """``Session.step`` as a closure over the kernel and the session's arrays.
+def _step_error(rc: int, x: np.ndarray, out: np.ndarray, isize: int, osize: int) -> ValueError:
+    if rc != WRONG_SIZE:
+        return ValueError(_NAN_FRAME)
+    if x.shape[0] != isize:
+        return ValueError(f"x: expected {isize} values, got {x.shape[0]}")
+    return ValueError(f"out: expected shape ({osize},), got {out.shape}")
+
+
+def _prebound_step(fn, buffers: tuple, dtype: np.dtype, isize: int, osize: int):
+    """``Session.step`` as a closure over the kernel and the session's buffer addresses.
 
     Every name the hot path reads is a local of this closure rather than an attribute, which
-    cuts the Python time around the native call (the arrays are only ever updated in place).
+    cuts the Python time around the native call. Python checks what the kernel cannot see
+    (class, dtype, rank, and that ``out`` is writeable); the kernel checks sizes and values.
+    The last ``out`` that passed is remembered (and kept alive, so its identity cannot be
+    reused): a caller stepping into the same buffer pays for ``flags.writeable`` once.
+
+    The kernel finds ``buffers`` (weights, table, state, work, helper mailbox) by address: the
+    closure keeps them alive, and they are only ever updated in place.
     """
-    xshape, oshape, ndarray, empty = (isize,), (osize,), np.ndarray, np.empty
+    ctx = np.array([v for b in buffers for v in (b.ctypes.data, b.shape[0])], dtype=np.int64)
+    assert ctx.size == CTX_FIELDS and all(b.flags.c_contiguous for b in buffers)
+    ndarray, empty, address = np.ndarray, np.empty, ctx.ctypes.data
+    checked_out = None
 
     def step(x, out=None):
-        if x.__class__ is not ndarray or x.dtype is not dtype or x.shape != xshape:
+        nonlocal checked_out
+        if x.__class__ is not ndarray or x.dtype is not dtype or x.ndim != 1:
             x = check_frame(x, "x", isize, dtype)
         if out is None:
             out = empty(osize, dtype)
-        elif (out.__class__ is not ndarray or out.dtype is not dtype or out.shape != oshape
-              or not out.flags.writeable):
-            out = check_out(out, dtype, osize)
-        if fn(weights, table, state, work, x, out):
-            raise ValueError(_NAN_FRAME)
+        elif out is not checked_out or out.dtype is not dtype or out.ndim != 1:
+            if (out.__class__ is not ndarray or out.dtype is not dtype or out.ndim != 1
+                    or not out.flags.writeable):
+                out = check_out(out, dtype, osize)
+            checked_out = out
+        rc = fn(address, x, out)
+        if rc:
+            raise _step_error(rc, x, out, isize, osize)
         return out
 
+    step.buffers = (ctx, buffers)  # alive as long as the step function
     return step
+
+
+def _waking(step, helper: Helper):
+    """``step`` that first wakes the helper thread if it went to sleep."""
+    parked, wake = helper.parked, helper.wake
+
+    def waking_step(x, out=None):
+        if parked[0]:
+            wake.set()
+        return step(x, out)
+
+    waking_step.buffers = step.buffers
+    return waking_step
 
 
 class Session:
     """One stream: its state lives here and advances with every ``step`` / ``run``."""
 
-    def __init__(self, model: Model):
+    def __init__(self, model: Model, *, threads: int = 1):
         p = model._plan
+        if threads not in (1, 2):
+            raise ValueError(f"threads: expected 1 or 2, got {threads!r}")
         self._model = model
         self._plan = p
         self._state = p.initial_state.copy()
         self._work = np.zeros(p.work_size(1), dtype=p.dtype)
         self._chunk_work = self._work
-        if p.streamable:
-            step = _prebound_step(model._kernel(), p.weights, p.table, self._state, self._work,
-                                  p.dtype, p.input_size, p.output_size)
-            step.__doc__ = Session.step.__doc__
-            self.step = step  # shadows the method below: the same contract, fewer lookups
+        self._helper = None
+        if not p.streamable:
+            return
+        mailbox = np.zeros(0, np.int64)
+        if threads == 2:
+            self._helper = Helper(p.dtype)
+            mailbox = self._helper.mailbox
+        step = _prebound_step(model._step_kernel(), (p.weights, p.table, self._state, self._work, mailbox),
+                              p.dtype, p.input_size, p.output_size)
+        if self._helper is not None:
+            step = _waking(step, self._helper)
+        step.__doc__ = Session.step.__doc__
+        self.step = step  # shadows the method below: the same contract, fewer lookups
+
+    @property
+    def threads(self) -> int:
+        return 2 if self._helper is not None and self._helper.running else 1
+
+    def close(self) -> None:
+        """Stop the helper thread of a ``threads=2`` session (steps then use one thread)."""
+        if self._helper is not None:
+            self._helper.close()
 
     @property
     def model(self) -> Model:

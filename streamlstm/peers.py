@@ -11,7 +11,6 @@ is not installed.
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import os
 import tempfile
@@ -66,7 +65,11 @@ class StreamlstmPeer(Peer):
         self.session.reset()
 
     def step_fn(self) -> StepFn:
-        return functools.partial(self.session.step, out=self.out)
+        step, out = self.session.step, self.out
+
+        def stream_step(x):  # a positional ``out``: functools.partial's keyword costs ~0.15 us
+            return step(x, out)
+        return stream_step
 
     def chunk(self, X: np.ndarray) -> np.ndarray:
         return self.session.run(X) if self.model.streamable else self.model.run(X)

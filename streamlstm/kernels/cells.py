@@ -144,28 +144,28 @@ def emit(h, dst, t, col, P):
 
 @njit(inline="always", **JIT)
 def lstm_cell(Z, R, projt, peep, h, c, u, v, acts, par, flags, H, Hp, P, reverse, dst, col):
-    """LSTM direction unit over the T frames of Z. R = (wbuf, offset, format, scale offset)
-    of the recurrent matrix (P, G)."""
+    """LSTM direction unit over the T frames of Z. R = (wbuf, offset, format, scale offset,
+    helper mailbox) of the recurrent matrix (P, G)."""
     T, G = Z.shape
-    w, ro, fmt, so = R
+    w, ro, fmt, so, mb = R
     for s in range(T):
         t = T - 1 - s if reverse else s
         z = Z[t]
-        gemv_acc_stored(w, ro, P, G, fmt, so, h, z)
+        gemv_acc_stored(w, ro, P, G, fmt, so, h, z, mb)
         lstm_frame(z, h, c, u, v, projt, peep, acts, par, flags, H, Hp, P)
         emit(h, dst, t, col, P)
 
 
 @njit(**JIT)
 def gru_cell(Z, R, Rt_h, rbh, h, u, v, acts, par, flags, H, Hp, reverse, dst, col):
-    """GRU direction unit over the T frames of Z. R = (wbuf, offset, format, scale offset)
-    of the z,r recurrent matrix (H, 2Hp)."""
+    """GRU direction unit over the T frames of Z. R = (wbuf, offset, format, scale offset,
+    helper mailbox) of the z,r recurrent matrix (H, 2Hp)."""
     T = Z.shape[0]
-    w, ro, fmt, so = R
+    w, ro, fmt, so, mb = R
     for s in range(T):
         t = T - 1 - s if reverse else s
         z = Z[t]
-        gemv_acc_stored(w, ro, H, 2 * Hp, fmt, so, h, z)
+        gemv_acc_stored(w, ro, H, 2 * Hp, fmt, so, h, z, mb)
         gru_frame(z, h, u, v, Rt_h, rbh, acts, par, flags, H, Hp)
         emit(h, dst, t, col, H)
 
@@ -173,12 +173,12 @@ def gru_cell(Z, R, Rt_h, rbh, h, u, v, acts, par, flags, H, Hp, reverse, dst, co
 @njit(**JIT)
 def rnn_cell(Z, R, h, acts, par, flags, H, reverse, dst, col):
     """Plain RNN direction unit over the T frames of Z. R = (wbuf, offset, format, scale
-    offset) of the recurrent matrix (H, G)."""
+    offset, helper mailbox) of the recurrent matrix (H, G)."""
     T, G = Z.shape
-    w, ro, fmt, so = R
+    w, ro, fmt, so, mb = R
     for s in range(T):
         t = T - 1 - s if reverse else s
         z = Z[t]
-        gemv_acc_stored(w, ro, H, G, fmt, so, h, z)
+        gemv_acc_stored(w, ro, H, G, fmt, so, h, z, mb)
         rnn_frame(z, h, acts, par, flags, H)
         emit(h, dst, t, col, H)

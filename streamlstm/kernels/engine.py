@@ -7,6 +7,9 @@ out as [sequence A | sequence B | gate rows Z | u | v | input copy]. Layers run 
 other over the whole chunk (the input projection of all T frames is one batched product), so one
 frame and T frames share the same arithmetic. Returns 0, or -(t+1) when frame t holds NaN/Inf
 (then nothing was touched).
+
+``advance_at(ctx, x, y)`` is the same step for a Session, with its four buffers passed by
+address (``ctx``: see ``session_context``) so that only three arguments cross from Python.
 """
 
 import math
@@ -17,7 +20,7 @@ from . import activations as A
 from .cells import gru_cell, lstm_cell, rnn_cell
 from .config import JIT
 from .gemv import project_stored
-from .views import matrix, vector
+from .views import const_floats_at, floats_at, ints_at, matrix, vector
 from .layout import (
     C_ACT, C_B, C_B2, C_COL, C_DST, C_DW, C_FLAGS, C_FMT, C_G, C_H, C_HP, C_K, C_KIND, C_MERGE,
     C_P, C_PAR, C_PEEP, C_PP, C_REV, C_SC, C_SH, C_SR, C_SRC, C_SX, C_WR, C_WR2, C_WX, HDR_FINAL,
@@ -111,8 +114,9 @@ def dense_rows(Z, dst, code, alpha, beta, H, col):
 
 
 @njit(**JIT)
-def run_rows(wbuf, table, state, work, X, T):
-    """Run every unit row over T frames; returns the buffer id holding the output.
+def run_rows(wbuf, table, state, work, X, T, mb):
+    """Run every unit row over T frames; returns the buffer id holding the output. ``mb``: the
+    helper mailbox of a two-thread session (empty: one thread).
 
     Every view below is a borrowed one (``vector``/``matrix``): no reference counting.
     """
@@ -136,8 +140,8 @@ def run_rows(wbuf, table, state, work, X, T):
         Hp = row[C_HP]
         Z = matrix(Zflat, 0, T, G)
         fmt = row[C_FMT]
-        project_stored(wbuf, row[C_WX], K, G, fmt, row[C_SX], vector(wbuf, row[C_B], G), src, Z)
-        R = (wbuf, row[C_WR], fmt, row[C_SR])
+        project_stored(wbuf, row[C_WX], K, G, fmt, row[C_SX], vector(wbuf, row[C_B], G), src, Z, mb)
+        R = (wbuf, row[C_WR], fmt, row[C_SR], mb)
         par, acts, flags = row_params(wbuf, row)
         rev = row[C_REV] == 1
         if kind == K_DENSE:
@@ -157,6 +161,11 @@ def run_rows(wbuf, table, state, work, X, T):
 
 @njit(**JIT)
 def advance(wbuf, table, state, work, X, Y):
+    return _advance(wbuf, table, state, work, X, Y, ints_at(0, 0))
+
+
+@njit(**JIT)
+def _advance(wbuf, table, state, work, X, Y, mb):
     I = table[0, HDR_IN]
     O = table[0, HDR_OUT]
     T = X.shape[0] // I
@@ -166,8 +175,24 @@ def advance(wbuf, table, state, work, X, Y):
     bad = load_input(X, Xc, I)
     if bad >= 0:
         return -(bad + 1)
-    final = run_rows(wbuf, table, state, work, Xc, T)
+    final = run_rows(wbuf, table, state, work, Xc, T, mb)
     out = _buffer(final, Xc, vector(work, 0, T * Wmax), vector(work, T * Wmax, T * Wmax))
     for k in range(T * O):
         Y[k] = out[k]
     return 0
+
+
+CTX_FIELDS = 10  # address and element count of: weights, table (rows), state, work, mailbox
+WRONG_SIZE = -(1 << 62)
+
+
+@njit(**JIT)
+def advance_at(ctx, X, Y):
+    """``advance`` by one frame, buffers by address: X holds exactly I values and Y O values,
+    else returns WRONG_SIZE (nothing touched)."""
+    c = ints_at(ctx, CTX_FIELDS)
+    table = matrix(ints_at(c[2], c[3] * NCOLS), 0, c[3], NCOLS)
+    if X.shape[0] != table[0, HDR_IN] or Y.shape[0] != table[0, HDR_OUT]:
+        return WRONG_SIZE
+    return _advance(const_floats_at(c[0], c[1], X), table, floats_at(c[4], c[5], X),
+                    floats_at(c[6], c[7], X), X, Y, ints_at(c[8], c[9]))

@@ -11,7 +11,9 @@ block).
 
 ``matrix_u16`` / ``matrix_i8`` reinterpret the float buffer's bytes, for compressed weights
 (bf16 bit patterns, int8 codes) packed into the same buffer; ``off`` counts buffer elements.
-``bf16_to_f32`` widens a bf16 bit pattern to the float32 it encodes.
+``bf16_to_f32`` widens a bf16 bit pattern to the float32 it encodes. ``floats_at``/``ints_at``
+view memory by address: a Session passes its buffers to the kernel as one int (see
+``engine.advance_at``), which crosses the Python->Numba boundary faster than four arrays.
 """
 
 from numba import types
@@ -94,3 +96,45 @@ def bf16_to_f32(typingctx, bits):
         return builder.bitcast(builder.shl(wide, ir.Constant(ir.IntType(32), 16)), ir.FloatType())
 
     return types.float32(bits), codegen
+
+
+def _address_codegen(elem: types.Type, rettype: types.Array):
+    def codegen(context, builder, signature, args):
+        addr, n = args[0], context.cast(builder, args[1], signature.args[1], types.intp)
+        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(context.get_data_type(elem)))
+        data = builder.inttoptr(addr, context.get_data_type(elem).as_pointer())
+        out = make_array(rettype)(context, builder)
+        null = context.get_constant_null(types.MemInfoPointer(types.voidptr))
+        populate_array(out, data=data, shape=[n], strides=[itemsize], itemsize=itemsize,
+                       meminfo=null, parent=None)
+        return impl_ret_untracked(context, builder, rettype, out._getvalue())
+
+    return codegen
+
+
+def _floats_at_typer(addr, n, like, readonly: bool):
+    if not isinstance(addr, types.Integer) or not isinstance(like, types.Array):
+        return None
+    rettype = types.Array(like.dtype, 1, "C", readonly=readonly)
+    return rettype(addr, n, like), _address_codegen(like.dtype, rettype)
+
+
+@intrinsic
+def floats_at(typingctx, addr, n, like):
+    """The ``n`` values of ``like``'s dtype at memory address ``addr``, borrowed (1-D, C)."""
+    return _floats_at_typer(addr, n, like, False)
+
+
+@intrinsic
+def const_floats_at(typingctx, addr, n, like):
+    """``floats_at``, typed read-only (for the Plan's weights)."""
+    return _floats_at_typer(addr, n, like, True)
+
+
+@intrinsic
+def ints_at(typingctx, addr, n):
+    """The ``n`` int64 values at memory address ``addr``, borrowed, read-only (1-D, C)."""
+    if not isinstance(addr, types.Integer):
+        return None
+    rettype = types.Array(types.int64, 1, "C", readonly=True)
+    return rettype(addr, n), _address_codegen(types.int64, rettype)

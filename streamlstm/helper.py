@@ -1,0 +1,65 @@
+"""The helper thread of a two-thread Session (the protocol is in ``kernels/split.py``).
+
+The helper spins on its mailbox with the GIL released, serving half of each large product.
+After ``IDLE_CYCLES`` without a job it sleeps on an Event, and the next ``step`` wakes it;
+meanwhile the stepping thread claims every job itself, so a sleeping helper costs speed,
+never correctness. The helper stops when its Session is closed or garbage collected.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+
+import numpy as np
+
+from numba import from_dtype, types
+
+from .kernels.config import entry_point
+from .kernels.split import HELPER_STOPPED, MAILBOX_SIZE, MB_STOP, helper_loop
+
+IDLE_CYCLES = 20_000_000  # cycle-counter ticks (~5-10 ms) of spinning before the helper sleeps
+
+
+def _serve(loop, mailbox: np.ndarray, like: np.ndarray, wake: threading.Event, parked: list) -> None:
+    while loop(mailbox, like, IDLE_CYCLES) != HELPER_STOPPED:
+        parked[0] = True
+        wake.wait()
+        wake.clear()
+        parked[0] = False
+
+
+def _stop(mailbox: np.ndarray, wake: threading.Event, thread: threading.Thread) -> None:
+    mailbox[MB_STOP] = 1
+    wake.set()
+    if thread is not threading.current_thread():
+        thread.join()
+
+
+def _aligned_mailbox() -> np.ndarray:
+    raw = np.zeros(MAILBOX_SIZE + 8, np.int64)
+    start = (-raw.ctypes.data % 64) // 8
+    return raw[start:start + MAILBOX_SIZE]
+
+
+class Helper:
+    """A running helper thread and its mailbox, for a model of ``dtype``."""
+
+    def __init__(self, dtype: np.dtype):
+        ints = types.Array(types.int64, 1, "C")
+        loop = entry_point(helper_loop, (ints, types.Array(from_dtype(dtype), 1, "C"), types.int64))
+        self.mailbox = _aligned_mailbox()
+        self.parked = [False]
+        self.wake = threading.Event()
+        thread = threading.Thread(target=_serve, name="streamlstm-helper", daemon=True,
+                                  args=(loop, self.mailbox, np.zeros(1, dtype), self.wake, self.parked))
+        thread.start()
+        self._stop = weakref.finalize(self, _stop, self.mailbox, self.wake, thread)
+
+    @property
+    def running(self) -> bool:
+        return self._stop.alive
+
+    def close(self) -> None:
+        """Stop the thread (idempotent). Steps after this run on one thread."""
+        self._stop()

@@ -1,0 +1,209 @@
+"""Two cores on one stream: a helper thread computes half of the columns of each large product.
+
+A Session opened with ``threads=2`` owns a helper thread that spins (GIL released) on a
+mailbox, an int64 array whose hot fields sit on separate cache lines. For every matrix
+product of at least ``SPLIT_MIN`` multiply-adds, the stepping thread posts a job (the matrix,
+x, y and the column range of the second half), computes the first half, then **claims** the
+job itself if the helper has not: a helper that sleeps, was descheduled or is gone only
+costs speed, never a deadlock. Each column keeps its FMA chain, so results are bit-identical
+to one thread. Elementwise gate updates stay on the stepping thread.
+
+Protocol (job numbers increase by one; a job is claimed exactly once, by a compare-exchange
+of CLAIM from n-1 to n, before the next is posted): the stepping thread writes the fields,
+then JOB = n (release); whoever claims n computes the second half; the helper then stores
+DONE = n (release), which the stepping thread waits for.
+"""
+
+import platform
+
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
+from numba.np.arrayobj import make_array
+
+from .config import JIT
+from .layout import FMT_BF16, FMT_FLOAT, FMT_INT8
+from .simd import panel_acc, panel_width_of
+from .views import floats_at, matrix, matrix_i8, matrix_u16
+
+MB_JOB, MB_CLAIM, MB_DONE, MB_STOP = 0, 8, 16, 24
+MB_ARGS = 32  # fmt, weights address, K, G, x address, y address, scales address, c0, c1
+MAILBOX_SIZE = 48
+SPLIT_MIN = 65536
+HELPER_STOPPED, HELPER_IDLE = 0, 1
+
+_X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+
+
+def _slot(context, builder, aryty, ary, index, indexty):
+    a = make_array(aryty)(context, builder, ary)
+    return builder.gep(a.data, [context.cast(builder, index, indexty, types.intp)])
+
+
+@intrinsic
+def atomic_load(typingctx, arr, i):
+    """arr[i] (int64) with acquire ordering."""
+    def codegen(context, builder, sig, args):
+        return builder.load_atomic(_slot(context, builder, sig.args[0], args[0], args[1], sig.args[1]),
+                                   "acquire", 8)
+    return types.int64(arr, i), codegen
+
+
+@intrinsic
+def atomic_store(typingctx, arr, i, v):
+    """arr[i] = v (int64) with release ordering."""
+    def codegen(context, builder, sig, args):
+        v = context.cast(builder, args[2], sig.args[2], types.int64)
+        builder.store_atomic(v, _slot(context, builder, sig.args[0], args[0], args[1], sig.args[1]), "release", 8)
+        return context.get_dummy_value()
+    return types.void(arr, i, v), codegen
+
+
+@intrinsic
+def compare_exchange(typingctx, arr, i, expected, new):
+    """Atomically: if arr[i] == expected, arr[i] = new and True; else False."""
+    def codegen(context, builder, sig, args):
+        ptr = _slot(context, builder, sig.args[0], args[0], args[1], sig.args[1])
+        e = context.cast(builder, args[2], sig.args[2], types.int64)
+        n = context.cast(builder, args[3], sig.args[3], types.int64)
+        return builder.extract_value(builder.cmpxchg(ptr, e, n, "acq_rel", "acquire"), 1)
+    return types.boolean(arr, i, expected, new), codegen
+
+
+@intrinsic
+def store_int(typingctx, arr, i, v):
+    """arr[i] = v on an int64 array typed read-only (the mailbox fields before a release)."""
+    def codegen(context, builder, sig, args):
+        v = context.cast(builder, args[2], sig.args[2], types.int64)
+        builder.store(v, _slot(context, builder, sig.args[0], args[0], args[1], sig.args[1]))
+        return context.get_dummy_value()
+    return types.void(arr, i, v), codegen
+
+
+@intrinsic
+def spin_pause(typingctx):
+    """The CPU's spin-wait hint (x86 PAUSE)."""
+    def codegen(context, builder, sig, args):
+        if _X86:
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []),
+                                                "llvm.x86.sse2.pause")
+            builder.call(fn, [])
+        return context.get_dummy_value()
+    return types.void(), codegen
+
+
+@intrinsic
+def cycles(typingctx):
+    """The CPU's cycle counter (for the helper's idle timeout)."""
+    def codegen(context, builder, sig, args):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(64), []),
+                                            "llvm.readcyclecounter")
+        return builder.call(fn, [])
+    return types.int64(), codegen
+
+
+@intrinsic
+def address(typingctx, arr):
+    """The data address of an array, as an int64."""
+    if not isinstance(arr, types.Array):
+        return None
+
+    def codegen(context, builder, sig, args):
+        a = make_array(sig.args[0])(context, builder, args[0])
+        return builder.ptrtoint(a.data, ir.IntType(64))
+    return types.int64(arr), codegen
+
+
+def _format_of(Wt) -> int:
+    if Wt.dtype == types.uint16:
+        return FMT_BF16
+    if Wt.dtype == types.int8:
+        return FMT_INT8
+    return FMT_FLOAT
+
+
+def _post_scale(mb, scale):
+    """The job's scales address (int8 weights only)."""
+
+
+@overload(_post_scale, inline="always", jit_options=JIT)
+def _post_scale_impl(mb, scale):
+    if scale is types.none:
+        return lambda mb, scale: None
+    return lambda mb, scale: store_int(mb, MB_ARGS + 6, address(scale))
+
+
+def split_acc(Wt, x, y, scale, mb):
+    """y += (x * scale) @ Wt, half of the columns on the helper when ``mb`` is a live mailbox."""
+
+
+@overload(split_acc, inline="always", jit_options=JIT)
+def _split_acc(Wt, x, y, scale, mb):
+    if mb is types.none or x.ndim != 1 or x.layout != "C":
+        return lambda Wt, x, y, scale, mb: panel_acc(Wt, x, y, scale)
+    fmt = _format_of(Wt)
+
+    def impl(Wt, x, y, scale, mb):
+        K, G = Wt.shape
+        bw = panel_width_of(y)
+        mid = (G // 2) // bw * bw
+        if mb.shape[0] == 0 or K * G < SPLIT_MIN or mid == 0:
+            panel_acc(Wt, x, y, scale)
+            return
+        job = atomic_load(mb, MB_JOB) + 1
+        store_int(mb, MB_ARGS, fmt)
+        store_int(mb, MB_ARGS + 1, address(Wt))
+        store_int(mb, MB_ARGS + 2, K)
+        store_int(mb, MB_ARGS + 3, G)
+        store_int(mb, MB_ARGS + 4, address(x))
+        store_int(mb, MB_ARGS + 5, address(y))
+        _post_scale(mb, scale)
+        store_int(mb, MB_ARGS + 7, mid)
+        store_int(mb, MB_ARGS + 8, G)
+        atomic_store(mb, MB_JOB, job)
+        panel_acc(Wt, x, y, scale, 0, mid)
+        if compare_exchange(mb, MB_CLAIM, job - 1, job):
+            panel_acc(Wt, x, y, scale, mid, G)  # the helper is away: do its half too
+        else:
+            while atomic_load(mb, MB_DONE) != job:
+                spin_pause()
+
+    return impl
+
+
+@njit(**JIT)
+def _run_job(mb, like):
+    fmt, waddr, K, G = mb[MB_ARGS], mb[MB_ARGS + 1], mb[MB_ARGS + 2], mb[MB_ARGS + 3]
+    x = floats_at(mb[MB_ARGS + 4], K, like)
+    y = floats_at(mb[MB_ARGS + 5], G, like)
+    c0, c1 = mb[MB_ARGS + 7], mb[MB_ARGS + 8]
+    buf = floats_at(waddr, K * G, like)
+    if fmt == FMT_FLOAT:
+        panel_acc(matrix(buf, 0, K, G), x, y, None, c0, c1)
+    elif fmt == FMT_BF16:
+        panel_acc(matrix_u16(buf, 0, K, G), x, y, None, c0, c1)
+    else:
+        panel_acc(matrix_i8(buf, 0, K, G), x, y, floats_at(mb[MB_ARGS + 6], K, like), c0, c1)
+
+
+@njit(**JIT)
+def helper_loop(mb, like, idle_cycles):
+    """Serve jobs from mailbox ``mb`` (``like``: any array of the model's dtype) until STOP
+    (returns HELPER_STOPPED) or ``idle_cycles`` without a job (returns HELPER_IDLE)."""
+    seen = atomic_load(mb, MB_JOB)
+    last = cycles()
+    while True:
+        job = atomic_load(mb, MB_JOB)
+        if job != seen:
+            seen = job
+            if compare_exchange(mb, MB_CLAIM, job - 1, job):
+                _run_job(mb, like)
+                atomic_store(mb, MB_DONE, job)
+            last = cycles()
+        elif atomic_load(mb, MB_STOP) != 0:
+            return HELPER_STOPPED
+        elif cycles() - last > idle_cycles:
+            return HELPER_IDLE
+        else:
+            spin_pause()

@@ -1,0 +1,121 @@
+"""Sessions with a helper thread (threads=2): bit-identical to one thread, safe to stop."""
+
+import gc
+import threading
+
+import numpy as np
+import pytest
+
+import streamlstm as sl
+from streamlstm import helper
+from reference import reference_run
+
+RNG = np.random.default_rng(5)
+
+
+def _u(*shape, fan):
+    return RNG.uniform(-1, 1, size=shape) / np.sqrt(fan)
+
+
+def wide_net(I=64, H=256, O=40) -> sl.Network:
+    """Every product has at least SPLIT_MIN multiply-adds, so each one is shared."""
+    return sl.Network([
+        sl.LSTM(_u(1, 4 * H, I, fan=I), _u(1, 4 * H, H, fan=H), Wb=_u(1, 4 * H, fan=H), Rb=_u(1, 4 * H, fan=H)),
+        sl.GRU(_u(1, 3 * H, H, fan=H), _u(1, 3 * H, H, fan=H), Wb=_u(1, 3 * H, fan=H), Rb=_u(1, 3 * H, fan=H)),
+        sl.RNN(_u(1, H, H, fan=H), _u(1, H, H, fan=H)),
+        sl.Dense(_u(O, H, fan=H), _u(O, fan=H)),
+    ])
+
+
+NET = wide_net()
+
+
+def helper_threads() -> int:
+    return sum(t.name == "streamlstm-helper" for t in threading.enumerate())
+
+
+@pytest.mark.parametrize("dtype,weights", [("float32", "float"), ("float64", "float"),
+                                           ("float32", "bf16"), ("float32", "int8")])
+def test_two_threads_equal_one_thread_bit_for_bit(dtype, weights):
+    model = sl.Model(NET, dtype, weights=weights)
+    one, two = model.session(), model.session(threads=2)
+    assert two.threads == 2
+    X = RNG.standard_normal((60, model.input_size)).astype(dtype)
+    a = np.array([one.step(x).copy() for x in X])
+    b = np.array([two.step(x).copy() for x in X])
+    assert np.array_equal(a, b)
+    assert np.array_equal(one.get_state(), two.get_state())
+    if weights == "float":
+        expect, _ = reference_run(NET, X.astype(np.float64))
+        assert np.abs(b - expect).max() < (2e-4 if dtype == "float32" else 1e-10)
+    two.close()
+
+
+def test_bad_frame_leaves_state_and_helper_intact():
+    model = sl.Model(NET)
+    two = model.session(threads=2)
+    x = RNG.standard_normal(model.input_size).astype(np.float32)
+    two.step(x)
+    before = two.get_state()
+    bad = x.copy()
+    bad[3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        two.step(bad)
+    with pytest.raises(ValueError, match="x: expected 64 values"):
+        two.step(x[:10])
+    assert np.array_equal(two.get_state(), before)
+    ref = model.session()
+    ref.set_state(before)
+    assert np.array_equal(two.step(x), ref.step(x))
+    two.close()
+
+
+def test_sleeping_helper_costs_nothing_but_speed(monkeypatch):
+    """With a tiny idle timeout the helper sleeps between steps; the stepping thread then
+    claims its jobs, and the next step wakes it. Results stay bit-identical."""
+    monkeypatch.setattr(helper, "IDLE_CYCLES", 1000)
+    model = sl.Model(NET)
+    one, two = model.session(), model.session(threads=2)
+    X = RNG.standard_normal((40, model.input_size)).astype(np.float32)
+    for t, x in enumerate(X):
+        assert np.array_equal(one.step(x), two.step(x))
+        if t % 10 == 0:
+            threading.Event().wait(0.01)  # let the helper go to sleep
+    two.close()
+
+
+def test_close_and_garbage_collection_stop_the_helper():
+    model = sl.Model(NET)
+    base = helper_threads()
+    s = model.session(threads=2)
+    assert helper_threads() == base + 1
+    x = RNG.standard_normal(model.input_size).astype(np.float32)
+    y = s.step(x).copy()
+    s.close()
+    assert helper_threads() == base and s.threads == 1
+    s.close()  # idempotent
+    s.reset()
+    assert np.array_equal(s.step(x), y)  # steps go on, on one thread
+
+    s2 = model.session(threads=2)
+    assert helper_threads() == base + 1
+    del s2
+    gc.collect()
+    assert helper_threads() == base
+
+
+def test_step_function_outlives_its_session():
+    model = sl.Model(NET)
+    s = model.session(threads=2)
+    step = s.step
+    x = RNG.standard_normal(model.input_size).astype(np.float32)
+    ref = model.session()
+    del s
+    gc.collect()
+    for _ in range(3):
+        assert np.array_equal(step(x), ref.step(x))
+
+
+def test_threads_argument_is_checked():
+    with pytest.raises(ValueError, match="threads: expected 1 or 2"):
+        sl.Model(NET).session(threads=3)
