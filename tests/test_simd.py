@@ -10,8 +10,11 @@ RNG = np.random.default_rng(11)
 SHAPES = [(1, 16), (5, 16), (7, 48), (40, 256), (33, 80), (64, 112), (3, 320), (130, 208)]
 
 
-def stored(W: np.ndarray, dtype, lanes: int) -> np.ndarray:
-    return to_panels(W.astype(dtype), lanes).reshape(W.shape)
+def stored(W: np.ndarray, dtype, lanes: int = 16) -> np.ndarray:
+    """The (K, G) view the kernels get: its buffer holds the panels (codes padded to whole row
+    groups, so it may extend past K*G values)."""
+    K, G = W.shape
+    return to_panels(W.astype(dtype), lanes)[:K * G].reshape(K, G)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -60,20 +63,21 @@ def test_strided_inputs():
     assert np.abs(Z - X.astype(np.float64) @ W.astype(np.float64)).max() < 1e-4
 
 
-def test_bf16_and_int8_codes():
-    K, G = 37, 192
+@pytest.mark.parametrize("K", [1, 2, 3, 4, 5, 37, 64])
+def test_bf16_and_int8_codes(K):
+    G = 192
     W = RNG.standard_normal((K, G)).astype(np.float32)
     X = RNG.standard_normal((5, K)).astype(np.float32)
     bits = to_bf16_bits(W)
     widened = (bits.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
     Z = np.zeros((5, G), np.float32)
-    panel_acc(to_panels(bits, 16).reshape(K, G), X, Z)
+    panel_acc(stored(bits, np.uint16), X, Z)
     assert np.abs(Z - X.astype(np.float64) @ widened).max() < 1e-4
 
     scale = (np.abs(W).max(axis=1) / 127).astype(np.float32)
     codes = np.rint(W / scale[:, None]).astype(np.int8)
     Z = np.zeros((5, G), np.float32)
-    panel_acc(to_panels(codes, 16).reshape(K, G), X, Z, scale)
+    panel_acc(stored(codes, np.int8), X, Z, scale)
     expect = (X.astype(np.float64) * scale) @ codes.astype(np.float64)
     assert np.abs(Z - expect).max() < 1e-4
 

@@ -12,7 +12,8 @@ L1).
 Every output element is one FMA chain over k = 0..K-1 in order, whatever the number of rows
 processed together, so one frame, a chunk of T frames and a pool of streams get bit-identical
 results. Stored values may be floats, bf16 bit patterns (uint16) or int8 codes (then
-``scale`` (K,) multiplies the inputs: one scale per stored row).
+``scale`` (K,) multiplies the inputs: one scale per stored row); codes are interleaved by
+pairs of rows within 32-bit words for bf16 (see ``to_panels``).
 """
 
 import numpy as np
@@ -35,16 +36,33 @@ def panel_width(dtype: np.dtype) -> int:
     return VECTORS_PER_PANEL * VECTOR_BYTES // np.dtype(dtype).itemsize
 
 
+def row_group(dtype) -> int:
+    """Rows interleaved per 32-bit word: 2 for bf16 bits, else 1.
+
+    (int8 codes interleaved by 4 rows were slower here: 3 vector ops to widen each row against
+    a sign-extending load and a convert.)"""
+    return 2 if np.dtype(dtype) == np.uint16 else 1
+
+
 def to_panels(Wt: np.ndarray, lanes: int) -> np.ndarray:
-    """(K, G) row-major -> the same values panel-major (a flat array of K*G values)."""
+    """(K, G) row-major -> the same values panel-major (flat).
+
+    bf16 bits (uint16) are interleaved by 2 rows (``row_group``) so that one 32-bit word holds
+    a column's values for 2 consecutive rows: the kernel widens them with a shift or a mask
+    instead of a cross-lane shuffle (1.5x faster on enh). K is padded to a whole group."""
     K, G = Wt.shape
     if G % lanes:
         raise ValueError(f"panel layout needs G ({G}) to be a multiple of {lanes}")
+    grp = row_group(Wt.dtype)
+    Kp = -(-K // grp) * grp
+    if Kp != K:
+        Wt = np.concatenate([Wt, np.zeros((Kp - K, G), Wt.dtype)])
     bw = VECTORS_PER_PANEL * lanes
     full = G // bw * bw
-    parts = [Wt[:, :full].reshape(K, full // bw, bw).transpose(1, 0, 2).ravel()]
+    q = Kp // grp
+    parts = [Wt[:, :full].reshape(q, grp, full // bw, bw).transpose(2, 0, 3, 1).ravel()]
     if full < G:
-        parts.append(Wt[:, full:].ravel())
+        parts.append(Wt[:, full:].reshape(q, grp, G - full).transpose(0, 2, 1).ravel())
     return np.concatenate(parts)
 
 
@@ -99,29 +117,39 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
         accs = [[cgutils.alloca_once(builder, vec) for _ in range(VECTORS_PER_PANEL)]
                 for _ in range(max_rows)]
 
-        def load_weights(ptr, nv):
-            out = []
-            for v in range(nv):
-                p = builder.gep(ptr, [c(v * L * wsize)])
-                if Wty.dtype == fty:
-                    out.append(builder.load(builder.bitcast(p, vec.as_pointer()), align=wsize))
-                elif Wty.dtype == types.uint16:  # bf16 bits: the upper half of a float32
-                    i32v = ir.VectorType(ir.IntType(32), L)
-                    raw = builder.load(builder.bitcast(p, ir.VectorType(ir.IntType(16), L).as_pointer()), align=2)
-                    wide = builder.shl(builder.zext(raw, i32v), ir.Constant(i32v, [16] * L))
-                    f32 = builder.bitcast(wide, ir.VectorType(ir.FloatType(), L))
-                    out.append(f32 if fty == types.float32 else builder.fpext(f32, vec))
-                else:  # int8 codes
-                    raw = builder.load(builder.bitcast(p, ir.VectorType(ir.IntType(8), L).as_pointer()), align=1)
-                    out.append(builder.sitofp(raw, vec))
-            return out
+        grp = row_group(np.dtype(Wty.dtype.name))
+        i32v = ir.VectorType(ir.IntType(32), L)
 
-        def broadcast(row, k):
+        def load_words(ptr, nv):
+            """The nv weight vectors of a row group: floats, int8 codes, or 32-bit words
+            holding the bf16 bits of 2 rows."""
+            vt = {1: vec, 2: i32v}[grp] if Wty.dtype != types.int8 else ir.VectorType(ir.IntType(8), L)
+            step = L * wsize * grp
+            return [builder.load(builder.bitcast(builder.gep(ptr, [c(v * step)]), vt.as_pointer()),
+                                 align=min(wsize * grp, 4)) for v in range(nv)]
+
+        def widen(word, i):
+            """Row i of a word vector as floats (bf16: the upper or lower half of each word)."""
+            if Wty.dtype == types.int8:
+                return builder.sitofp(word, vec)
+            if grp == 1:
+                return word
+            bits = (builder.shl(word, ir.Constant(i32v, [16] * L)) if i == 0
+                    else builder.and_(word, ir.Constant(i32v, [-65536] * L)))
+            f32 = builder.bitcast(bits, ir.VectorType(ir.FloatType(), L))
+            return f32 if fty == types.float32 else builder.fpext(f32, vec)
+
+        def broadcast(row, k, guarded=False):
+            if guarded:  # a padded row of the last group: x = 0 (its codes are 0 too)
+                inside = builder.icmp_signed("<", k, K)
+                k = builder.select(inside, k, builder.sub(K, c(1)))
             p = builder.gep(xbase, [builder.add(builder.mul(row, xrs), builder.mul(k, xcs))])
             xv = builder.load(builder.bitcast(p, fl.as_pointer()))
             if Sty != types.none:
                 sp = builder.gep(sbase, [builder.mul(k, ss)])
                 xv = builder.fmul(xv, builder.load(builder.bitcast(sp, fl.as_pointer())))
+            if guarded:
+                xv = builder.select(inside, xv, ir.Constant(fl, 0.0))
             one = builder.insert_element(ir.Constant(vec, ir.Undefined), xv, ir.Constant(ir.IntType(32), 0))
             return builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined),
                                           ir.Constant(ir.VectorType(ir.IntType(32), L), [0] * L))
@@ -135,14 +163,24 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
             for t in range(tb):
                 for v in range(nv):
                     builder.store(builder.load(z_ptr(builder.add(row0, c(t)), col, v), align=fsize), accs[t][v])
-            rowbytes = builder.mul(width, c(wsize))
-            with cgutils.for_range(builder, K) as loop:
-                k = loop.index
-                ws = load_weights(builder.gep(wbase, [builder.add(panel_start, builder.mul(k, rowbytes))]), nv)
-                for t in range(tb):
-                    xb = broadcast(builder.add(row0, c(t)), k)
-                    for v in range(nv):
-                        builder.store(builder.call(fma, [ws[v], xb, builder.load(accs[t][v])]), accs[t][v])
+            group_bytes = builder.mul(width, c(wsize * grp))
+
+            def group(q, guarded):
+                words = load_words(builder.gep(wbase, [builder.add(panel_start, builder.mul(q, group_bytes))]), nv)
+                for i in range(grp):
+                    k = builder.add(builder.mul(q, c(grp)), c(i))
+                    ws = [widen(w, i) for w in words]
+                    for t in range(tb):
+                        xb = broadcast(builder.add(row0, c(t)), k, guarded and i > 0)
+                        for v in range(nv):
+                            builder.store(builder.call(fma, [ws[v], xb, builder.load(accs[t][v])]), accs[t][v])
+
+            whole = builder.sdiv(K, c(grp))
+            with cgutils.for_range(builder, whole) as loop:
+                group(loop.index, False)
+            if grp > 1:
+                with builder.if_then(builder.icmp_signed("!=", builder.mul(whole, c(grp)), K)):
+                    group(whole, True)
             for t in range(tb):
                 for v in range(nv):
                     builder.store(builder.load(accs[t][v]), z_ptr(builder.add(row0, c(t)), col, v), align=fsize)
@@ -150,7 +188,8 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
         def columns(row0, tb):
             first = builder.sdiv(c0, c(BW))
             last = builder.sdiv(builder.select(builder.icmp_signed("<", c1, full_end), c1, full_end), c(BW))
-            panel_bytes = builder.mul(builder.mul(K, c(BW)), c(wsize))
+            padded_K = builder.mul(builder.sdiv(builder.add(K, c(grp - 1)), c(grp)), c(grp))
+            panel_bytes = builder.mul(builder.mul(padded_K, c(BW)), c(wsize))
             with cgutils.for_range_slice(builder, first, last, c(1)) as (b, _):
                 panel(row0, tb, VECTORS_PER_PANEL, builder.mul(b, c(BW)), builder.mul(b, panel_bytes), c(BW))
             has_tail = builder.and_(builder.icmp_signed(">=", c1, G), builder.icmp_signed(">", tail_vectors, c(0)))
