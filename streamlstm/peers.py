@@ -6,7 +6,8 @@ framework needs (explicit state tensors fed back for onnxruntime and tract, stat
 PyTorch, inside the Session for streamlstm). ``reset()`` returns to the initial state;
 ``chunk(X)`` advances T frames in one call where the framework can. onnxruntime, torch and
 tract are imported only when an adapter is built; ``make_peers`` skips, with a note, whatever
-is not installed.
+is not installed. On two or more cores, models with products large enough to share also run
+as "streamlstm (2 threads)" (``Model.session(threads=2)``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Callable
 
 import numpy as np
 
+from .helper import worth_a_helper
 from .model import Model
 
 StepFn = Callable[[np.ndarray], np.ndarray]
@@ -54,11 +56,11 @@ class Peer:
 class StreamlstmPeer(Peer):
     framework = "streamlstm"
 
-    def __init__(self, model: Model):
-        self.name = "streamlstm"
-        self.threads = 1
+    def __init__(self, model: Model, threads: int = 1):
+        self.name = "streamlstm" if threads == 1 else f"streamlstm ({threads} threads)"
+        self.threads = threads
         self.model = model
-        self.session = model.session()
+        self.session = model.session(threads=threads)
         self.out = np.empty(model.output_size, model.dtype)
 
     def reset(self) -> None:
@@ -441,6 +443,8 @@ def make_peers(model: Model, onnx_bytes: bytes | None, *, threads: int = 1, fram
                onnx_note: str = "") -> tuple[list[Peer], list[Skipped]]:
     """Adapters for every requested framework that can run ``model``; the rest as Skipped."""
     peers: list[Peer] = [StreamlstmPeer(model)]
+    if model.streamable and (os.cpu_count() or 1) >= 2 and worth_a_helper(model.plan):
+        peers.append(StreamlstmPeer(model, threads=2))
     skipped: list[Skipped] = []
     wanted = set(frameworks)
     io = None

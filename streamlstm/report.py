@@ -102,8 +102,8 @@ def write_json(result: dict, path: str | Path) -> Path:
 
 
 def _style(name: str, threads: int) -> dict:
-    if name == "streamlstm":
-        return {"color": "black", "lw": 2.6, "ls": "-"}
+    if name.startswith("streamlstm"):
+        return {"color": "black", "lw": 2.6, "ls": "-" if name == "streamlstm" else "--"}
     if name.startswith("onnxruntime"):
         pinned = f"({threads} thread" in name
         return {"color": "tab:blue" if pinned else "tab:cyan", "lw": 1.4,
