@@ -8,7 +8,7 @@ state and advances every layer.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import numpy as np
 
@@ -268,12 +268,30 @@ def _prebound_step(fn, buffers: tuple, dtype: np.dtype, isize: int, osize: int):
             raise _step_error(rc, x, out, isize, osize)
         return out
 
+    def bind(out: np.ndarray):
+        """A one-argument step writing into ``out``, validated here once."""
+        out = check_out(out, dtype, osize)
+
+        def step_into(x):
+            if x.__class__ is not ndarray or x.dtype is not dtype or x.ndim != 1:
+                x = check_frame(x, "x", isize, dtype)
+            if out.ndim != 1:
+                raise ValueError(f"out: expected shape ({osize},), got {out.shape} (reshaped in place)")
+            rc = fn(address, x, out)
+            if rc:
+                raise _step_error(rc, x, out, isize, osize)
+            return out
+
+        step_into.buffers = step.buffers
+        return step_into
+
     step.buffers = (ctx, buffers)  # alive as long as the step function
+    step.bind = bind
     return step
 
 
 def _waking(step, helper: Helper):
-    """``step`` that first wakes the helper thread if it went to sleep."""
+    """``step`` (and its ``bind``) that first wake the helper thread if it went to sleep."""
     parked, wake = helper.parked, helper.wake
 
     def waking_step(x, out=None):
@@ -281,7 +299,19 @@ def _waking(step, helper: Helper):
             wake.set()
         return step(x, out)
 
+    def bind(out: np.ndarray):
+        step_into = step.bind(out)
+
+        def waking_into(x):
+            if parked[0]:
+                wake.set()
+            return step_into(x)
+
+        waking_into.buffers = step.buffers
+        return waking_into
+
     waking_step.buffers = step.buffers
+    waking_step.bind = bind
     return waking_step
 
 
@@ -347,6 +377,14 @@ class Session:
         if self._chunk_work.size < need:
             self._chunk_work = np.zeros(need, dtype=self._plan.dtype)
         return _run_chunk(self._model, self._state, X, self._chunk_work)
+
+    def stepper(self, out: np.ndarray | None = None) -> Callable[[np.ndarray], np.ndarray]:
+        """A one-argument function ``f(x)`` that steps this stream and returns ``out``.
+
+        ``out`` (allocated when None) is validated once, here, rather than on every call:
+        the cheapest way to step from Python (the bench's streamlstm peer uses it)."""
+        self._require_streamable("stepper")
+        return self.step.bind(np.empty(self._plan.output_size, self._plan.dtype) if out is None else out)
 
     def buffers(self) -> tuple[np.ndarray, np.ndarray]:
         """The live (state, work) arrays this session steps, for ``Model.kernel().step`` in @njit code.

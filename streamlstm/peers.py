@@ -67,11 +67,7 @@ class StreamlstmPeer(Peer):
         self.session.reset()
 
     def step_fn(self) -> StepFn:
-        step, out = self.session.step, self.out
-
-        def stream_step(x):  # a positional ``out``: functools.partial's keyword costs ~0.15 us
-            return step(x, out)
-        return stream_step
+        return self.session.stepper(self.out)
 
     def chunk(self, X: np.ndarray) -> np.ndarray:
         return self.session.run(X) if self.model.streamable else self.model.run(X)

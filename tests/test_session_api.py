@@ -239,3 +239,33 @@ def test_step_path_allocates_nothing(model):
         assert after.alloc - after.free == before.alloc - before.free
     finally:
         _nrt_python.memsys_disable_stats()
+
+
+def test_stepper_writes_into_its_buffer_and_checks_frames(model):
+    s, ref = model.session(), model.session()
+    out = np.empty(model.output_size, model.dtype)
+    f = s.stepper(out)
+    X = RNG.normal(size=(5, model.input_size)).astype(model.dtype)
+    for x in X:
+        assert f(x) is out
+        assert np.array_equal(out, ref.step(x))
+    before = s.get_state()
+    with pytest.raises(ValueError, match="x: expected"):
+        f(X[0][:-1])
+    bad = X[0].copy()
+    bad[0] = np.inf
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        f(bad)
+    assert np.array_equal(s.get_state(), before)
+    assert np.array_equal(f(X[0].astype(np.float16)), ref.step(X[0].astype(np.float16)))  # cast
+
+
+def test_stepper_validates_out_once(model):
+    s = model.session()
+    with pytest.raises(ValueError, match="out: expected a writeable"):
+        s.stepper(np.empty(model.output_size + 1, model.dtype))
+    ro = np.empty(model.output_size, model.dtype)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        s.stepper(ro)
+    assert s.stepper()(np.zeros(model.input_size, model.dtype)).shape == (model.output_size,)
