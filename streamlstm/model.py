@@ -343,6 +343,7 @@ class Session:
 
     @property
     def threads(self) -> int:
+        """2 while the helper thread of a ``threads=2`` session runs, else 1."""
         return 2 if self._helper is not None and self._helper.running else 1
 
     def close(self) -> None:

@@ -76,3 +76,16 @@ def models() -> dict[str, sl.Model]:
 
 def frames(rng: np.random.Generator, model: sl.Model, n: int) -> np.ndarray:
     return rng.normal(size=(n, model.input_size)).astype(model.dtype)
+
+
+def wide_stack(seed: int = 5, I: int = 64, H: int = 256, O: int = 40) -> Network:
+    """LSTM + GRU + RNN + Dense whose products all reach the helper thread's SPLIT_MIN."""
+    rng = np.random.default_rng(seed)
+    return Network([
+        LSTM(W=_w(rng, 1, 4 * H, I, fan_in=I), R=_w(rng, 1, 4 * H, H, fan_in=H),
+             Wb=_w(rng, 1, 4 * H, fan_in=H), Rb=_w(rng, 1, 4 * H, fan_in=H)),
+        GRU(W=_w(rng, 1, 3 * H, H, fan_in=H), R=_w(rng, 1, 3 * H, H, fan_in=H),
+            Wb=_w(rng, 1, 3 * H, fan_in=H), Rb=_w(rng, 1, 3 * H, fan_in=H)),
+        RNN(W=_w(rng, 1, H, H, fan_in=H), R=_w(rng, 1, H, H, fan_in=H)),
+        Dense(W=_w(rng, O, H, fan_in=H), b=_w(rng, O, fan_in=H)),
+    ], name="wide_stack")

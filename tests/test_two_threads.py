@@ -8,26 +8,11 @@ import pytest
 
 import streamlstm as sl
 from streamlstm import helper
+from pool_nets import wide_stack
 from reference import reference_run
 
 RNG = np.random.default_rng(5)
-
-
-def _u(*shape, fan):
-    return RNG.uniform(-1, 1, size=shape) / np.sqrt(fan)
-
-
-def wide_net(I=64, H=256, O=40) -> sl.Network:
-    """Every product has at least SPLIT_MIN multiply-adds, so each one is shared."""
-    return sl.Network([
-        sl.LSTM(_u(1, 4 * H, I, fan=I), _u(1, 4 * H, H, fan=H), Wb=_u(1, 4 * H, fan=H), Rb=_u(1, 4 * H, fan=H)),
-        sl.GRU(_u(1, 3 * H, H, fan=H), _u(1, 3 * H, H, fan=H), Wb=_u(1, 3 * H, fan=H), Rb=_u(1, 3 * H, fan=H)),
-        sl.RNN(_u(1, H, H, fan=H), _u(1, H, H, fan=H)),
-        sl.Dense(_u(O, H, fan=H), _u(O, fan=H)),
-    ])
-
-
-NET = wide_net()
+NET = wide_stack()  # every product is shared with the helper
 
 
 def helper_threads() -> int:
@@ -120,3 +105,26 @@ def test_step_function_outlives_its_session():
 def test_threads_argument_is_checked():
     with pytest.raises(ValueError, match="threads: expected 1 or 2"):
         sl.Model(NET).session(threads=3)
+
+
+def test_concurrent_two_thread_sessions_on_an_oversubscribed_machine():
+    """Three 2-thread sessions stepped by three Python threads at once (6 busy threads on
+    however many cores): every stream still matches its one-thread replay exactly."""
+    model = sl.Model(NET)
+    X = RNG.standard_normal((3, 25, model.input_size)).astype(np.float32)
+    outs = [None] * 3
+    sessions = [model.session(threads=2) for _ in range(3)]
+
+    def run(i):
+        f = sessions[i].stepper()
+        outs[i] = np.array([f(x).copy() for x in X[i]])
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    for i in range(3):
+        ref = model.session()
+        assert np.array_equal(outs[i], np.array([ref.step(x).copy() for x in X[i]]))
+        sessions[i].close()
