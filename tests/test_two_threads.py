@@ -128,3 +128,24 @@ def test_concurrent_two_thread_sessions_on_an_oversubscribed_machine():
         ref = model.session()
         assert np.array_equal(outs[i], np.array([ref.step(x).copy() for x in X[i]]))
         sessions[i].close()
+
+
+def test_one_session_stepped_by_two_threads_cannot_hang():
+    """Misuse (a Session is one stream, not thread-safe): two threads stepping the same
+    two-thread session race on its state, but the mailbox's owner flag keeps them from
+    interleaving jobs, so both finish."""
+    model = sl.Model(NET)
+    s = model.session(threads=2)
+    x = RNG.standard_normal(model.input_size).astype(np.float32)
+
+    def hammer():
+        for _ in range(200):
+            s.step(x)
+
+    workers = [threading.Thread(target=hammer, daemon=True) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=60)
+    assert not any(w.is_alive() for w in workers)
+    s.close()

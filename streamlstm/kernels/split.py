@@ -11,7 +11,9 @@ to one thread. Elementwise gate updates stay on the stepping thread.
 Protocol (job numbers increase by one; a job is claimed exactly once, by a compare-exchange
 of CLAIM from n-1 to n, before the next is posted): the stepping thread writes the fields,
 then JOB = n (release); whoever claims n computes the second half; the helper then stores
-DONE = n (release), which the stepping thread waits for.
+DONE = n (release), which the stepping thread waits for. A stepping thread first takes
+OWNER (compare-exchange 0 -> 1): two threads stepping one session at once (a misuse) cannot
+interleave jobs and wait forever; the one without OWNER computes alone.
 """
 
 import platform
@@ -27,9 +29,9 @@ from .layout import FMT_BF16, FMT_FLOAT, FMT_INT8
 from .simd import panel_acc, panel_width_of
 from .views import floats_at, matrix, matrix_i8, matrix_u16
 
-MB_JOB, MB_CLAIM, MB_DONE, MB_STOP = 0, 8, 16, 24
-MB_ARGS = 32  # fmt, weights address, K, G, x address, y address, scales address, c0, c1
-MAILBOX_SIZE = 48
+MB_JOB, MB_CLAIM, MB_DONE, MB_STOP, MB_OWNER = 0, 8, 16, 24, 32
+MB_ARGS = 40  # fmt, weights address, K, G, x address, y address, scales address, c0, c1
+MAILBOX_SIZE = 56
 SPLIT_MIN = 65536
 HELPER_STOPPED, HELPER_IDLE = 0, 1
 
@@ -148,7 +150,8 @@ def _split_acc(Wt, x, y, scale, mb):
         K, G = Wt.shape
         bw = panel_width_of(y)
         mid = (G // 2) // bw * bw
-        if mb.shape[0] == 0 or K * G < SPLIT_MIN or mid == 0:
+        if (mb.shape[0] == 0 or K * G < SPLIT_MIN or mid == 0
+                or not compare_exchange(mb, MB_OWNER, 0, 1)):
             panel_acc(Wt, x, y, scale)
             return
         job = atomic_load(mb, MB_JOB) + 1
@@ -168,6 +171,7 @@ def _split_acc(Wt, x, y, scale, mb):
         else:
             while atomic_load(mb, MB_DONE) != job:
                 spin_pause()
+        atomic_store(mb, MB_OWNER, 0)
 
     return impl
 
