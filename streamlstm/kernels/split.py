@@ -117,12 +117,14 @@ def address(typingctx, arr):
     return types.int64(arr), codegen
 
 
-def _format_of(Wt) -> int:
-    if Wt.dtype == types.uint16:
-        return FMT_BF16
-    if Wt.dtype == types.int8:
-        return FMT_INT8
-    return FMT_FLOAT
+def _format_of(Wt):
+    """The storage format code of a weight view (compile-time constant)."""
+
+
+@overload(_format_of, inline="always", jit_options=JIT)
+def _format_of_impl(Wt):
+    fmt = {types.uint16: FMT_BF16, types.int8: FMT_INT8}.get(Wt.dtype, FMT_FLOAT)
+    return lambda Wt: fmt
 
 
 def _post_scale(mb, scale):
@@ -144,36 +146,43 @@ def split_acc(Wt, x, y, scale, mb):
 def _split_acc(Wt, x, y, scale, mb):
     if mb is types.none or x.ndim != 1 or x.layout != "C":
         return lambda Wt, x, y, scale, mb: panel_acc(Wt, x, y, scale)
-    fmt = _format_of(Wt)
 
-    def impl(Wt, x, y, scale, mb):
-        K, G = Wt.shape
-        bw = panel_width_of(y)
-        mid = (G // 2) // bw * bw
-        if (mb.shape[0] == 0 or K * G < SPLIT_MIN or mid == 0
-                or not compare_exchange(mb, MB_OWNER, 0, 1)):
+    def impl(Wt, x, y, scale, mb):  # inlined: only the test, the job is a call
+        if mb.shape[0] == 0 or Wt.shape[0] * Wt.shape[1] < SPLIT_MIN:
             panel_acc(Wt, x, y, scale)
-            return
-        job = atomic_load(mb, MB_JOB) + 1
-        store_int(mb, MB_ARGS, fmt)
-        store_int(mb, MB_ARGS + 1, address(Wt))
-        store_int(mb, MB_ARGS + 2, K)
-        store_int(mb, MB_ARGS + 3, G)
-        store_int(mb, MB_ARGS + 4, address(x))
-        store_int(mb, MB_ARGS + 5, address(y))
-        _post_scale(mb, scale)
-        store_int(mb, MB_ARGS + 7, mid)
-        store_int(mb, MB_ARGS + 8, G)
-        atomic_store(mb, MB_JOB, job)
-        panel_acc(Wt, x, y, scale, 0, mid)
-        if compare_exchange(mb, MB_CLAIM, job - 1, job):
-            panel_acc(Wt, x, y, scale, mid, G)  # the helper is away: do its half too
         else:
-            while atomic_load(mb, MB_DONE) != job:
-                spin_pause()
-        atomic_store(mb, MB_OWNER, 0)
+            _shared_acc(Wt, x, y, scale, mb)
 
     return impl
+
+
+@njit(**JIT)
+def _shared_acc(Wt, x, y, scale, mb):
+    """``split_acc`` through the helper: post the second half, compute the first, then claim
+    the job or wait for the helper's DONE."""
+    K, G = Wt.shape
+    mid = (G // 2) // panel_width_of(y) * panel_width_of(y)
+    if mid == 0 or not compare_exchange(mb, MB_OWNER, 0, 1):
+        panel_acc(Wt, x, y, scale)
+        return
+    job = atomic_load(mb, MB_JOB) + 1
+    store_int(mb, MB_ARGS, _format_of(Wt))
+    store_int(mb, MB_ARGS + 1, address(Wt))
+    store_int(mb, MB_ARGS + 2, K)
+    store_int(mb, MB_ARGS + 3, G)
+    store_int(mb, MB_ARGS + 4, address(x))
+    store_int(mb, MB_ARGS + 5, address(y))
+    _post_scale(mb, scale)
+    store_int(mb, MB_ARGS + 7, mid)
+    store_int(mb, MB_ARGS + 8, G)
+    atomic_store(mb, MB_JOB, job)
+    panel_acc(Wt, x, y, scale, 0, mid)
+    if compare_exchange(mb, MB_CLAIM, job - 1, job):
+        panel_acc(Wt, x, y, scale, mid, G)  # the helper is away: do its half too
+    else:
+        while atomic_load(mb, MB_DONE) != job:
+            spin_pause()
+    atomic_store(mb, MB_OWNER, 0)
 
 
 @njit(**JIT)
