@@ -65,7 +65,7 @@ def to_panels(Wt: np.ndarray, lanes: int) -> np.ndarray:
 
 
 def _row_geometry(builder, ary, ty):
-    """(number of rows, byte stride between rows, byte stride between elements) of a 1-D/2-D array."""
+    """(rows, byte stride between rows, byte stride between elements, row length) of a 1-D/2-D array."""
     intp = ir.IntType(64)
     if ty.ndim == 1:
         (n,) = cgutils.unpack_tuple(builder, ary.shape, 1)

@@ -11,9 +11,9 @@ block).
 
 ``matrix_u16`` / ``matrix_i8`` reinterpret the float buffer's bytes, for compressed weights
 (bf16 bit patterns, int8 codes) packed into the same buffer; ``off`` counts buffer elements.
-``bf16_to_f32`` widens a bf16 bit pattern to the float32 it encodes. ``floats_at``/``ints_at``
-view memory by address: a Session passes its buffers to the kernel as one int (see
-``engine.advance_at``), which crosses the Python->Numba boundary faster than four arrays.
+``floats_at``/``ints_at`` view memory by address: a Session passes its buffers to the kernel
+as one int (see ``engine.advance_at``), which crosses the Python->Numba boundary faster than
+four arrays.
 """
 
 from numba import types
@@ -21,7 +21,6 @@ from numba.core import cgutils
 from numba.core.imputils import impl_ret_untracked
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
-from llvmlite import ir
 
 
 def _view_codegen(elem: types.Type, readonly: bool, ndim: int = 2):
@@ -83,19 +82,6 @@ def matrix_i8(typingctx, buf, off, rows, cols):
         return None
     rettype, codegen = _view_codegen(types.int8, not buf.mutable)
     return rettype(buf, off, rows, cols), codegen
-
-
-@intrinsic
-def bf16_to_f32(typingctx, bits):
-    """The float32 whose upper 16 bits are ``bits`` (a bf16 bit pattern)."""
-    if not isinstance(bits, types.Integer):
-        return None
-
-    def codegen(context, builder, signature, args):
-        wide = builder.zext(builder.trunc(args[0], ir.IntType(16)), ir.IntType(32))
-        return builder.bitcast(builder.shl(wide, ir.Constant(ir.IntType(32), 16)), ir.FloatType())
-
-    return types.float32(bits), codegen
 
 
 def _address_codegen(elem: types.Type, rettype: types.Array):
