@@ -53,10 +53,13 @@ def lstm_frame(z, h, c, u, v, projt, peep, acts, par, flags, H, Hp, P):
     zo = z[Hp:Hp + H]
     zf = z[2 * Hp:2 * Hp + H]
     zc = z[3 * Hp:3 * Hp + H]
+    pi = peep[0:H]
+    po = peep[H:2 * H]
+    pf = peep[2 * H:3 * H]
     if flags[2]:
         for j in range(H):
-            zi[j] += peep[j] * c[j]
-            zf[j] += peep[2 * H + j] * c[j]
+            zi[j] += pi[j] * c[j]
+            zf[j] += pf[j] * c[j]
     if flags[0]:
         clip_(zi, lim)
         clip_(zf, lim)
@@ -72,7 +75,7 @@ def lstm_frame(z, h, c, u, v, projt, peep, acts, par, flags, H, Hp, P):
         c[j] = zf[j] * c[j] + zi[j] * zc[j]
     if flags[2]:
         for j in range(H):
-            zo[j] += peep[H + j] * c[j]
+            zo[j] += po[j] * c[j]
     if flags[0]:
         clip_(zo, lim)
     A.apply(acts[0], fa, fb, zo)
@@ -137,9 +140,9 @@ def rnn_frame(z, h, acts, par, flags, H):
 
 @njit(inline="always", **JIT)
 def emit(h, dst, t, col, P):
-    out = dst[t]
+    out = dst[t, col:col + P]  # sliced first: ``dst[t][col + p]`` compiles to scalar stores
     for p in range(P):
-        out[col + p] = h[p]
+        out[p] = h[p]
 
 
 @njit(inline="always", **JIT)

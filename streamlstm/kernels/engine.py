@@ -54,17 +54,18 @@ def merge_rows(src, dst, mode):
     """dst[t] = merge of the two halves of src[t]: 1 sum, 2 mul, 3 ave."""
     P = dst.shape[1]
     for t in range(src.shape[0]):
-        a = src[t]
+        a = src[t, 0:P]
+        b = src[t, P:2 * P]
         o = dst[t]
         if mode == 1:
             for j in range(P):
-                o[j] = a[j] + a[P + j]
+                o[j] = a[j] + b[j]
         elif mode == 2:
             for j in range(P):
-                o[j] = a[j] * a[P + j]
+                o[j] = a[j] * b[j]
         else:
             for j in range(P):
-                o[j] = 0.5 * (a[j] + a[P + j])
+                o[j] = 0.5 * (a[j] + b[j])
 
 
 @njit(inline="always", **JIT)
@@ -108,9 +109,9 @@ def dense_rows(Z, dst, code, alpha, beta, H, col):
     for t in range(Z.shape[0]):
         z = Z[t, 0:H]
         A.apply(code, alpha, beta, z)
-        o = dst[t]
+        o = dst[t, col:col + H]
         for j in range(H):
-            o[col + j] = z[j]
+            o[j] = z[j]
 
 
 @njit(**JIT)

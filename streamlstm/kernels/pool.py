@@ -91,8 +91,9 @@ def gather(slab, S, slots, off, Hb):
     for t in range(Hb.shape[0]):
         b = slots[t] * S + off
         h = Hb[t]
+        src = slab[b:b + P]
         for p in range(P):
-            h[p] = slab[b + p]
+            h[p] = src[p]
 
 
 @njit(**JIT)
