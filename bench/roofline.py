@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit
 
 import streamlstm as sl
-from streamlstm.plan import HUGE_PAGE, _huge_page_bytes
+from streamlstm.plan import aligned_bytes
 from streamlstm.zoo import NAMES, zoo_network
 
 
@@ -36,13 +36,8 @@ def _stream(a: np.ndarray, repeats: int) -> float:
 def stream_seconds(nbytes: int, rounds: int = 15) -> float:
     """Best time of one full read of an ``nbytes`` buffer (kept hot in whatever cache fits it),
     allocated like the Plan's weights (transparent huge pages from 2 MB, as streamlstm's own)."""
-    raw = _huge_page_bytes(nbytes + HUGE_PAGE) if nbytes >= HUGE_PAGE else None
-    if raw is None:
-        a = np.ones(max(nbytes // 4, 16), np.float32)
-    else:
-        start = -raw.ctypes.data % HUGE_PAGE
-        a = raw[start:start + nbytes // 4 * 4].view(np.float32)
-        a[:] = 1.0
+    a = aligned_bytes(max(nbytes // 4, 16) * 4).view(np.float32)
+    a[:] = 1.0
     repeats = max(3, int(2e8 // a.nbytes))
     _stream(a, 1)
     best = float("inf")

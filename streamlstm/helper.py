@@ -18,6 +18,7 @@ from numba import from_dtype, types
 from .kernels.config import entry_point
 from .kernels import layout as L
 from .kernels.split import HELPER_STOPPED, MAILBOX_SIZE, MB_STOP, SPLIT_MIN, helper_loop
+from .plan import aligned_bytes
 
 IDLE_CYCLES = 20_000_000  # cycle-counter ticks (~5-10 ms) of spinning before the helper sleeps
 
@@ -45,19 +46,13 @@ def _stop(mailbox: np.ndarray, wake: threading.Event, thread: threading.Thread) 
         thread.join()
 
 
-def _aligned_mailbox() -> np.ndarray:
-    raw = np.zeros(MAILBOX_SIZE + 8, np.int64)
-    start = (-raw.ctypes.data % 64) // 8
-    return raw[start:start + MAILBOX_SIZE]
-
-
 class Helper:
     """A running helper thread and its mailbox, for a model of ``dtype``."""
 
     def __init__(self, dtype: np.dtype):
         ints = types.Array(types.int64, 1, "C")
         loop = entry_point(helper_loop, (ints, types.Array(from_dtype(dtype), 1, "C"), types.int64))
-        self.mailbox = _aligned_mailbox()
+        self.mailbox = aligned_bytes(MAILBOX_SIZE * 8).view(np.int64)  # fields on their own cache lines
         self.parked = [False]
         self.wake = threading.Event()
         thread = threading.Thread(target=_serve, name="streamlstm-helper", daemon=True,

@@ -244,5 +244,5 @@ def panel_width_of(arr):
 
 @overload(panel_width_of, inline="always", jit_options=JIT)
 def _panel_width_of(arr):
-    width = VECTORS_PER_PANEL * VECTOR_BYTES * 8 // arr.dtype.bitwidth
+    width = panel_width(np.dtype(arr.dtype.name))
     return lambda arr: width

@@ -16,6 +16,7 @@ as one int (see ``engine.advance_at``), which crosses the Python->Numba boundary
 four arrays.
 """
 
+from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.core.imputils import impl_ret_untracked
@@ -23,23 +24,25 @@ from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
 
 
+def _borrowed(context, builder, rettype: types.Array, data, shape: list):
+    """A C-layout array of ``rettype`` over ``data`` with no MemInfo (not reference counted)."""
+    elem = context.get_data_type(rettype.dtype)
+    itemsize = context.get_constant(types.intp, context.get_abi_sizeof(elem))
+    strides = [itemsize] if len(shape) == 1 else [builder.mul(shape[1], itemsize), itemsize]
+    out = make_array(rettype)(context, builder)
+    null = context.get_constant_null(types.MemInfoPointer(types.voidptr))
+    populate_array(out, data=builder.bitcast(data, elem.as_pointer()), shape=shape, strides=strides,
+                   itemsize=itemsize, meminfo=null, parent=None)
+    return impl_ret_untracked(context, builder, rettype, out._getvalue())
+
+
 def _view_codegen(elem: types.Type, readonly: bool, ndim: int = 2):
     rettype = types.Array(elem, ndim, "C", readonly=readonly)
 
     def codegen(context, builder, signature, args):
-        bufty = signature.args[0]
-        src = make_array(bufty)(context, builder, value=args[0])
+        src = make_array(signature.args[0])(context, builder, value=args[0])
         dims = [context.cast(builder, v, t, types.intp) for v, t in zip(args[1:], signature.args[1:])]
-        o, shape = dims[0], dims[1:]
-        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(context.get_data_type(elem)))
-        data = cgutils.gep_inbounds(builder, src.data, o)
-        data = builder.bitcast(data, context.get_data_type(elem).as_pointer())
-        strides = [itemsize] if ndim == 1 else [builder.mul(shape[1], itemsize), itemsize]
-        out = make_array(rettype)(context, builder)
-        null = context.get_constant_null(types.MemInfoPointer(types.voidptr))
-        populate_array(out, data=data, shape=shape, strides=strides, itemsize=itemsize,
-                       meminfo=null, parent=None)
-        return impl_ret_untracked(context, builder, rettype, out._getvalue())
+        return _borrowed(context, builder, rettype, cgutils.gep_inbounds(builder, src.data, dims[0]), dims[1:])
 
     return rettype, codegen
 
@@ -57,43 +60,35 @@ def vector(typingctx, buf, off, n):
     return rettype(buf, off, n), codegen
 
 
+def _matrix_typer(buf, off, rows, cols, elem):
+    if not _is_flat(buf):
+        return None
+    rettype, codegen = _view_codegen(elem, not buf.mutable)
+    return rettype(buf, off, rows, cols), codegen
+
+
 @intrinsic
 def matrix(typingctx, buf, off, rows, cols):
     """buf[off : off + rows*cols] seen as a C-contiguous (rows, cols) array."""
-    if not _is_flat(buf):
-        return None
-    rettype, codegen = _view_codegen(buf.dtype, not buf.mutable)
-    return rettype(buf, off, rows, cols), codegen
+    return _matrix_typer(buf, off, rows, cols, getattr(buf, "dtype", None))
 
 
 @intrinsic
 def matrix_u16(typingctx, buf, off, rows, cols):
     """(rows, cols) uint16 values stored from element ``off`` of ``buf``."""
-    if not _is_flat(buf):
-        return None
-    rettype, codegen = _view_codegen(types.uint16, not buf.mutable)
-    return rettype(buf, off, rows, cols), codegen
+    return _matrix_typer(buf, off, rows, cols, types.uint16)
 
 
 @intrinsic
 def matrix_i8(typingctx, buf, off, rows, cols):
     """(rows, cols) int8 values stored from element ``off`` of ``buf``."""
-    if not _is_flat(buf):
-        return None
-    rettype, codegen = _view_codegen(types.int8, not buf.mutable)
-    return rettype(buf, off, rows, cols), codegen
+    return _matrix_typer(buf, off, rows, cols, types.int8)
 
 
-def _address_codegen(elem: types.Type, rettype: types.Array):
+def _address_codegen(rettype: types.Array):
     def codegen(context, builder, signature, args):
-        addr, n = args[0], context.cast(builder, args[1], signature.args[1], types.intp)
-        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(context.get_data_type(elem)))
-        data = builder.inttoptr(addr, context.get_data_type(elem).as_pointer())
-        out = make_array(rettype)(context, builder)
-        null = context.get_constant_null(types.MemInfoPointer(types.voidptr))
-        populate_array(out, data=data, shape=[n], strides=[itemsize], itemsize=itemsize,
-                       meminfo=null, parent=None)
-        return impl_ret_untracked(context, builder, rettype, out._getvalue())
+        n = context.cast(builder, args[1], signature.args[1], types.intp)
+        return _borrowed(context, builder, rettype, builder.inttoptr(args[0], ir.IntType(8).as_pointer()), [n])
 
     return codegen
 
@@ -102,7 +97,7 @@ def _floats_at_typer(addr, n, like, readonly: bool):
     if not isinstance(addr, types.Integer) or not isinstance(like, types.Array):
         return None
     rettype = types.Array(like.dtype, 1, "C", readonly=readonly)
-    return rettype(addr, n, like), _address_codegen(like.dtype, rettype)
+    return rettype(addr, n, like), _address_codegen(rettype)
 
 
 @intrinsic
@@ -123,4 +118,4 @@ def ints_at(typingctx, addr, n):
     if not isinstance(addr, types.Integer):
         return None
     rettype = types.Array(types.int64, 1, "C", readonly=True)
-    return rettype(addr, n), _address_codegen(types.int64, rettype)
+    return rettype(addr, n), _address_codegen(rettype)
