@@ -690,34 +690,33 @@ def onnx_self_loop_lstm(d: Path) -> Path:
     return _save(m, d / "m.onnx")
 
 
-@case("onnx")
-def onnx_long_identity_chain(d: Path) -> Path:
-    """20000 Identity nodes between the input and the LSTM (recursive walks overflow)."""
+def _identity_chain(m, source: str, prefix: str, length: int = 20000) -> str:
+    """Puts ``length`` Identity nodes from ``source`` in front of m's nodes; returns the last output."""
     from onnx import helper
 
-    m = _onnx_seed()
-    uns = next(nd for nd in m.graph.node if nd.op_type == "Unsqueeze")
-    chain = [helper.make_node("Identity", ["x" if i == 0 else f"id{i - 1}"], [f"id{i}"]) for i in range(20000)]
-    uns.input[0] = "id19999"
+    chain = [helper.make_node("Identity", [source if i == 0 else f"{prefix}{i - 1}"], [f"{prefix}{i}"])
+             for i in range(length)]
     nodes = chain + list(m.graph.node)
     del m.graph.node[:]
     m.graph.node.extend(nodes)
+    return f"{prefix}{length - 1}"
+
+
+@case("onnx")
+def onnx_long_identity_chain(d: Path) -> Path:
+    """20000 Identity nodes between the input and the LSTM (recursive walks overflow)."""
+    m = _onnx_seed()
+    uns = next(nd for nd in m.graph.node if nd.op_type == "Unsqueeze")
+    uns.input[0] = _identity_chain(m, "x", "id")
     return _save(m, d / "m.onnx")
 
 
 @case("onnx")
 def onnx_long_constant_chain(d: Path) -> Path:
     """The LSTM's W computed through 20000 constant Identity nodes (recursive folding overflows)."""
-    from onnx import helper
-
     m = _onnx_seed()
     lstm = next(nd for nd in m.graph.node if nd.op_type == "LSTM")
-    w = lstm.input[1]
-    chain = [helper.make_node("Identity", [w if i == 0 else f"c{i - 1}"], [f"c{i}"]) for i in range(20000)]
-    lstm.input[1] = "c19999"
-    nodes = chain + list(m.graph.node)
-    del m.graph.node[:]
-    m.graph.node.extend(nodes)
+    lstm.input[1] = _identity_chain(m, lstm.input[1], "c")
     return _save(m, d / "m.onnx")
 
 

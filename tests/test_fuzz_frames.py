@@ -146,6 +146,23 @@ def assert_clear(err: Exception, *names: str):
     assert any(msg.startswith((f"{n}:", f"{n}[")) or "SessionPool." in msg for n in names), msg
 
 
+def refused_or_as_twin(s: sl.Session, twin: sl.Session, verb: str, arg, want, name: str) -> None:
+    """``s.<verb>(arg)`` raises an error naming ``name`` and leaves the state alone when ``want``
+    is None, else returns what the twin returns for the clean ``want``; the states agree after."""
+    label = "refused" if want is None else "accepted"
+    event(label)
+    TRIED[f"session.{verb} {label}"] += 1
+    if want is None:
+        before = s.get_state()
+        with pytest.raises((ValueError, TypeError)) as e:
+            getattr(s, verb)(arg)
+        assert_clear(e.value, name)
+        assert np.array_equal(s.get_state(), before)
+    else:
+        np.testing.assert_array_equal(getattr(s, verb)(arg), getattr(twin, verb)(want))
+    np.testing.assert_array_equal(s.get_state(), twin.get_state())
+
+
 # ---------------------------------------------------------------------------------- sessions
 @SETTINGS
 @given(data=st.data())
@@ -153,19 +170,8 @@ def test_session_step(model, data):
     I = model.input_size
     x = data.draw(frame_like(None, I))
     s = warmed(model)
-    before = s.get_state()
-    twin = twin_of(model, before)
-    want = clean(x, (I,), model.dtype)
-    event("refused" if want is None else "accepted")
-    TRIED["session.step " + ("refused" if want is None else "accepted")] += 1
-    if want is None:
-        with pytest.raises((ValueError, TypeError)) as e:
-            s.step(x)
-        assert_clear(e.value, "x")
-        assert np.array_equal(s.get_state(), before)
-    else:
-        np.testing.assert_array_equal(s.step(x), twin.step(want))
-    np.testing.assert_array_equal(s.get_state(), twin.get_state())
+    twin = twin_of(model, s.get_state())
+    refused_or_as_twin(s, twin, "step", x, clean(x, (I,), model.dtype), "x")
     nxt = np.full(I, 0.25, model.dtype)
     np.testing.assert_array_equal(s.step(nxt), twin.step(nxt))  # the stream carries on as its twin
 
@@ -176,20 +182,9 @@ def test_session_run(model, data):
     I = model.input_size
     X = data.draw(frame_like(data.draw(st.integers(0, 6)), I))
     s = warmed(model)
-    before = s.get_state()
-    twin = twin_of(model, before)
+    twin = twin_of(model, s.get_state())
     rows = np.shape(X)[0] if np.ndim(X) == 2 else -1  # any number of frames, including 0
-    want = clean(X, (rows, I), model.dtype)
-    event("refused" if want is None else "accepted")
-    TRIED["session.run " + ("refused" if want is None else "accepted")] += 1
-    if want is None:
-        with pytest.raises((ValueError, TypeError)) as e:
-            s.run(X)
-        assert_clear(e.value, "X")
-        assert np.array_equal(s.get_state(), before)
-    else:
-        np.testing.assert_array_equal(s.run(X), twin.run(want))
-        np.testing.assert_array_equal(s.get_state(), twin.get_state())
+    refused_or_as_twin(s, twin, "run", X, clean(X, (rows, I), model.dtype), "X")
 
 
 @SETTINGS
