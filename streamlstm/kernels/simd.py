@@ -8,8 +8,10 @@ registers while it streams the panel once from memory, one FMA per weight vector
 weights are read strictly sequentially (Numba's loop vectoriser re-loads and re-stores the
 output for every input row instead; at 64x256 this kernel is 1.3x faster from L2 and 2x from
 L1). Passes over 2-4 rows hold a panel row in 4 zmm vectors; one-row passes (every
-``Session.step``) in 8 ymm vectors: the same bytes per FMA chain step, twice the independent
-chains, and on Zen 4 a weight stream 1.3% faster (enh step 50.1 -> 48.6 us).
+``Session.step``) over float weights in 8 ymm vectors: the same bytes per FMA chain step,
+twice the independent chains, and on Zen 4 a weight stream 1.3% faster (enh step 50.1 -> 48.6
+us). Compressed codes stay in zmm: widening them costs instructions per vector, and in ymm
+the bf16 enh step is 8% slower.
 
 Every output element is one FMA chain over k = 0..K-1 in order, whatever the number of rows
 processed together, so one frame, a chunk of T frames and a pool of streams get bit-identical
@@ -30,7 +32,7 @@ from .config import JIT
 
 PANEL_BYTES = 256          # 64 float32 / 32 float64 columns per panel
 VECTOR_BYTES = 64          # passes over 2-4 rows: 4 zmm vectors per panel row
-ONE_ROW_VECTOR_BYTES = 32  # one-row passes: 8 ymm vectors (streams 1.3% faster on Zen 4)
+ONE_ROW_VECTOR_BYTES = 32  # one-row passes over float weights: 8 ymm vectors
 ROWS_PER_PASS = 4
 
 
@@ -108,7 +110,8 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
                 self.accs = [[cgutils.alloca_once(builder, self.vec) for _ in range(self.n)]
                              for _ in range(rows)]
 
-        one_row = Vectors(ONE_ROW_VECTOR_BYTES, 1)
+        grp = row_group(np.dtype(Wty.dtype.name))
+        one_row = Vectors(ONE_ROW_VECTOR_BYTES if grp == 1 else VECTOR_BYTES, 1)
         many_rows = Vectors(VECTOR_BYTES, max_rows) if max_rows > 1 else None
 
         W = make_array(Wty)(context, builder, w_arg)
@@ -126,7 +129,6 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
             (ss,) = cgutils.unpack_tuple(builder, S.strides, 1)
         nfull = builder.sdiv(G, c(BW))
         full_end = builder.mul(nfull, c(BW))
-        grp = row_group(np.dtype(Wty.dtype.name))
 
         def load_words(g, ptr, nv):
             """The nv weight vectors of a row group: floats, or 32-bit words holding the bf16
