@@ -224,8 +224,8 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
             columns(one_row, c(0), 1)
             return context.get_dummy_value()
         groups = builder.sdiv(nrows, c(max_rows))
-        with cgutils.for_range(builder, groups) as g:
-            columns(many_rows, builder.mul(g.index, c(max_rows)), max_rows)
+        with cgutils.for_range(builder, groups) as loop:
+            columns(many_rows, builder.mul(loop.index, c(max_rows)), max_rows)
         rest = builder.sub(nrows, builder.mul(groups, c(max_rows)))
         for tb in range(1, max_rows):
             with builder.if_then(builder.icmp_signed("==", rest, c(tb))):
