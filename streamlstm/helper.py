@@ -1,9 +1,11 @@
 """The helper thread of a two-thread Session (the protocol is in ``kernels/split.py``).
 
 The helper spins on its mailbox with the GIL released, serving half of each large product.
-After ``IDLE_CYCLES`` without a job it sleeps on an Event, and the next ``step`` wakes it;
-meanwhile the stepping thread claims every job itself, so a sleeping helper costs speed,
-never correctness. The helper stops when its Session is closed or garbage collected.
+After ``IDLE_CYCLES`` without a job it sleeps: on Linux parked in the kernel, woken by the
+next step without the GIL (see ``kernels/split.py``); elsewhere on an Event that the next
+``step`` sets. Meanwhile the stepping thread claims every job itself, so a sleeping helper
+costs speed, never correctness. The helper stops when its Session is closed or garbage
+collected.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from numba import from_dtype, types
 
 from .kernels.config import entry_point
 from .kernels import layout as L
-from .kernels.split import HELPER_STOPPED, MAILBOX_SIZE, MB_STOP, SPLIT_MIN, helper_loop
+from .kernels.split import HELPER_STOPPED, MAILBOX_SIZE, MB_STOP, SPLIT_MIN, helper_loop, wake_helper
 from .plan import aligned_bytes
 
 IDLE_CYCLES = 20_000_000  # cycle-counter ticks (~5-10 ms) of spinning before the helper sleeps
@@ -39,8 +41,9 @@ def _serve(loop, mailbox: np.ndarray, like: np.ndarray, wake: threading.Event, p
         parked[0] = False
 
 
-def _stop(mailbox: np.ndarray, wake: threading.Event, thread: threading.Thread) -> None:
+def _stop(mailbox: np.ndarray, wake: threading.Event, thread: threading.Thread, unpark) -> None:
     mailbox[MB_STOP] = 1
+    unpark(mailbox)
     wake.set()
     if thread is not threading.current_thread():
         thread.join()
@@ -52,13 +55,14 @@ class Helper:
     def __init__(self, dtype: np.dtype):
         ints = types.Array(types.int64, 1, "C")
         loop = entry_point(helper_loop, (ints, types.Array(from_dtype(dtype), 1, "C"), types.int64))
+        unpark = entry_point(wake_helper, (ints,))
         self.mailbox = aligned_bytes(MAILBOX_SIZE * 8).view(np.int64)  # fields on their own cache lines
         self.parked = [False]
         self.wake = threading.Event()
         thread = threading.Thread(target=_serve, name="streamlstm-helper", daemon=True,
                                   args=(loop, self.mailbox, np.zeros(1, dtype), self.wake, self.parked))
         thread.start()
-        self._stop = weakref.finalize(self, _stop, self.mailbox, self.wake, thread)
+        self._stop = weakref.finalize(self, _stop, self.mailbox, self.wake, thread, unpark)
 
     @property
     def running(self) -> bool:

@@ -16,6 +16,7 @@ from numba import from_dtype, types
 
 from .kernels.config import entry_point
 from .kernels.engine import CTX_FIELDS, WRONG_SIZE, advance, advance_at
+from .kernels.split import PARKS_IN_KERNEL
 from .helper import Helper
 from .network import Network
 from .plan import Plan, build_plan
@@ -291,7 +292,8 @@ def _prebound_step(fn, buffers: tuple, dtype: np.dtype, isize: int, osize: int):
 
 
 def _waking(step, helper: Helper):
-    """``step`` (and its ``bind``) that first wake the helper thread if it went to sleep."""
+    """``step`` (and its ``bind``) that first wake the helper thread if it went to sleep on its
+    Event (where it cannot park in the kernel)."""
     parked, wake = helper.parked, helper.wake
 
     def waking_step(x, out=None):
@@ -336,7 +338,7 @@ class Session:
             mailbox = self._helper.mailbox
         step = _prebound_step(model._step_kernel(), (p.weights, p.table, self._state, self._work, mailbox),
                               p.dtype, p.input_size, p.output_size)
-        if self._helper is not None:
+        if self._helper is not None and not PARKS_IN_KERNEL:
             step = _waking(step, self._helper)
         step.__doc__ = Session.step.__doc__
         self.step = step  # shadows the method below: the same contract, fewer lookups

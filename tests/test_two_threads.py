@@ -2,12 +2,14 @@
 
 import gc
 import threading
+import time
 
 import numpy as np
 import pytest
 
 import streamlstm as sl
 from streamlstm import helper
+from streamlstm.kernels.split import MB_DONE, MB_PARKED, PARKS_IN_KERNEL
 from pool_nets import wide_stack
 from reference import reference_run
 
@@ -68,6 +70,54 @@ def test_sleeping_helper_costs_nothing_but_speed(monkeypatch):
         if t % 10 == 0:
             threading.Event().wait(0.01)  # let the helper go to sleep
     two.close()
+
+
+def _parked(s) -> bool:
+    """Whether the helper of session ``s`` went to sleep (in the kernel, or on its Event)."""
+    return bool(s._helper.mailbox[MB_PARKED]) if PARKS_IN_KERNEL else s._helper.parked[0]
+
+
+def _wait_until(predicate, seconds: float = 20.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.002)
+    return True
+
+
+def test_parked_helper_wakes_on_the_next_step_and_serves_again():
+    """After the idle timeout the helper parks; steps go on alone, the next one wakes it, and it
+    computes shared halves again (DONE advances). Outputs stay bit-identical throughout."""
+    model = sl.Model(NET)
+    one, two = model.session(), model.session(threads=2)
+    x = RNG.standard_normal(model.input_size).astype(np.float32)
+    assert np.array_equal(one.step(x), two.step(x))
+    assert _wait_until(lambda: _parked(two))
+    mb = two._helper.mailbox
+    done = int(mb[MB_DONE])
+    X = RNG.standard_normal((200, model.input_size)).astype(np.float32)
+    served = False
+    for _ in range(50):
+        for x in X:
+            assert np.array_equal(one.step(x), two.step(x))
+        if int(mb[MB_DONE]) > done:
+            served = True
+            break
+    assert served and not _parked(two)
+    two.close()
+
+
+def test_close_stops_a_parked_helper():
+    model = sl.Model(NET)
+    base = helper_threads()
+    s = model.session(threads=2)
+    s.step(RNG.standard_normal(model.input_size).astype(np.float32))
+    assert _wait_until(lambda: _parked(s))
+    closer = threading.Thread(target=s.close, daemon=True)
+    closer.start()
+    closer.join(timeout=20)
+    assert not closer.is_alive() and helper_threads() == base and s.threads == 1
 
 
 def test_close_and_garbage_collection_stop_the_helper():
