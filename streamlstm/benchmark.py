@@ -6,12 +6,19 @@ For each model, one process runs every framework (see ``peers``) on the same ran
    outputs are compared with streamlstm's; one off by more than ``tolerance`` is reported as
    failed and not timed;
 2. per-step latency: interleaved rounds, each round steps every framework ``block`` frames (in
-   a rotating order) so that drift of a noisy machine hits all alike; every call is timed with
+   a rotating order) so that drift of a noisy machine hits all alike; each block starts with
+   ``block_warmup`` calls that are not recorded (the previous framework's block leaves every
+   framework's weights and code cold: the first call of a block took 2-9x its p50 here, and 12
+   cold blocks in 3000 steps would otherwise decide p99); every other call is timed with
    ``perf_counter_ns`` (garbage collector off while timing); p50/p90/p99/p99.9 per framework
    and the speedup over the best onnxruntime variant at ``threads`` intra-op threads;
 3. chunk mode: ``Session.run`` on T frames against each framework's sequence call on the same T;
 4. cold start (zoo ``kws`` and user files): a new process with a warm compile cache does
    import + load + first step.
+
+Before the models, ``machine_stalls`` measures how often the machine takes the CPU away from a
+busy thread that has nothing else to do (a hypervisor, other tenants): the tail that no
+framework can avoid, to read p99 against.
 
 The result is a JSON-ready dict; ``report`` turns it into a table, a JSON file and a plot.
 """
@@ -131,6 +138,27 @@ def stats_us(ns: np.ndarray) -> dict:
             "max_us": float(us.max()), "quantiles_us": [float(v) for v in np.percentile(us, QUANTILES)]}
 
 
+def machine_stalls(seconds: float = 0.5, threshold_ns: int = 5000) -> dict:
+    """Gaps of ``threshold_ns`` or more in a busy loop that only reads the clock: how often the
+    machine stalls a running thread and for how long. A call of d µs is hit with probability
+    about d x ``per_ms`` / 1000, so where that exceeds 1% p99 includes a stall."""
+    pc = time.perf_counter_ns
+    gaps = []
+    start = last = pc()
+    end = start + int(seconds * 1e9)
+    while last < end:
+        now = pc()
+        if now - last >= threshold_ns:
+            gaps.append(now - last)
+        last = now
+    us = np.asarray(gaps, dtype=np.float64) / 1e3
+    elapsed_ms = (last - start) / 1e6
+    return {"seconds": seconds, "threshold_us": threshold_ns / 1e3, "per_ms": float(us.size / elapsed_ms),
+            "median_us": float(np.median(us)) if us.size else 0.0,
+            "p90_us": float(np.percentile(us, 90)) if us.size else 0.0,
+            "lost_share": float(us.sum() / (elapsed_ms * 1e3))}
+
+
 def _timer_floor_ns() -> float:
     f, x, pc = (lambda x: x), np.zeros(1), time.perf_counter_ns
     ts = []
@@ -168,6 +196,7 @@ class Progress:
 class Settings:
     steps: int = 3000
     block: int = 250
+    block_warmup: int = 5
     threads: int = 1
     check_steps: int = 200
     chunk: int = 100
@@ -217,7 +246,10 @@ def _time_steps(peers: list[Peer], frames: list, s: Settings, progress: Progress
                 k = (j + r) % len(peers)
                 f, out, base = fns[k], times[k], r * s.block
                 start = (base + 37 * k) % nf
-                xs = (frames * 2)[start:start + s.block] if start + s.block > nf else frames[start:start + s.block]
+                xs = [frames[(start + i) % nf] for i in range(s.block_warmup + s.block)]
+                for x in xs[:s.block_warmup]:
+                    f(x)
+                xs = xs[s.block_warmup:]
                 buf = []
                 app = buf.append
                 for x in xs:
@@ -416,10 +448,12 @@ def run_benchmark(targets: list[Target], settings: Settings | None = None, *,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "streamlstm " + " ".join(argv) if argv is not None else None,
         "machine": machine_info(),
-        "settings": {"steps": s.steps, "block": s.block, "threads": s.threads, "check_steps": s.check_steps,
+        "settings": {"steps": s.steps, "block": s.block, "block_warmup": s.block_warmup, "threads": s.threads,
+                     "check_steps": s.check_steps,
                      "chunk_T": s.chunk, "chunk_reps": s.chunk_reps, "tolerance": s.tolerance,
                      "frameworks": list(s.frameworks), "seed": s.seed,
                      "timer_floor_ns": _timer_floor_ns(), **s.extra},
+        "machine_stalls": machine_stalls(),
         "quantiles": QUANTILES,
         "models": [],
     }

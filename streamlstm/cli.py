@@ -54,6 +54,8 @@ def cmd_bench(args) -> int:
 
     if args.steps < 1 or args.threads < 1:
         raise UsageError("--steps and --threads must be >= 1")
+    if args.block_warmup < 0:
+        raise UsageError("--block-warmup must be >= 0")
     frameworks = tuple(_csv(args.frameworks)) if args.frameworks else benchmark.FRAMEWORKS
     unknown = set(frameworks) - set(benchmark.FRAMEWORKS)
     if unknown:
@@ -62,7 +64,8 @@ def cmd_bench(args) -> int:
     targets = [benchmark.file_target(m, args.dtype, **_load_options(args)) for m in args.model]
     if args.models or not args.model:
         targets += benchmark.zoo_targets(_csv(args.models) if args.models else None, args.dtype)
-    s = benchmark.Settings(steps=args.steps, block=min(args.block, args.steps), threads=args.threads,
+    s = benchmark.Settings(steps=args.steps, block=min(args.block, args.steps), block_warmup=args.block_warmup,
+                           threads=args.threads,
                            check_steps=args.check_steps, chunk=args.chunk,
                            chunk_reps=max(5, min(50, args.steps // 100)), frameworks=frameworks,
                            cold_start=not args.no_cold_start, seed=args.seed)
@@ -182,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--check-steps", type=int, default=200,
                    help="frames compared against streamlstm before timing (default 200)")
     b.add_argument("--block", type=int, default=250, help="frames per framework per round (default 250)")
+    b.add_argument("--block-warmup", type=int, default=5,
+                   help="unrecorded calls at the start of each block (default 5)")
     b.add_argument("--no-cold-start", action="store_true", help="skip the new-process cold-start measure")
     b.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     b.add_argument("--seed", type=int, default=0)

@@ -22,6 +22,21 @@ def _model_label(m: dict) -> str:
     return f"{m['name']} ({m['input_size']}->{m['output_size']}, {m['params']:,} params)"
 
 
+def _warmup(settings: dict) -> str:
+    n = settings.get("block_warmup", 0)
+    return f", each block after {n} unrecorded call{'s' if n != 1 else ''}" if n else ""
+
+
+def _stalls(st: dict) -> str:
+    """The machine's own tail: what a busy loop lost, and from which call length it reaches p99."""
+    if st["per_ms"] == 0:
+        return f"Machine stalls: none of {st['threshold_us']:.0f} µs or more in {st['seconds']:.1f} s of a busy loop."
+    return (f"Machine stalls: a busy loop that only reads the clock lost the CPU {st['per_ms']:.2f} times per ms, "
+            f"for a median {st['median_us']:.0f} µs (p90 {st['p90_us']:.0f} µs, {st['lost_share']:.1%} of the time). "
+            f"A call of d µs meets one with probability about d x {st['per_ms']:.2f} / 1000, so the p99 of any "
+            f"framework whose calls take more than {10 / st['per_ms']:.1f} µs includes such a stall.")
+
+
 def markdown(result: dict) -> str:
     """The per-step table, the chunk table, cold starts and notes, as markdown."""
     s = result["settings"]
@@ -31,7 +46,7 @@ def markdown(result: dict) -> str:
         f"Python {mach['python']}",
         "",
         f"Per-step latency in µs (one frame per call, batch 1; {s['steps']} timed steps per framework in "
-        f"interleaved rounds of {s['block']}). Speedup = p50 of the best onnxruntime variant at "
+        f"interleaved rounds of {s['block']}{_warmup(s)}). Speedup = p50 of the best onnxruntime variant at "
         f"{s['threads']} intra-op thread{'s' if s['threads'] != 1 else ''} / p50.",
         "",
         "| model | framework | p50 | p90 | p99 | p99.9 | speedup vs ORT | max abs err |",
@@ -58,6 +73,8 @@ def markdown(result: dict) -> str:
             label = ""
         if m.get("onnx"):
             note(f"onnxruntime and tract run {m['onnx']}", m["name"])
+    if result.get("machine_stalls"):
+        lines += ["", _stalls(result["machine_stalls"])]
     chunks = [m for m in result["models"] if m.get("chunk", {}).get("frameworks")]
     if chunks:
         T = chunks[0]["chunk"]["T"]

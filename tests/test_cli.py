@@ -112,6 +112,9 @@ def test_bench_smoke(tmp_path, capsys):
     r = json.loads(js.read_text())
     assert {"streamlstm_version", "date", "machine", "settings", "models", "checks_passed"} <= set(r)
     assert r["checks_passed"] is True
+    assert r["settings"]["block_warmup"] == 5 and "each block after 5 unrecorded calls" in out
+    stalls = r["machine_stalls"]
+    assert stalls["per_ms"] >= 0 and 0 <= stalls["lost_share"] < 1 and "Machine stalls:" in out
     (m,) = r["models"]
     assert m["name"] == "tiny" and m["input_size"] == 16 and m["output_size"] == 4
     rows = {x["name"]: x for x in m["frameworks"]}
@@ -161,6 +164,38 @@ def test_wrong_framework_is_failed_not_timed():
     ok, rows = benchmark._check([StreamlstmPeer(model), _Wrong(4)], model, X, 1e-4)
     assert [p.name for p in ok] == ["streamlstm"]
     assert rows[1]["status"] == "failed" and rows[1]["max_abs_error"] > 1e-4
+
+
+class _Counting(Peer):
+    """Counts its calls; each call's frame says which one it is."""
+
+    name = framework = "counting"
+
+    def __init__(self):
+        self.calls = []
+
+    def reset(self):
+        self.calls.clear()
+
+    def step_fn(self):
+        return lambda x: self.calls.append(int(x[0]))
+
+
+def test_each_block_starts_with_unrecorded_warm_up_calls():
+    peers = [_Counting(), _Counting()]
+    frames = [np.array([i]) for i in range(40)]  # fewer than the 50 warm-up calls of the start
+    s = benchmark.Settings(steps=60, block=30, block_warmup=3)
+    times = benchmark._time_steps(peers, frames, s, benchmark.Progress(1, False), "t")
+    for p, t in zip(peers, times):
+        assert len(p.calls) == 40 + 2 * (3 + 30) and t.shape == (60,) and np.all(t > 0)
+        assert p.calls[40:43] == [(p.calls[40] + i) % 40 for i in range(3)]  # frames run on in order
+
+
+def test_machine_stalls_counts_gaps_in_a_busy_loop():
+    st = benchmark.machine_stalls(seconds=0.05, threshold_ns=1)  # every clock read is a "gap"
+    assert st["per_ms"] > 10 and st["median_us"] > 0 and st["lost_share"] == pytest.approx(1.0)
+    quiet = benchmark.machine_stalls(seconds=0.05, threshold_ns=10**9)
+    assert quiet["per_ms"] == 0 and quiet["lost_share"] == 0
 
 
 def test_cold_start_new_process(tmp_path):
