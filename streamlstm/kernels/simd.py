@@ -7,7 +7,8 @@ contiguous (K, width) block. ``panel_acc`` keeps a panel's columns for up to 4 r
 registers while it streams the panel once from memory, one FMA per weight vector, so the
 weights are read strictly sequentially (Numba's loop vectoriser re-loads and re-stores the
 output for every input row instead; at 64x256 this kernel is 1.3x faster from L2 and 2x from
-L1). Passes over 2-4 rows hold a panel row in 4 zmm vectors; one-row passes (every
+L1). Passes over 2-4 rows hold a panel row in 4 zmm vectors (without AVX-512: three ymm of
+it at a time, see ``MANY_ROWS``); one-row passes (every
 ``Session.step``) over float weights in 8 ymm vectors: the same bytes per FMA chain step,
 twice the independent chains, and on Zen 4 a weight stream 1.3% faster (enh step 50.1 -> 48.6
 us). Compressed codes stay in zmm: widening them costs instructions per vector, and in ymm
@@ -22,7 +23,7 @@ rows within 32-bit words (see ``to_panels``).
 
 import numpy as np
 
-from llvmlite import ir
+from llvmlite import binding as llvm, ir
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
@@ -34,6 +35,13 @@ PANEL_BYTES = 256          # 64 float32 / 32 float64 columns per panel
 VECTOR_BYTES = 64          # passes over 2-4 rows: 4 zmm vectors per panel row
 ONE_ROW_VECTOR_BYTES = 32  # one-row passes over float weights: 8 ymm vectors
 ROWS_PER_PASS = 4
+# Without AVX-512 there are 16 vector registers, not 32: 4 rows x 4 zmm (legalised to 32 ymm)
+# spilled, and a chunk ran slower per frame than single steps (enh 114 vs 79 us per frame on
+# Zen 3). There, passes over several rows cover 3 ymm of a panel row at a time (passes of
+# 3, 3 and 2 vectors): 12 accumulators for 4 rows (enh chunk 107 -> 58-66 us per frame; 3 rows
+# x 4 ymm, 4 x 2 and 2 x 8 measured slower, 6 x 2 alike).
+_AVX512 = llvm.get_host_cpu_features().get("avx512f", False)
+MANY_ROWS = (ROWS_PER_PASS, VECTOR_BYTES, PANEL_BYTES) if _AVX512 else (ROWS_PER_PASS, 32, 96)
 
 
 def panel_width(dtype: np.dtype) -> int:
@@ -94,14 +102,15 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
         wel = context.get_value_type(Wty.dtype)
         wsize = context.get_abi_sizeof(wel)
         i8p = ir.IntType(8).as_pointer()
-        max_rows = 1 if Xty.ndim == 1 else ROWS_PER_PASS
+        max_rows = 1 if Xty.ndim == 1 else MANY_ROWS[0]
 
         class Vectors:
-            """The SIMD geometry of a pass: lanes, vector types, the FMA, the accumulators."""
+            """The SIMD geometry of a pass: lanes, vector types, the FMA, the accumulators (``n``
+            vectors per row: a panel row, or ``pass_bytes`` of it)."""
 
-            def __init__(self, nbytes, rows):
+            def __init__(self, nbytes, rows, pass_bytes=PANEL_BYTES):
                 self.L = nbytes // fsize
-                self.n = BW // self.L
+                self.n = pass_bytes // fsize // self.L
                 self.vec = ir.VectorType(fl, self.L)
                 self.i32v = ir.VectorType(ir.IntType(32), self.L)
                 self.fma = cgutils.get_or_insert_function(
@@ -112,7 +121,7 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
 
         grp = row_group(np.dtype(Wty.dtype.name))
         one_row = Vectors(ONE_ROW_VECTOR_BYTES if grp == 1 else VECTOR_BYTES, 1)
-        many_rows = Vectors(VECTOR_BYTES, max_rows) if max_rows > 1 else None
+        many_rows = Vectors(MANY_ROWS[1], max_rows, MANY_ROWS[2]) if max_rows > 1 else None
 
         W = make_array(Wty)(context, builder, w_arg)
         X = make_array(Xty)(context, builder, x_arg)
@@ -210,15 +219,21 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
             last = builder.sdiv(builder.select(builder.icmp_signed("<", c1, full_end), c1, full_end), c(BW))
             padded_K = builder.mul(builder.sdiv(builder.add(K, c(grp - 1)), c(grp)), c(grp))
             panel_bytes = builder.mul(builder.mul(padded_K, c(BW)), c(wsize))
+            def in_passes(nv, col, start, width):
+                """A panel of nv vectors per row, at most g.n at a time."""
+                for v0 in range(0, nv, g.n):
+                    panel(g, row0, tb, min(g.n, nv - v0), builder.add(col, c(v0 * g.L)),
+                          builder.add(start, c(v0 * g.L * wsize * grp)), width)
+
             with cgutils.for_range_slice(builder, first, last, c(1)) as (b, _):
-                panel(g, row0, tb, g.n, builder.mul(b, c(BW)), builder.mul(b, panel_bytes), c(BW))
+                in_passes(BW // g.L, builder.mul(b, c(BW)), builder.mul(b, panel_bytes), c(BW))
             tail_vectors = builder.sdiv(builder.sub(G, full_end), c(g.L))
             has_tail = builder.and_(builder.icmp_signed(">=", c1, G), builder.icmp_signed(">", tail_vectors, c(0)))
             with builder.if_then(has_tail):
                 start = builder.mul(nfull, panel_bytes)
-                for nv in range(1, g.n):
+                for nv in range(1, BW // g.L):
                     with builder.if_then(builder.icmp_signed("==", tail_vectors, c(nv))):
-                        panel(g, row0, tb, nv, full_end, start, c(nv * g.L))
+                        in_passes(nv, full_end, start, c(nv * g.L))
 
         if many_rows is None:
             columns(one_row, c(0), 1)
