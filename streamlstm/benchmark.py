@@ -59,6 +59,15 @@ COLD_START_CODE = (
     "y = m.session().step(x) if m.streamable else m.run(x[None])\n"
     "print(time.perf_counter() - t0)\n"
 )
+NUMBA_FLOOR_MODULE = "from numba import njit\n\n@njit(cache=True)\ndef first(x):\n    return x[0] + 1.0\n"
+NUMBA_FLOOR_CODE = (
+    "import sys, time\n"
+    "sys.path.insert(0, '.')\n"
+    "t0 = time.perf_counter()\n"
+    "import numpy as np, _trivial_njit\n"
+    "_trivial_njit.first(np.zeros(1))\n"
+    "print(time.perf_counter() - t0)\n"
+)
 
 
 @dataclass
@@ -351,22 +360,43 @@ def _speedups(rows: list[dict], threads: int) -> str | None:
     return best["name"]
 
 
-def cold_start(path: str, runs: int = 3) -> dict:
-    """Seconds for a new process (warm compile cache) to import streamlstm, load ``path`` and step once."""
-    cmd = [sys.executable, "-c", COLD_START_CODE, str(path)]
+def _new_processes(cmd: list[str], runs: int, cwd: str | None = None) -> tuple[list[float], list[float]] | str:
+    """(printed seconds, whole-process seconds) of ``runs`` runs of ``cmd`` after one that fills
+    the compile cache, or the error of a run that failed."""
     inner, wall = [], []
-    for i in range(runs + 1):  # the first run fills the compile cache
+    for i in range(runs + 1):
         t0 = time.perf_counter()
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=cwd)
         t1 = time.perf_counter()
         if out.returncode != 0:
-            return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
+            return out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"
         if i:
             inner.append(float(out.stdout.strip().splitlines()[-1]))
             wall.append(t1 - t0)
+    return inner, wall
+
+
+def numba_floor(runs: int = 3) -> float | None:
+    """Median seconds for a new process to import numpy and Numba and call one trivial cached
+    ``@njit`` function: what any Numba library pays before its own work (None if it failed)."""
+    with tempfile.TemporaryDirectory() as d:
+        Path(d, "_trivial_njit.py").write_text(NUMBA_FLOOR_MODULE)
+        res = _new_processes([sys.executable, "-c", NUMBA_FLOOR_CODE], runs, cwd=d)
+    return None if isinstance(res, str) else float(np.median(res[0]))
+
+
+def cold_start(path: str, runs: int = 3) -> dict:
+    """Seconds for a new process (warm compile cache) to import streamlstm, load ``path`` and step
+    once, next to ``numba_floor``."""
+    res = _new_processes([sys.executable, "-c", COLD_START_CODE, str(path)], runs)
+    if isinstance(res, str):
+        return {"error": res}
+    inner, wall = res
     return {"seconds": float(np.median(inner)), "process_seconds": float(np.median(wall)), "runs": runs,
+            "numba_floor_seconds": numba_floor(runs),
             "what": "new process, warm compile cache: import streamlstm + load + first step "
-                    "(process_seconds adds interpreter start-up)"}
+                    "(process_seconds adds interpreter start-up; numba_floor_seconds: import numpy + "
+                    "numba and call a trivial cached @njit function)"}
 
 
 def _describe(model: Model) -> dict:

@@ -103,9 +103,12 @@ def markdown(result: dict) -> str:
             if "error" in c:
                 lines.append(f"Cold start {m['name']}: failed ({c['error']})")
             else:
+                floor = c.get("numba_floor_seconds")
+                floor = (f"; a trivial cached `@njit` function, import numpy + numba + first call: "
+                         f"{floor:.3f} s" if floor else "")
                 lines.append(f"Cold start {m['name']}: new process with a warm compile cache, import + load + "
                              f"first step: **{c['seconds']:.3f} s** (whole process including interpreter "
-                             f"start-up: {c['process_seconds']:.3f} s; median of {c['runs']})")
+                             f"start-up: {c['process_seconds']:.3f} s; median of {c['runs']}{floor})")
     if notes:
         lines += ["", "Notes:"] + [f"- {', '.join(ms)}: {text}" for text, ms in notes.items()]
     return "\n".join(lines) + "\n"

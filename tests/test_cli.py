@@ -204,3 +204,4 @@ def test_cold_start_new_process(tmp_path):
     c = benchmark.cold_start(str(path), runs=1)
     assert "error" not in c, c
     assert 0 < c["seconds"] < c["process_seconds"]
+    assert 0 < c["numba_floor_seconds"] < c["process_seconds"]  # import numba + a cached @njit call
