@@ -20,6 +20,7 @@ from . import activations as A
 from .cells import gru_cell, lstm_cell, rnn_cell
 from .config import JIT
 from .gemv import project_stored
+from .lean_cache import lean_cache
 from .views import const_floats_at, floats_at, ints_at, matrix, vector
 from .layout import (
     C_ACT, C_B, C_B2, C_COL, C_DST, C_DW, C_FLAGS, C_FMT, C_G, C_H, C_HP, C_K, C_KIND, C_MERGE,
@@ -197,3 +198,6 @@ def advance_at(ctx, X, Y):
         return WRONG_SIZE
     return _advance(const_floats_at(c[0], c[1], X), table, floats_at(c[4], c[5], X),
                     floats_at(c[6], c[7], X), X, Y, ints_at(c[8], c[9]))
+
+
+lean_cache(advance_at)  # called from Python only: a new process loads it without parsing its bitcode
