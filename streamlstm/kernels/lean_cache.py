@@ -33,10 +33,12 @@ def names_only(bitcode: bytes) -> bytes:
 class _NamesOnlyImpl(CompileResultCacheImpl):
     def reduce(self, cres):
         payload = super().reduce(cres)
-        name, kind, data = payload[0]
-        if kind != "object" or len(data) != 2:
+        try:
+            name, kind, (object_code, bitcode) = payload[0]
+        except (TypeError, ValueError):  # another Numba's layout: keep it as it is
             return payload
-        object_code, bitcode = data
+        if kind != "object":
+            return payload
         return ((name, kind, (object_code, names_only(bitcode))),) + tuple(payload[1:])
 
 
