@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from functools import cache
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -376,6 +377,7 @@ def _new_processes(cmd: list[str], runs: int, cwd: str | None = None) -> tuple[l
     return inner, wall
 
 
+@cache  # a property of the machine, not of a model: measured once per process
 def numba_floor(runs: int = 3) -> float | None:
     """Median seconds for a new process to import numpy and Numba and call one trivial cached
     ``@njit`` function: what any Numba library pays before its own work (None if it failed)."""
