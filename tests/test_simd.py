@@ -82,6 +82,28 @@ def test_bf16_and_int8_codes(K):
     assert np.abs(Z - expect).max() < 1e-4
 
 
+@pytest.mark.parametrize("K,G", SHAPES)
+def test_bf16_column_pairs_on_every_panel_tail(K, G):
+    """bf16 words hold two columns (16-column blocks): every tail width, any number of rows."""
+    bits = to_bf16_bits(RNG.standard_normal((K, G)))
+    widened = (bits.astype(np.uint32) << 16).view(np.float32)
+    Wp = stored(bits, np.uint16)
+    for T in (1, 2, 3, 4, 5, 9):
+        X = RNG.standard_normal((T, K)).astype(np.float32)
+        Z = RNG.standard_normal((T, G)).astype(np.float32)
+        together = Z.copy()
+        panel_acc(Wp, X, together)
+        expect = Z.astype(np.float64) + X.astype(np.float64) @ widened.astype(np.float64)
+        assert np.abs(together - expect).max() < 2e-5 * np.sqrt(K)
+        one_by_one = Z.copy()
+        for t in range(T):
+            panel_acc(Wp, X[t], one_by_one[t])
+        assert np.array_equal(together, one_by_one)
+        as_floats = Z.copy()
+        panel_acc(stored(widened, np.float32), X, as_floats)
+        assert np.array_equal(together, as_floats)  # the same FMA chain as float32 weights
+
+
 def test_panel_layout_refuses_partial_vectors():
     with pytest.raises(ValueError, match="multiple of 16"):
         to_panels(np.zeros((3, 20)), 16)

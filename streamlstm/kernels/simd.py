@@ -11,14 +11,17 @@ L1). Passes over 2-4 rows hold a panel row in 4 zmm vectors (without AVX-512: th
 it at a time, see ``MANY_ROWS``); one-row passes (every
 ``Session.step``) over float weights in 8 ymm vectors: the same bytes per FMA chain step,
 twice the independent chains, and on Zen 4 a weight stream 1.3% faster (enh step 50.1 -> 48.6
-us). Compressed codes stay in zmm: widening them costs instructions per vector, and in ymm
-the bf16 enh step is 8% slower.
+us). int8 codes stay in zmm: widening them costs instructions per vector. bf16 words hold two
+columns of one row (``PAIR_WORDS``), so the shift and the mask that widen a word feed two
+independent FMA chains; with the earlier layout (two rows per word) both halves fed one chain,
+and the words of a whole panel row stayed live until the second FMA, spilling on AVX2 (Zen 3:
+bf16 enh step 56-60 -> 44-50 us, chunks 1.4-1.7x faster per frame).
 
 Every output element is one FMA chain over k = 0..K-1 in order, whatever the number of rows
 processed together, so one frame, a chunk of T frames and a pool of streams get bit-identical
 results. Stored values may be floats, bf16 bit patterns (uint16) or int8 codes (then
-``scale`` (K,) multiplies the inputs: one scale per stored row); codes are interleaved by
-rows within 32-bit words (see ``to_panels``).
+``scale`` (K,) multiplies the inputs: one scale per stored row); codes are packed by
+32-bit words (see ``to_panels``).
 """
 
 import numpy as np
@@ -42,6 +45,11 @@ ROWS_PER_PASS = 4
 # x 4 ymm, 4 x 2 and 2 x 8 measured slower, 6 x 2 alike).
 _AVX512 = llvm.get_host_cpu_features().get("avx512f", False)
 MANY_ROWS = (ROWS_PER_PASS, VECTOR_BYTES, PANEL_BYTES) if _AVX512 else (ROWS_PER_PASS, 32, 96)
+# bf16 words hold two columns of one row (see ``to_panels``): 8 words widen to two ymm of
+# float32, so every bf16 pass works in ymm; its passes over 2-4 rows cover PAIR_PASS_BYTES of
+# activations (whole 16-column blocks).
+PAIR_WORDS = 8
+PAIR_PASS_BYTES = 128 if _AVX512 else 64
 
 
 def panel_width(dtype: np.dtype) -> int:
@@ -50,20 +58,31 @@ def panel_width(dtype: np.dtype) -> int:
 
 
 def row_group(dtype) -> int:
-    """Rows interleaved per 32-bit word: 2 for bf16 bits, 4 for int8 codes, 1 for floats."""
-    return {np.dtype(np.uint16): 2, np.dtype(np.int8): 4}.get(np.dtype(dtype), 1)
+    """Rows interleaved per 32-bit word: 4 for int8 codes, else 1."""
+    return 4 if np.dtype(dtype) == np.int8 else 1
+
+
+def _pair_columns(Wt: np.ndarray) -> np.ndarray:
+    """Each block of 2 x ``PAIR_WORDS`` columns reordered so that word j holds columns j (low
+    half) and PAIR_WORDS + j (high half)."""
+    K, G = Wt.shape
+    blocks = Wt.reshape(K, G // (2 * PAIR_WORDS), 2, PAIR_WORDS)
+    return np.ascontiguousarray(blocks.transpose(0, 1, 3, 2)).reshape(K, G)
 
 
 def to_panels(Wt: np.ndarray, lanes: int) -> np.ndarray:
     """(K, G) row-major -> the same values panel-major (flat).
 
-    bf16 bits (uint16) are interleaved by 2 rows and int8 codes by 4 (``row_group``), so that
-    one 32-bit word holds a column's values for consecutive rows: the kernel widens them with a
-    shift, a mask or an in-lane byte shuffle instead of a cross-lane extending load (bf16 1.5x,
-    int8 1.1x faster on enh). K is padded with zero rows to a whole group."""
+    So that the kernel widens codes with a shift, a mask or an in-lane byte shuffle instead of
+    a cross-lane extending load, each 32-bit word holds two bf16 columns of one row
+    (``_pair_columns``: a 16-column block widens to two ymm with one shift and one mask, each
+    feeding its own FMA chain) or one column's int8 codes for 4 consecutive rows (int8 1.1x
+    faster on enh than extending loads; K is padded with zero rows to a whole group)."""
     K, G = Wt.shape
     if G % lanes:
         raise ValueError(f"panel layout needs G ({G}) to be a multiple of {lanes}")
+    if Wt.dtype == np.uint16:
+        Wt = _pair_columns(Wt)
     grp = row_group(Wt.dtype)
     Kp = -(-K // grp) * grp
     if Kp != K:
@@ -120,8 +139,15 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
                              for _ in range(rows)]
 
         grp = row_group(np.dtype(Wty.dtype.name))
-        one_row = Vectors(ONE_ROW_VECTOR_BYTES if grp == 1 else VECTOR_BYTES, 1)
-        many_rows = Vectors(MANY_ROWS[1], max_rows, MANY_ROWS[2]) if max_rows > 1 else None
+        pairs = Wty.dtype == types.uint16  # bf16: two columns per word
+        cols = 2 if pairs else 1
+        one_row = Vectors(PAIR_WORDS * fsize if pairs else ONE_ROW_VECTOR_BYTES if grp == 1 else VECTOR_BYTES, 1)
+        if max_rows == 1:
+            many_rows = None
+        elif pairs:
+            many_rows = Vectors(PAIR_WORDS * fsize, max_rows, PAIR_PASS_BYTES)
+        else:
+            many_rows = Vectors(MANY_ROWS[1], max_rows, MANY_ROWS[2])
 
         W = make_array(Wty)(context, builder, w_arg)
         X = make_array(Xty)(context, builder, x_arg)
@@ -141,15 +167,15 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
 
         def load_words(g, ptr, nv):
             """The nv weight vectors of a row group: floats, or 32-bit words holding the bf16
-            bits of 2 rows or the int8 codes of 4."""
-            vt = g.vec if grp == 1 else g.i32v
-            step = g.L * wsize * grp
+            bits of 2 columns or the int8 codes of 4 rows."""
+            vt = g.vec if grp == cols == 1 else g.i32v
+            step = g.L * wsize * grp * cols
             return [builder.load(builder.bitcast(builder.gep(ptr, [c(v * step)]), vt.as_pointer()),
                                  align=min(wsize * grp, 4)) for v in range(nv)]
 
         def widen(g, word, i):
-            """Row i of a word vector as floats: bf16, the upper or lower half of each word;
-            int8, code * 2**24 (one in-lane byte shuffle and a convert; ``broadcast`` scales x
+            """Part i of a word vector as floats: bf16, the lower or upper half of each word;
+            int8, row i: code * 2**24 (one in-lane byte shuffle and a convert; ``broadcast`` scales x
             by 2**-24, exactly)."""
             L = g.L
             if Wty.dtype == types.int8:  # byte i of each word to the top byte, zeros below
@@ -158,7 +184,7 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
                 top = builder.shuffle_vector(bytes_, ir.Constant(ir.VectorType(ir.IntType(8), 4 * L), None),
                                              ir.Constant(ir.VectorType(ir.IntType(32), 4 * L), mask))
                 return builder.sitofp(builder.bitcast(top, g.i32v), g.vec)
-            if grp == 1:
+            if grp == cols == 1:
                 return word
             bits = (builder.shl(word, ir.Constant(g.i32v, [16] * L)) if i == 0
                     else builder.and_(word, ir.Constant(g.i32v, [-65536] * L)))
@@ -195,6 +221,16 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
             group_bytes = builder.mul(width, c(wsize * grp))
 
             def group(q, guarded):
+                if pairs:
+                    words = load_words(g, builder.gep(wbase, [builder.add(panel_start, builder.mul(q, group_bytes))]), nv // 2)
+                    xbs = [broadcast(g, builder.add(row0, c(t)), q) for t in range(tb)]
+                    for j, word in enumerate(words):
+                        for half in range(2):
+                            w = widen(g, word, half)
+                            for t in range(tb):
+                                a = accs[t][2 * j + half]
+                                builder.store(builder.call(g.fma, [w, xbs[t], builder.load(a)]), a)
+                    return
                 words = load_words(g, builder.gep(wbase, [builder.add(panel_start, builder.mul(q, group_bytes))]), nv)
                 for i in range(grp):
                     k = builder.add(builder.mul(q, c(grp)), c(i))
@@ -231,7 +267,7 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
             has_tail = builder.and_(builder.icmp_signed(">=", c1, G), builder.icmp_signed(">", tail_vectors, c(0)))
             with builder.if_then(has_tail):
                 start = builder.mul(nfull, panel_bytes)
-                for nv in range(1, BW // g.L):
+                for nv in range(cols, BW // g.L, cols):  # bf16: whole blocks of 2 vectors
                     with builder.if_then(builder.icmp_signed("==", tail_vectors, c(nv))):
                         in_passes(nv, full_end, start, c(nv * g.L))
 
