@@ -11,10 +11,9 @@ SHAPES = [(1, 16), (5, 16), (7, 48), (40, 256), (33, 80), (64, 112), (3, 320), (
 
 
 def stored(W: np.ndarray, dtype, lanes: int = 16) -> np.ndarray:
-    """The (K, G) view the kernels get: its buffer holds the panels (codes padded to whole row
-    groups, so it may extend past K*G values)."""
+    """The (K, G) view the kernels get: its buffer holds the panels."""
     K, G = W.shape
-    return to_panels(W.astype(dtype), lanes)[:K * G].reshape(K, G)
+    return to_panels(W.astype(dtype), lanes).reshape(K, G)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -83,25 +82,32 @@ def test_bf16_and_int8_codes(K):
 
 
 @pytest.mark.parametrize("K,G", SHAPES)
-def test_bf16_column_pairs_on_every_panel_tail(K, G):
-    """bf16 words hold two columns (16-column blocks): every tail width, any number of rows."""
-    bits = to_bf16_bits(RNG.standard_normal((K, G)))
+def test_codes_on_every_panel_tail(K, G):
+    """Words of 2 bf16 / 4 int8 columns (blocks of 16 / 32 columns, and int8's last 16 columns
+    when G = 16 mod 32): every tail width, any number of rows."""
+    W = RNG.standard_normal((K, G))
+    bits = to_bf16_bits(W)
     widened = (bits.astype(np.uint32) << 16).view(np.float32)
-    Wp = stored(bits, np.uint16)
+    scale = (np.abs(W).max(axis=1) / 127).astype(np.float32)
+    codes = np.rint(W / scale[:, None]).astype(np.int8)
     for T in (1, 2, 3, 4, 5, 9):
         X = RNG.standard_normal((T, K)).astype(np.float32)
         Z = RNG.standard_normal((T, G)).astype(np.float32)
-        together = Z.copy()
-        panel_acc(Wp, X, together)
-        expect = Z.astype(np.float64) + X.astype(np.float64) @ widened.astype(np.float64)
-        assert np.abs(together - expect).max() < 2e-5 * np.sqrt(K)
-        one_by_one = Z.copy()
-        for t in range(T):
-            panel_acc(Wp, X[t], one_by_one[t])
-        assert np.array_equal(together, one_by_one)
+        for Wp, s, values in ((stored(bits, np.uint16), None, widened.astype(np.float64)),
+                              (stored(codes, np.int8), scale, scale[:, None] * codes.astype(np.float64))):
+            together = Z.copy()
+            panel_acc(Wp, X, together, s)
+            expect = Z.astype(np.float64) + X.astype(np.float64) @ values
+            assert np.abs(together - expect).max() < 2e-5 * np.sqrt(K)
+            one_by_one = Z.copy()
+            for t in range(T):
+                panel_acc(Wp, X[t], one_by_one[t], s)
+            assert np.array_equal(together, one_by_one)
         as_floats = Z.copy()
         panel_acc(stored(widened, np.float32), X, as_floats)
-        assert np.array_equal(together, as_floats)  # the same FMA chain as float32 weights
+        bf16 = Z.copy()
+        panel_acc(stored(bits, np.uint16), X, bf16)
+        assert np.array_equal(bf16, as_floats)  # bf16: the same FMA chain as float32 weights
 
 
 def test_panel_layout_refuses_partial_vectors():

@@ -11,11 +11,12 @@ L1). Passes over 2-4 rows hold a panel row in 4 zmm vectors (without AVX-512: th
 it at a time, see ``MANY_ROWS``); one-row passes (every
 ``Session.step``) over float weights in 8 ymm vectors: the same bytes per FMA chain step,
 twice the independent chains, and on Zen 4 a weight stream 1.3% faster (enh step 50.1 -> 48.6
-us). int8 codes stay in zmm: widening them costs instructions per vector. bf16 words hold two
-columns of one row (``PAIR_WORDS``), so the shift and the mask that widen a word feed two
-independent FMA chains; with the earlier layout (two rows per word) both halves fed one chain,
-and the words of a whole panel row stayed live until the second FMA, spilling on AVX2 (Zen 3:
-bf16 enh step 56-60 -> 44-50 us, chunks 1.4-1.7x faster per frame).
+us). Compressed codes are packed by columns: a 32-bit word holds 2 bf16 or 4 int8 columns of
+one row (``CODE_WORDS``), so the shift, mask or byte shuffle that widens each part of a word
+feeds its own FMA chain. With the earlier layout (a word held 2 or 4 rows of one column) all
+parts fed one chain, and a panel row's words stayed live until the last FMA, spilling on AVX2
+(Zen 3: bf16 enh step 56-60 -> 44-50 us, int8 products 12% faster; chunks 1.25-1.7x faster
+per frame).
 
 Every output element is one FMA chain over k = 0..K-1 in order, whatever the number of rows
 processed together, so one frame, a chunk of T frames and a pool of streams get bit-identical
@@ -45,11 +46,12 @@ ROWS_PER_PASS = 4
 # x 4 ymm, 4 x 2 and 2 x 8 measured slower, 6 x 2 alike).
 _AVX512 = llvm.get_host_cpu_features().get("avx512f", False)
 MANY_ROWS = (ROWS_PER_PASS, VECTOR_BYTES, PANEL_BYTES) if _AVX512 else (ROWS_PER_PASS, 32, 96)
-# bf16 words hold two columns of one row (see ``to_panels``): 8 words widen to two ymm of
-# float32, so every bf16 pass works in ymm; its passes over 2-4 rows cover PAIR_PASS_BYTES of
-# activations (whole 16-column blocks).
-PAIR_WORDS = 8
-PAIR_PASS_BYTES = 128 if _AVX512 else 64
+# Compressed codes: each 32-bit word holds ``word_columns`` columns of one row (2 bf16, 4 int8),
+# 8 words to a vector (one ymm), so that one load and a shift, mask or in-lane byte shuffle per
+# part widen a vector into that many ymm of float32, each feeding its own FMA chain. Passes over
+# 2-4 rows of them cover one block of columns (bf16 16, int8 32; bf16 with AVX-512: 2 blocks),
+# and int8 passes without AVX-512 cover 2 rows, not 4 (4 x 4 accumulators would spill).
+CODE_WORDS = 8
 
 
 def panel_width(dtype: np.dtype) -> int:
@@ -57,42 +59,41 @@ def panel_width(dtype: np.dtype) -> int:
     return PANEL_BYTES // np.dtype(dtype).itemsize
 
 
-def row_group(dtype) -> int:
-    """Rows interleaved per 32-bit word: 4 for int8 codes, else 1."""
-    return 4 if np.dtype(dtype) == np.int8 else 1
+def word_columns(dtype) -> int:
+    """Columns per 32-bit word of stored codes: 2 for bf16 bits, 4 for int8 codes, 1 for floats."""
+    return {np.dtype(np.uint16): 2, np.dtype(np.int8): 4}.get(np.dtype(dtype), 1)
 
 
-def _pair_columns(Wt: np.ndarray) -> np.ndarray:
-    """Each block of 2 x ``PAIR_WORDS`` columns reordered so that word j holds columns j (low
-    half) and PAIR_WORDS + j (high half)."""
+def _columns_in_words(Wt: np.ndarray) -> np.ndarray:
+    """Columns reordered so that, in each block of ``cols`` x CODE_WORDS columns, part i of word
+    j holds column i * CODE_WORDS + j. Where G is not a multiple of that block (int8, G = 16
+    mod 32) its last 16 columns are one block of 4-word vectors (part i of word j: 4i + j)."""
     K, G = Wt.shape
-    blocks = Wt.reshape(K, G // (2 * PAIR_WORDS), 2, PAIR_WORDS)
-    return np.ascontiguousarray(blocks.transpose(0, 1, 3, 2)).reshape(K, G)
+    cols = word_columns(Wt.dtype)
+    block = cols * CODE_WORDS
+    main = G - G % block
+    parts = [Wt[:, :main].reshape(K, main // block, cols, CODE_WORDS).transpose(0, 1, 3, 2).reshape(K, main)]
+    if main < G:
+        parts.append(Wt[:, main:].reshape(K, cols, -1).transpose(0, 2, 1).reshape(K, G - main))
+    return np.ascontiguousarray(np.concatenate(parts, axis=1))
 
 
 def to_panels(Wt: np.ndarray, lanes: int) -> np.ndarray:
     """(K, G) row-major -> the same values panel-major (flat).
 
-    So that the kernel widens codes with a shift, a mask or an in-lane byte shuffle instead of
-    a cross-lane extending load, each 32-bit word holds two bf16 columns of one row
-    (``_pair_columns``: a 16-column block widens to two ymm with one shift and one mask, each
-    feeding its own FMA chain) or one column's int8 codes for 4 consecutive rows (int8 1.1x
-    faster on enh than extending loads; K is padded with zero rows to a whole group)."""
+    Compressed codes (bf16 bits as uint16, int8 codes) are first reordered within blocks of
+    columns (``_columns_in_words``) so that the kernel widens them without a cross-lane
+    extending load."""
     K, G = Wt.shape
     if G % lanes:
         raise ValueError(f"panel layout needs G ({G}) to be a multiple of {lanes}")
-    if Wt.dtype == np.uint16:
-        Wt = _pair_columns(Wt)
-    grp = row_group(Wt.dtype)
-    Kp = -(-K // grp) * grp
-    if Kp != K:
-        Wt = np.concatenate([Wt, np.zeros((Kp - K, G), Wt.dtype)])
+    if word_columns(Wt.dtype) > 1:
+        Wt = _columns_in_words(Wt)
     bw = PANEL_BYTES * lanes // VECTOR_BYTES
     full = G // bw * bw
-    q = Kp // grp
-    parts = [Wt[:, :full].reshape(q, grp, full // bw, bw).transpose(2, 0, 3, 1).ravel()]
+    parts = [Wt[:, :full].reshape(K, full // bw, bw).transpose(1, 0, 2).ravel()]
     if full < G:
-        parts.append(Wt[:, full:].reshape(q, grp, G - full).transpose(0, 2, 1).ravel())
+        parts.append(Wt[:, full:].ravel())
     return np.concatenate(parts)
 
 
@@ -118,10 +119,13 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
         fl = context.get_value_type(fty)
         fsize = context.get_abi_sizeof(fl)
         BW = PANEL_BYTES // fsize
-        wel = context.get_value_type(Wty.dtype)
-        wsize = context.get_abi_sizeof(wel)
+        wsize = context.get_abi_sizeof(context.get_value_type(Wty.dtype))
         i8p = ir.IntType(8).as_pointer()
-        max_rows = 1 if Xty.ndim == 1 else MANY_ROWS[0]
+        cols = word_columns(np.dtype(Wty.dtype.name))
+        if Xty.ndim == 1:
+            max_rows = 1
+        else:
+            max_rows = 2 if cols == 4 and not _AVX512 else MANY_ROWS[0]
 
         class Vectors:
             """The SIMD geometry of a pass: lanes, vector types, the FMA, the accumulators (``n``
@@ -138,16 +142,20 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
                 self.accs = [[cgutils.alloca_once(builder, self.vec) for _ in range(self.n)]
                              for _ in range(rows)]
 
-        grp = row_group(np.dtype(Wty.dtype.name))
-        pairs = Wty.dtype == types.uint16  # bf16: two columns per word
-        cols = 2 if pairs else 1
-        one_row = Vectors(PAIR_WORDS * fsize if pairs else ONE_ROW_VECTOR_BYTES if grp == 1 else VECTOR_BYTES, 1)
-        if max_rows == 1:
-            many_rows = None
-        elif pairs:
-            many_rows = Vectors(PAIR_WORDS * fsize, max_rows, PAIR_PASS_BYTES)
+        if cols == 1:
+            one_row = Vectors(ONE_ROW_VECTOR_BYTES, 1)
+            many_rows = Vectors(MANY_ROWS[1], max_rows, MANY_ROWS[2]) if max_rows > 1 else None
         else:
-            many_rows = Vectors(MANY_ROWS[1], max_rows, MANY_ROWS[2])
+            one_row = Vectors(CODE_WORDS * fsize, 1)
+            blocks = 2 if _AVX512 and cols == 2 else 1
+            many_rows = (Vectors(CODE_WORDS * fsize, max_rows, blocks * cols * CODE_WORDS * fsize)
+                         if max_rows > 1 else None)
+        # int8: the last 16 columns of a G = 16 mod 32, in 4-word vectors (``_columns_in_words``)
+        short = {}
+        if cols == 4:
+            short[one_row] = Vectors(4 * fsize, 1, 16 * fsize)
+            if many_rows is not None:
+                short[many_rows] = Vectors(4 * fsize, max_rows, 16 * fsize)
 
         W = make_array(Wty)(context, builder, w_arg)
         X = make_array(Xty)(context, builder, x_arg)
@@ -165,45 +173,37 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
         nfull = builder.sdiv(G, c(BW))
         full_end = builder.mul(nfull, c(BW))
 
-        def load_words(g, ptr, nv):
-            """The nv weight vectors of a row group: floats, or 32-bit words holding the bf16
-            bits of 2 columns or the int8 codes of 4 rows."""
-            vt = g.vec if grp == cols == 1 else g.i32v
-            step = g.L * wsize * grp * cols
+        def load_weights(g, ptr, nv):
+            """nv vectors of one stored row: floats, or 32-bit words of ``cols`` codes each."""
+            vt = g.vec if cols == 1 else g.i32v
+            step = g.L * wsize * cols
             return [builder.load(builder.bitcast(builder.gep(ptr, [c(v * step)]), vt.as_pointer()),
-                                 align=min(wsize * grp, 4)) for v in range(nv)]
+                                 align=min(wsize * cols, 4)) for v in range(nv)]
 
         def widen(g, word, i):
-            """Part i of a word vector as floats: bf16, the lower or upper half of each word;
-            int8, row i: code * 2**24 (one in-lane byte shuffle and a convert; ``broadcast`` scales x
-            by 2**-24, exactly)."""
+            """Part i of a word vector as floats: bf16, the low or high half of each word; int8,
+            byte i as code * 2**24 (one in-lane byte shuffle and a convert; ``broadcast``
+            scales x by 2**-24, exactly)."""
             L = g.L
-            if Wty.dtype == types.int8:  # byte i of each word to the top byte, zeros below
+            if cols == 4:  # byte i of each word to the top byte, zeros below
                 bytes_ = builder.bitcast(word, ir.VectorType(ir.IntType(8), 4 * L))
                 mask = [x for d in range(L) for x in (4 * L, 4 * L, 4 * L, 4 * d + i)]
                 top = builder.shuffle_vector(bytes_, ir.Constant(ir.VectorType(ir.IntType(8), 4 * L), None),
                                              ir.Constant(ir.VectorType(ir.IntType(32), 4 * L), mask))
                 return builder.sitofp(builder.bitcast(top, g.i32v), g.vec)
-            if grp == cols == 1:
-                return word
             bits = (builder.shl(word, ir.Constant(g.i32v, [16] * L)) if i == 0
                     else builder.and_(word, ir.Constant(g.i32v, [-65536] * L)))
             f32 = builder.bitcast(bits, ir.VectorType(ir.FloatType(), L))
             return f32 if fty == types.float32 else builder.fpext(f32, g.vec)
 
-        def broadcast(g, row, k, guarded=False):
-            if guarded:  # a padded row of the last group: x = 0 (its codes are 0 too)
-                inside = builder.icmp_signed("<", k, K)
-                k = builder.select(inside, k, builder.sub(K, c(1)))
+        def broadcast(g, row, k):
             p = builder.gep(xbase, [builder.add(builder.mul(row, xrs), builder.mul(k, xcs))])
             xv = builder.load(builder.bitcast(p, fl.as_pointer()))
             if Sty != types.none:
                 sp = builder.gep(sbase, [builder.mul(k, ss)])
                 xv = builder.fmul(xv, builder.load(builder.bitcast(sp, fl.as_pointer())))
-                if grp == 4:  # the codes were widened as code * 2**24
+                if cols == 4:  # the codes were widened as code * 2**24
                     xv = builder.fmul(xv, ir.Constant(fl, 2.0 ** -24))
-            if guarded:
-                xv = builder.select(inside, xv, ir.Constant(fl, 0.0))
             one = builder.insert_element(ir.Constant(g.vec, ir.Undefined), xv, ir.Constant(ir.IntType(32), 0))
             return builder.shuffle_vector(one, ir.Constant(g.vec, ir.Undefined),
                                           ir.Constant(ir.VectorType(ir.IntType(32), g.L), [0] * g.L))
@@ -213,39 +213,28 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
             return builder.bitcast(p, g.vec.as_pointer())
 
         def panel(g, row0, tb, nv, col, panel_start, width):
-            """Z[row0:row0+tb, col:col+nv*L] += X[row0:row0+tb] @ panel."""
+            """Z[row0:row0+tb, col:col+nv*L] += X[row0:row0+tb] @ panel (nv a multiple of cols)."""
             accs = g.accs
             for t in range(tb):
                 for v in range(nv):
                     builder.store(builder.load(z_ptr(g, builder.add(row0, c(t)), col, v), align=fsize), accs[t][v])
-            group_bytes = builder.mul(width, c(wsize * grp))
-
-            def group(q, guarded):
-                if pairs:
-                    words = load_words(g, builder.gep(wbase, [builder.add(panel_start, builder.mul(q, group_bytes))]), nv // 2)
-                    xbs = [broadcast(g, builder.add(row0, c(t)), q) for t in range(tb)]
-                    for j, word in enumerate(words):
-                        for half in range(2):
-                            w = widen(g, word, half)
-                            for t in range(tb):
-                                a = accs[t][2 * j + half]
-                                builder.store(builder.call(g.fma, [w, xbs[t], builder.load(a)]), a)
-                    return
-                words = load_words(g, builder.gep(wbase, [builder.add(panel_start, builder.mul(q, group_bytes))]), nv)
-                for i in range(grp):
-                    k = builder.add(builder.mul(q, c(grp)), c(i))
-                    ws = [widen(g, w, i) for w in words]
+            row_bytes = builder.mul(width, c(wsize))
+            with cgutils.for_range(builder, K) as loop:
+                k = loop.index
+                words = load_weights(g, builder.gep(wbase, [builder.add(panel_start, builder.mul(k, row_bytes))]), nv // cols)
+                if cols == 1:
                     for t in range(tb):
-                        xb = broadcast(g, builder.add(row0, c(t)), k, guarded and i > 0)
+                        xb = broadcast(g, builder.add(row0, c(t)), k)
                         for v in range(nv):
-                            builder.store(builder.call(g.fma, [ws[v], xb, builder.load(accs[t][v])]), accs[t][v])
-
-            whole = builder.sdiv(K, c(grp))
-            with cgutils.for_range(builder, whole) as loop:
-                group(loop.index, False)
-            if grp > 1:
-                with builder.if_then(builder.icmp_signed("!=", builder.mul(whole, c(grp)), K)):
-                    group(whole, True)
+                            builder.store(builder.call(g.fma, [words[v], xb, builder.load(accs[t][v])]), accs[t][v])
+                else:
+                    xbs = [broadcast(g, builder.add(row0, c(t)), k) for t in range(tb)]
+                    for j, word in enumerate(words):
+                        for i in range(cols):
+                            w = widen(g, word, i)
+                            for t in range(tb):
+                                a = accs[t][cols * j + i]
+                                builder.store(builder.call(g.fma, [w, xbs[t], builder.load(a)]), a)
             for t in range(tb):
                 for v in range(nv):
                     builder.store(builder.load(accs[t][v]), z_ptr(g, builder.add(row0, c(t)), col, v), align=fsize)
@@ -253,23 +242,31 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
         def columns(g, row0, tb):
             first = builder.sdiv(c0, c(BW))
             last = builder.sdiv(builder.select(builder.icmp_signed("<", c1, full_end), c1, full_end), c(BW))
-            padded_K = builder.mul(builder.sdiv(builder.add(K, c(grp - 1)), c(grp)), c(grp))
-            panel_bytes = builder.mul(builder.mul(padded_K, c(BW)), c(wsize))
-            def in_passes(nv, col, start, width):
-                """A panel of nv vectors per row, at most g.n at a time."""
+            panel_bytes = builder.mul(builder.mul(K, c(BW)), c(wsize))
+
+            def in_passes(ncols, col, start, width):
+                """A panel of ncols columns per row, at most g.n vectors at a time."""
+                block = cols * CODE_WORDS if cols > 1 else g.L
+                whole = ncols - ncols % block
+                nv = whole // g.L
                 for v0 in range(0, nv, g.n):
                     panel(g, row0, tb, min(g.n, nv - v0), builder.add(col, c(v0 * g.L)),
-                          builder.add(start, c(v0 * g.L * wsize * grp)), width)
+                          builder.add(start, c(v0 * g.L * wsize)), width)
+                if whole < ncols:
+                    q = short[g]
+                    panel(q, row0, tb, (ncols - whole) // q.L, builder.add(col, c(whole)),
+                          builder.add(start, c(whole * wsize)), width)
 
             with cgutils.for_range_slice(builder, first, last, c(1)) as (b, _):
-                in_passes(BW // g.L, builder.mul(b, c(BW)), builder.mul(b, panel_bytes), c(BW))
-            tail_vectors = builder.sdiv(builder.sub(G, full_end), c(g.L))
-            has_tail = builder.and_(builder.icmp_signed(">=", c1, G), builder.icmp_signed(">", tail_vectors, c(0)))
+                in_passes(BW, builder.mul(b, c(BW)), builder.mul(b, panel_bytes), c(BW))
+            tail = builder.sub(G, full_end)
+            has_tail = builder.and_(builder.icmp_signed(">=", c1, G), builder.icmp_signed(">", tail, c(0)))
             with builder.if_then(has_tail):
                 start = builder.mul(nfull, panel_bytes)
-                for nv in range(cols, BW // g.L, cols):  # bf16: whole blocks of 2 vectors
-                    with builder.if_then(builder.icmp_signed("==", tail_vectors, c(nv))):
-                        in_passes(nv, full_end, start, c(nv * g.L))
+                step = g.L if cols == 1 else 16  # compressed: G is a multiple of 16 float32
+                for ncols in range(step, BW, step):
+                    with builder.if_then(builder.icmp_signed("==", tail, c(ncols))):
+                        in_passes(ncols, full_end, start, c(ncols))
 
         if many_rows is None:
             columns(one_row, c(0), 1)
