@@ -3,6 +3,9 @@
 import numpy as np
 import pytest
 
+from numba import njit
+
+from streamlstm.kernels import simd
 from streamlstm.kernels.simd import panel_acc, panel_width, to_panels
 from streamlstm.plan import to_bf16_bits
 
@@ -108,6 +111,39 @@ def test_codes_on_every_panel_tail(K, G):
         bf16 = Z.copy()
         panel_acc(stored(bits, np.uint16), X, bf16)
         assert np.array_equal(bf16, as_floats)  # bf16: the same FMA chain as float32 weights
+
+
+@pytest.mark.parametrize("avx512", [False, True])
+def test_pass_geometry_of_either_machine(monkeypatch, avx512):
+    """The passes chosen for hosts with and without AVX-512, whichever this host is (LLVM
+    splits wider vectors): every format, every tail, 1-9 rows against one row at a time."""
+    monkeypatch.setattr(simd, "_AVX512", avx512)
+    monkeypatch.setattr(simd, "MANY_ROWS", simd.many_rows_geometry(avx512))
+
+    @njit
+    def product(Wt, X, Z, scale):  # compiled here, with the geometry above
+        simd._panel_acc(Wt, X, Z, scale, 0, Wt.shape[1])
+
+    for K, G in SHAPES:
+        W = RNG.standard_normal((K, G))
+        bits = to_bf16_bits(W)
+        scale = (np.abs(W).max(axis=1) / 127).astype(np.float32)
+        codes = np.rint(W / scale[:, None]).astype(np.int8)
+        formats = ((stored(W, np.float32), None, W.astype(np.float32).astype(np.float64)),
+                   (stored(bits, np.uint16), None, (bits.astype(np.uint32) << 16).view(np.float32).astype(np.float64)),
+                   (stored(codes, np.int8), scale, scale[:, None] * codes.astype(np.float64)))
+        for T in (1, 3, 4, 9):
+            X = RNG.standard_normal((T, K)).astype(np.float32)
+            Z = RNG.standard_normal((T, G)).astype(np.float32)
+            for Wp, s, values in formats:
+                together = Z.copy()
+                product(Wp, X, together, s)
+                expect = Z.astype(np.float64) + X.astype(np.float64) @ values
+                assert np.abs(together - expect).max() < 2e-5 * np.sqrt(K)
+                one_by_one = Z.copy()
+                for t in range(T):
+                    product(Wp, X[t:t + 1], one_by_one[t:t + 1], s)
+                assert np.array_equal(together, one_by_one)
 
 
 def test_panel_layout_refuses_partial_vectors():

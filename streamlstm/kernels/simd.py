@@ -45,7 +45,14 @@ ROWS_PER_PASS = 4
 # 3, 3 and 2 vectors): 12 accumulators for 4 rows (enh chunk 107 -> 58-66 us per frame; 3 rows
 # x 4 ymm, 4 x 2 and 2 x 8 measured slower, 6 x 2 alike).
 _AVX512 = llvm.get_host_cpu_features().get("avx512f", False)
-MANY_ROWS = (ROWS_PER_PASS, VECTOR_BYTES, PANEL_BYTES) if _AVX512 else (ROWS_PER_PASS, 32, 96)
+
+
+def many_rows_geometry(avx512: bool) -> tuple[int, int, int]:
+    """(rows, vector bytes, bytes per pass) of float passes over several rows."""
+    return (ROWS_PER_PASS, VECTOR_BYTES, PANEL_BYTES) if avx512 else (ROWS_PER_PASS, 32, 96)
+
+
+MANY_ROWS = many_rows_geometry(_AVX512)
 # Compressed codes: each 32-bit word holds ``word_columns`` columns of one row (2 bf16, 4 int8),
 # 8 words to a vector (one ymm), so that one load and a shift, mask or in-lane byte shuffle per
 # part widen a vector into that many ymm of float32, each feeding its own FMA chain. Passes over
