@@ -65,51 +65,57 @@ def test_strided_inputs():
     assert np.abs(Z - X.astype(np.float64) @ W.astype(np.float64)).max() < 1e-4
 
 
+def stored_formats(W: np.ndarray) -> dict:
+    """W as float32, bf16 bits and int8 codes (one scale per row): for each, the stored (K, G)
+    view, its scale (or None) and the float64 values it stands for."""
+    bits = to_bf16_bits(W)
+    scale = (np.abs(W).max(axis=1) / 127).astype(np.float32)
+    codes = np.rint(W / scale[:, None]).astype(np.int8)
+    return {"float32": (stored(W, np.float32), None, W.astype(np.float32).astype(np.float64)),
+            "bf16": (stored(bits, np.uint16), None, (bits.astype(np.uint32) << 16).view(np.float32).astype(np.float64)),
+            "int8": (stored(codes, np.int8), scale, scale[:, None] * codes.astype(np.float64))}
+
+
+def assert_rows_agree(product, fmt: tuple, X: np.ndarray, Z: np.ndarray, row) -> np.ndarray:
+    """Z + X @ values, computed for all rows at once: close to float64 and bit-identical to
+    one row at a time (``row(A, t)``: row t of A as the product takes it). Returns it."""
+    Wp, s, values = fmt
+    together = Z.copy()
+    product(Wp, X, together, s)
+    expect = Z.astype(np.float64) + X.astype(np.float64) @ values
+    assert np.abs(together - expect).max() < 2e-5 * np.sqrt(X.shape[1])
+    one_by_one = Z.copy()
+    for t in range(X.shape[0]):
+        product(Wp, row(X, t), row(one_by_one, t), s)
+    assert np.array_equal(together, one_by_one)
+    return together
+
+
 @pytest.mark.parametrize("K", [1, 2, 3, 4, 5, 37, 64])
 def test_bf16_and_int8_codes(K):
     G = 192
-    W = RNG.standard_normal((K, G)).astype(np.float32)
+    formats = stored_formats(RNG.standard_normal((K, G)).astype(np.float32))
     X = RNG.standard_normal((5, K)).astype(np.float32)
-    bits = to_bf16_bits(W)
-    widened = (bits.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
-    Z = np.zeros((5, G), np.float32)
-    panel_acc(stored(bits, np.uint16), X, Z)
-    assert np.abs(Z - X.astype(np.float64) @ widened).max() < 1e-4
-
-    scale = (np.abs(W).max(axis=1) / 127).astype(np.float32)
-    codes = np.rint(W / scale[:, None]).astype(np.int8)
-    Z = np.zeros((5, G), np.float32)
-    panel_acc(stored(codes, np.int8), X, Z, scale)
-    expect = (X.astype(np.float64) * scale) @ codes.astype(np.float64)
-    assert np.abs(Z - expect).max() < 1e-4
+    for name in ("bf16", "int8"):
+        Wp, s, values = formats[name]
+        Z = np.zeros((5, G), np.float32)
+        panel_acc(Wp, X, Z, s)
+        assert np.abs(Z - X.astype(np.float64) @ values).max() < 1e-4
 
 
 @pytest.mark.parametrize("K,G", SHAPES)
 def test_codes_on_every_panel_tail(K, G):
     """Words of 2 bf16 / 4 int8 columns (blocks of 16 / 32 columns, and int8's last 16 columns
     when G = 16 mod 32): every tail width, any number of rows."""
-    W = RNG.standard_normal((K, G))
-    bits = to_bf16_bits(W)
-    widened = (bits.astype(np.uint32) << 16).view(np.float32)
-    scale = (np.abs(W).max(axis=1) / 127).astype(np.float32)
-    codes = np.rint(W / scale[:, None]).astype(np.int8)
+    formats = stored_formats(RNG.standard_normal((K, G)))
+    widened = stored(formats["bf16"][2].astype(np.float32), np.float32)
     for T in (1, 2, 3, 4, 5, 9):
         X = RNG.standard_normal((T, K)).astype(np.float32)
         Z = RNG.standard_normal((T, G)).astype(np.float32)
-        for Wp, s, values in ((stored(bits, np.uint16), None, widened.astype(np.float64)),
-                              (stored(codes, np.int8), scale, scale[:, None] * codes.astype(np.float64))):
-            together = Z.copy()
-            panel_acc(Wp, X, together, s)
-            expect = Z.astype(np.float64) + X.astype(np.float64) @ values
-            assert np.abs(together - expect).max() < 2e-5 * np.sqrt(K)
-            one_by_one = Z.copy()
-            for t in range(T):
-                panel_acc(Wp, X[t], one_by_one[t], s)
-            assert np.array_equal(together, one_by_one)
+        bf16 = assert_rows_agree(panel_acc, formats["bf16"], X, Z, lambda A, t: A[t])
+        assert_rows_agree(panel_acc, formats["int8"], X, Z, lambda A, t: A[t])
         as_floats = Z.copy()
-        panel_acc(stored(widened, np.float32), X, as_floats)
-        bf16 = Z.copy()
-        panel_acc(stored(bits, np.uint16), X, bf16)
+        panel_acc(widened, X, as_floats)
         assert np.array_equal(bf16, as_floats)  # bf16: the same FMA chain as float32 weights
 
 
@@ -125,25 +131,12 @@ def test_pass_geometry_of_either_machine(monkeypatch, avx512):
         simd._panel_acc(Wt, X, Z, scale, 0, Wt.shape[1])
 
     for K, G in SHAPES:
-        W = RNG.standard_normal((K, G))
-        bits = to_bf16_bits(W)
-        scale = (np.abs(W).max(axis=1) / 127).astype(np.float32)
-        codes = np.rint(W / scale[:, None]).astype(np.int8)
-        formats = ((stored(W, np.float32), None, W.astype(np.float32).astype(np.float64)),
-                   (stored(bits, np.uint16), None, (bits.astype(np.uint32) << 16).view(np.float32).astype(np.float64)),
-                   (stored(codes, np.int8), scale, scale[:, None] * codes.astype(np.float64)))
+        formats = stored_formats(RNG.standard_normal((K, G)))
         for T in (1, 3, 4, 9):
             X = RNG.standard_normal((T, K)).astype(np.float32)
             Z = RNG.standard_normal((T, G)).astype(np.float32)
-            for Wp, s, values in formats:
-                together = Z.copy()
-                product(Wp, X, together, s)
-                expect = Z.astype(np.float64) + X.astype(np.float64) @ values
-                assert np.abs(together - expect).max() < 2e-5 * np.sqrt(K)
-                one_by_one = Z.copy()
-                for t in range(T):
-                    product(Wp, X[t:t + 1], one_by_one[t:t + 1], s)
-                assert np.array_equal(together, one_by_one)
+            for fmt in formats.values():
+                assert_rows_agree(product, fmt, X, Z, lambda A, t: A[t:t + 1])
 
 
 def test_panel_layout_refuses_partial_vectors():
