@@ -4,10 +4,10 @@ Numba caches a compiled function as its object code **and** the LLVM bitcode of 
 it contains, kept for inlining into other jitted functions that call it. Loading parses that
 bitcode. For ``advance_at``, the step library of every cell kind and weight format (~400 KB
 of bitcode beside ~420 KB of object code), the parse took 0.09-0.18 s of a new process's
-0.2 s between Numba's start-up and the first step. ``advance_at`` is only ever called from Python (``Session.step``), never linked into
-another function, so its cache entry keeps the object code and, in place of the bitcode, a
-module that only defines the same symbol names (all that loading reads from it: which
-symbols the object code provides). Where this Numba's cache internals differ from what is
+0.2 s between Numba's start-up and the first step. ``advance_at`` is only ever called from
+Python (``Session.step``), never linked into another function, so its cache entry keeps the
+object code and, in place of the bitcode, a module that only defines the same symbol names
+(all that loading reads from it: which symbols the object code provides). Where this Numba's cache internals differ from what is
 expected here, the ordinary cache is kept.
 """
 
