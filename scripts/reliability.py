@@ -33,10 +33,10 @@ sys.path.insert(0, str(TESTS))
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
-import crafted_files  # noqa: E402
-import mutations as M  # noqa: E402
-from loader_sandbox import Sandbox  # noqa: E402
-from stress_runs import concurrency_stress, long_run  # noqa: E402
+from support import crafted_files  # noqa: E402
+from support import mutations as M  # noqa: E402
+from support.loader_sandbox import Sandbox  # noqa: E402
+from support.stress_runs import concurrency_stress, long_run  # noqa: E402
 
 MAX_SECONDS, MAX_RSS_MB = 10.0, 256
 
@@ -128,7 +128,7 @@ def frames(examples: int, workdir: Path) -> dict:
     env = {**os.environ, "STREAMLSTM_FRAME_EXAMPLES": str(examples), "STREAMLSTM_FRAME_COUNTS": str(counts_file)}
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W",
-                           "ignore::RuntimeWarning", str(TESTS / "test_fuzz_frames.py")],
+                           "ignore::RuntimeWarning", str(TESTS / "hostile" / "test_fuzz_frames.py")],
                           cwd=ROOT, env=env, capture_output=True, text=True)
     tried = json.loads(counts_file.read_text()) if counts_file.exists() else {}
     total = sum(tried.values())

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import streamlstm as sl
-from reference import reference_run
+from support.reference import reference_run
 from streamlstm.network import GRU, LSTM, RNN, RNN_ACTIVATIONS, Activation, Dense, Network, act
 
 DTYPES = ["float32", "float64"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reference import activation, reference_run
+from support.reference import activation, reference_run
 from streamlstm.network import GRU, LSTM, RNN, Activation, Dense, Network, act
 
 

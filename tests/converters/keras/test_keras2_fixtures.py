@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-import keras2_fixture as k2
+from support import keras2_fixture as k2
 import streamlstm as sl
 from streamlstm.converters.keras import import_keras
 from streamlstm.errors import ConversionError

@@ -14,8 +14,7 @@ from onnx import numpy_helper
 import streamlstm as sl
 from streamlstm.converters.onnx import export_onnx, import_onnx, state_names
 
-sys.path.insert(0, os.path.dirname(__file__))  # works with or without tests/__init__.py
-from onnx_cases import ACT_PARAMS, BOUNDED, ort_session  # noqa: E402
+from support.onnx_cases import ACT_PARAMS, BOUNDED, ort_session
 
 TOL = 1e-5
 STEPS = 500

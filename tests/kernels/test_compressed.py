@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import streamlstm as sl
-from reference import reference_run
+from support.reference import reference_run
 
 RNG = np.random.default_rng(11)
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from reference import reference_run
+from support.reference import reference_run
 from streamlstm.network import LSTM, Network
 
 TOL = 1e-5

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # tests/
 SEED_FOR_WARMUP = HERE / "corpus" / "seeds" / "tiny.npz"
 MAX_RUN_WIDTH = 1 << 16  # a loaded model wider than this is not run (5 frames would not fit the cap)
 

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import streamlstm as sl
-from pool_nets import gru_rnn, lstm_extras, lstm_stack
+from support.pool_nets import gru_rnn, lstm_extras, lstm_stack
 
 # Casting 1e300 (float64) to float32 makes numpy warn before the session refuses the resulting Inf.
 pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")

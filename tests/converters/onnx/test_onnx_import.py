@@ -20,8 +20,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import streamlstm as sl
 from streamlstm.converters.onnx import import_onnx, tensor_names
-sys.path.insert(0, os.path.dirname(__file__))  # works with or without tests/__init__.py
-from onnx_cases import (ACT_PARAMS, Case, ort_session, random_case,  # noqa: E402
+from support.onnx_cases import (ACT_PARAMS, Case, ort_session, random_case,
                         recurrent_model, run_ort, run_reference, step_ort, y_as_frames)
 
 TOL = 1e-5
@@ -439,7 +438,7 @@ def test_interleaved_directions_and_backward_y_h_are_refused():
 
 
 # ---------------------------------------------------------------- PyTorch exports
-import torch  # noqa: E402  (a test dependency)
+import torch  # a test dependency
 
 
 class _TorchNet(torch.nn.Module):

@@ -6,7 +6,7 @@ longrun`` and ``scripts/reliability.py stress``; the figures are in docs/RELIABI
 
 from __future__ import annotations
 
-from stress_runs import concurrency_stress, long_run
+from support.stress_runs import concurrency_stress, long_run
 
 STEPS, WARMUP = 60_000, 20_000
 THREADS, SECONDS = 8, 3.0

@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # tests/
 SEEDS = HERE / "corpus" / "seeds"
 CASES: list[tuple[str, str, Callable[[Path], Path]]] = []
 

@@ -30,12 +30,12 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, reject, settings
 from hypothesis import strategies as st
 
-import crafted_files
-import mutations as M
+from support import crafted_files
+from support import mutations as M
 import streamlstm as sl
-from loader_sandbox import Sandbox
+from support.loader_sandbox import Sandbox
 
-CORPUS = Path(__file__).resolve().parent / "corpus"
+CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 MALICIOUS = sorted(p for p in (CORPUS / "malicious").iterdir())
 TIMEOUT, MAX_SECONDS, MAX_RSS_MB = 60.0, 10.0, 256
 EXAMPLES_PER_FORMAT = 25

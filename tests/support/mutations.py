@@ -24,7 +24,7 @@ import struct
 import zipfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # tests/
 SEEDS_DIR = HERE / "corpus" / "seeds"
 SEED_KINDS = {
     "tiny.npz": "npz", "tiny.onnx": "onnx", "tiny_zip.pt": "pt_zip", "tiny_legacy.pt": "pt_legacy",

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import streamlstm as sl
-from pool_nets import frames, gru_rnn, lstm_stack
+from support.pool_nets import frames, gru_rnn, lstm_stack
 from streamlstm.kernels import engine, pool as pool_kernels
 
 THREADS = 4

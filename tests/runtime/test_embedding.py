@@ -11,10 +11,10 @@ import pytest
 from numba import njit
 
 import streamlstm as sl
-from pool_nets import bidirectional, frames, models
+from support.pool_nets import bidirectional, frames, models
 
 MODELS = models()
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "audio_callback.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "audio_callback.py"
 
 
 @njit(nogil=True)

@@ -16,7 +16,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from reference import reference_run
+from support.reference import reference_run
 from streamlstm.network import GRU, LSTM, RNN, RNN_ACTIVATIONS, Network, act
 
 TOL = 1e-5

@@ -10,8 +10,8 @@ import pytest
 import streamlstm as sl
 from streamlstm import helper
 from streamlstm.kernels.split import MB_DONE, MB_PARKED, PARKS_IN_KERNEL
-from pool_nets import wide_stack
-from reference import reference_run
+from support.pool_nets import wide_stack
+from support.reference import reference_run
 
 RNG = np.random.default_rng(5)
 NET = wide_stack()  # every product is shared with the helper

@@ -7,7 +7,7 @@ from numba.core.runtime import _nrt_python, rtsys
 
 import streamlstm as sl
 from streamlstm.kernels.engine import advance
-from reference import reference_run
+from support.reference import reference_run
 
 RNG = np.random.default_rng(7)
 

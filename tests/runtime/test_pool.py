@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 import streamlstm as sl
-from pool_nets import bidirectional, frames, lstm_extras, lstm_stack, models
+from support.pool_nets import bidirectional, frames, lstm_extras, lstm_stack, models
 
 MODELS = models()
 

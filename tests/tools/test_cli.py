@@ -16,7 +16,7 @@ from streamlstm.cli import main
 from streamlstm.peers import Peer, StreamlstmPeer
 from streamlstm.zoo import zoo_network
 
-from onnx_cases import Case, recurrent_model
+from support.onnx_cases import Case, recurrent_model
 
 
 @pytest.fixture(scope="module")

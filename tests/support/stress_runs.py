@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import streamlstm as sl
-from reference import reference_run
+from support.reference import reference_run
 from streamlstm.zoo import zoo_network
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
