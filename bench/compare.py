@@ -1,6 +1,6 @@
 """Side-by-side latency run on the zoo: ``python bench/compare.py [streamlstm bench options]``.
 
-The engine lives in the package (``streamlstm.benchmark``, adapters in ``streamlstm.peers``) so
+The engine lives in the package (``streamlstm.tools.benchmark``, adapters in ``streamlstm.tools.peers``) so
 that ``streamlstm bench`` works from a plain install; this script is the same command with the
 results written to ``bench/results/bench.json`` and ``bench.png`` unless ``--json`` is given.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from streamlstm.cli import main
+from streamlstm.tools.cli import main
 
 if __name__ == "__main__":
     args = sys.argv[1:]

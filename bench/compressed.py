@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 import streamlstm as sl
-from streamlstm.zoo import NAMES, zoo_network
+from streamlstm.tools.zoo import NAMES, zoo_network
 
 FORMATS = ("float", "bf16", "int8")
 

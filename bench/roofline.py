@@ -27,7 +27,7 @@ from numba import njit, typeof, types
 import streamlstm as sl
 from streamlstm.kernels.config import entry_point
 from streamlstm.plan import aligned_bytes
-from streamlstm.zoo import NAMES, zoo_network
+from streamlstm.tools.zoo import NAMES, zoo_network
 
 
 @njit(fastmath=True, cache=True, nogil=True)

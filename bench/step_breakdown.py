@@ -28,7 +28,7 @@ from streamlstm.kernels.cells import lstm_fused_fast
 from streamlstm.kernels.config import JIT
 from streamlstm.kernels.simd import panel_acc
 from streamlstm.kernels.views import matrix
-from streamlstm.zoo import NAMES, zoo_network
+from streamlstm.tools.zoo import NAMES, zoo_network
 
 from roofline import _stream
 

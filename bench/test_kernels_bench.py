@@ -16,7 +16,7 @@ import streamlstm as sl
 from streamlstm.kernels.cells import lstm_fused_fast
 from streamlstm.kernels.gemv import gemv_acc
 from streamlstm.kernels.simd import to_panels
-from streamlstm.zoo import NAMES, zoo_network
+from streamlstm.tools.zoo import NAMES, zoo_network
 
 RNG = np.random.default_rng(0)
 GEMV_SHAPES = [(64, 256), (256, 1024), (1024, 4096)]   # (K inputs, G gate outputs)

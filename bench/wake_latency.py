@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 import streamlstm as sl
-from streamlstm.zoo import NAMES, zoo_network
+from streamlstm.tools.zoo import NAMES, zoo_network
 
 
 def first_steps_us(step, x: np.ndarray, pauses: int, pause_s: float) -> np.ndarray:

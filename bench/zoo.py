@@ -1,6 +1,6 @@
-"""The standard benchmark zoo; it lives in the package (``streamlstm.zoo``) so that the
+"""The standard benchmark zoo; it lives in the package (``streamlstm.tools.zoo``) so that the
 ``streamlstm bench`` command works from a plain install. Re-exported here for the bench scripts."""
 
-from streamlstm.zoo import NAMES, SPECS, zoo_network
+from streamlstm.tools.zoo import NAMES, SPECS, zoo_network
 
 __all__ = ["NAMES", "SPECS", "zoo_network"]

@@ -41,9 +41,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import __version__
-from .loading import load
-from .model import Model
+from .. import Model, __version__, load
 from .peers import FRAMEWORKS, OrtRunPeer, Peer, Skipped, StreamlstmPeer, TorchPeer, TractPeer, analyse_onnx, \
     installed, make_peers, ort_session
 from .zoo import NAMES, SPECS, zoo_network

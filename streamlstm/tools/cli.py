@@ -13,8 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import __version__
-from .errors import StreamLSTMError
+from .. import StreamLSTMError, __version__
 
 
 class UsageError(Exception):
@@ -90,7 +89,7 @@ def cmd_bench(args) -> int:
 
 # ---------------------------------------------------------------------------- info
 def cmd_info(args) -> int:
-    from .loading import load
+    from .. import load
 
     path = Path(args.model)
     status = 0
@@ -110,7 +109,7 @@ def cmd_info(args) -> int:
         print(f"weight bytes      {p.weight_bytes:,} ({p.dtype.name}, packed)")
         print(f"streamable        {'yes' if model.streamable else 'no (reverse/bidirectional: Model.run only)'}")
     if path.suffix.lower() == ".onnx":
-        from .converters.onnx import tensor_names
+        from ..converters.onnx import tensor_names
 
         rows = tensor_names(path)
         print(f"\nONNX tensors a sub-graph import can start or end at "
@@ -125,7 +124,7 @@ def cmd_info(args) -> int:
 
 # ---------------------------------------------------------------------------- convert
 def cmd_convert(args) -> int:
-    from .loading import load
+    from .. import load
 
     out = Path(args.output)
     kind = out.suffix.lower()

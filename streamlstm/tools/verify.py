@@ -16,8 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .loading import load
-from .model import Model
+from .. import Model, load
 from .peers import OrtRunPeer, analyse_onnx, ort_session
 
 TOLERANCE = 1e-4
@@ -106,7 +105,7 @@ def _keras(path: Path, X: np.ndarray, ours: np.ndarray) -> tuple[str, dict]:
 def _torch(model: Model, X: np.ndarray, ours: np.ndarray) -> tuple[str, dict]:
     import torch
 
-    from .converters.torch_export import to_torch
+    from ..converters.torch_export import to_torch
 
     m = to_torch(model.network, model.dtype.name)
     with torch.inference_mode():

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .network import LSTM, Activation, Dense, Network
+from .. import LSTM, Activation, Dense, Network
 
 # name: (input, hidden, layers, dense outputs, head activation)
 SPECS = {

@@ -13,7 +13,7 @@ import streamlstm as sl
 from streamlstm.kernels import _drop_stale_cache
 from streamlstm.kernels.engine import advance_at
 from streamlstm.kernels.lean_cache import names_only
-from streamlstm.zoo import zoo_network
+from streamlstm.tools.zoo import zoo_network
 
 
 def test_cache_is_dropped_when_any_kernel_source_changes(tmp_path: Path):

@@ -25,7 +25,7 @@ import numpy as np
 
 import streamlstm as sl
 from support.reference import reference_run
-from streamlstm.zoo import zoo_network
+from streamlstm.tools.zoo import zoo_network
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 

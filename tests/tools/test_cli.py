@@ -12,9 +12,9 @@ import pytest
 
 import streamlstm as sl
 from streamlstm import benchmark
-from streamlstm.cli import main
-from streamlstm.peers import Peer, StreamlstmPeer
-from streamlstm.zoo import zoo_network
+from streamlstm.tools.cli import main
+from streamlstm.tools.peers import Peer, StreamlstmPeer
+from streamlstm.tools.zoo import zoo_network
 
 from support.onnx_cases import Case, recurrent_model
 
@@ -29,7 +29,7 @@ def files(tmp_path_factory):
 
 
 def test_version():
-    out = subprocess.run([sys.executable, "-m", "streamlstm.cli", "--version"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "streamlstm.tools.cli", "--version"], capture_output=True, text=True)
     assert out.returncode == 0
     assert out.stdout.strip() == f"streamlstm {sl.__version__}"
 
