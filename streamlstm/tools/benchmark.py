@@ -90,10 +90,10 @@ def _export(model: Model) -> tuple[bytes | None, str]:
         return None, f"no ONNX export: {type(e).__name__}: {e}"
 
 
-def zoo_target(name: str, dtype: str = "float32") -> Target:
-    model = Model(zoo_network(name), dtype=dtype)
+def zoo_target(name: str, dtype: str = "float32", weights: str = "float") -> Target:
+    model = Model(zoo_network(name), dtype=dtype, weights=weights)
     onnx, note = _export(model)
-    return Target(name, model, onnx, onnx, "zoo", note, cold_start=name == "kws")
+    return Target(name, model, onnx, onnx, "zoo", note, cold_start=name == "kws" and weights == "float")
 
 
 def file_target(path: str | os.PathLike, dtype: str = "float32", **options) -> Target:
@@ -107,7 +107,8 @@ def file_target(path: str | os.PathLike, dtype: str = "float32", **options) -> T
     onnx = exported
     if origin == "onnx":
         own = p.read_bytes()
-        why = "a part of the graph was imported (inputs=/outputs=)" if options else _steppable(model, own)
+        sub_graph = options.get("inputs") or options.get("outputs")
+        why = "a part of the graph was imported (inputs=/outputs=)" if sub_graph else _steppable(model, own)
         if why is None:
             onnx, note = own, "the user's ONNX file"
         else:
@@ -499,9 +500,9 @@ def run_benchmark(targets: list[Target], settings: Settings | None = None, *,
     return result
 
 
-def zoo_targets(names: list[str] | None = None, dtype: str = "float32") -> list[Target]:
+def zoo_targets(names: list[str] | None = None, dtype: str = "float32", weights: str = "float") -> list[Target]:
     names = list(names or NAMES)
     bad = [n for n in names if n not in SPECS]
     if bad:
         raise ValueError(f"unknown zoo model(s) {bad}; known: {', '.join(NAMES)}")
-    return [zoo_target(n, dtype) for n in names]
+    return [zoo_target(n, dtype, weights) for n in names]

@@ -11,7 +11,7 @@ import onnx
 import pytest
 
 import streamlstm as sl
-from streamlstm import benchmark
+from streamlstm.tools import benchmark
 from streamlstm.tools.cli import main
 from streamlstm.tools.peers import Peer, StreamlstmPeer
 from streamlstm.tools.zoo import zoo_network
@@ -28,8 +28,9 @@ def files(tmp_path_factory):
     return {"dir": d, "model": model, "onnx": d / "tiny.onnx", "noports": d / "gru_noports.onnx"}
 
 
-def test_version():
-    out = subprocess.run([sys.executable, "-m", "streamlstm.tools.cli", "--version"], capture_output=True, text=True)
+@pytest.mark.parametrize("module", ["streamlstm", "streamlstm.tools.cli"])
+def test_version(module):
+    out = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True)
     assert out.returncode == 0
     assert out.stdout.strip() == f"streamlstm {sl.__version__}"
 
@@ -55,10 +56,11 @@ def test_info_reports_failed_import_but_lists_tensors(tmp_path, capsys):
     del m.graph.output[:]
     m.graph.output.append(onnx.helper.make_tensor_value_info("v", onnx.TensorProto.FLOAT, None))
     onnx.save(m, tmp_path / "odd.onnx")
-    assert main(["info", str(tmp_path / "odd.onnx")]) == 1
-    out = capsys.readouterr().out
-    assert "cannot import" in out and "TopK" in out
-    assert "\n  Y " in out   # still lists where a sub-graph import could end
+    assert main(["info", str(tmp_path / "odd.onnx")]) == 2
+    cap = capsys.readouterr()
+    assert "cannot import" in cap.err and "TopK" in cap.err and "cannot import" not in cap.out
+    assert cap.err.count(str(tmp_path / "odd.onnx")) == 1   # the path once
+    assert "\n  Y " in cap.out   # still lists where a sub-graph import could end
 
 
 def test_convert_round_trip(files, tmp_path, capsys):
@@ -90,21 +92,22 @@ def test_verify_onnx_without_state_ports(files, capsys):
     assert "whole sequence" in out and "PASSED" in out
 
 
-def test_verify_torch_checkpoint(tmp_path, capsys):
+def test_verify_torch_checkpoint_needs_the_users_module(tmp_path, capsys):
     import torch
     torch.manual_seed(0)
     sd = {**{f"lstm.{k}": v for k, v in torch.nn.LSTM(6, 8, num_layers=2).state_dict().items()},
           **{f"fc.{k}": v for k, v in torch.nn.Linear(8, 3).state_dict().items()}}
     torch.save(sd, tmp_path / "m.pt")
-    assert main(["verify", str(tmp_path / "m.pt"), "--frames", "200"]) == 0
-    out = capsys.readouterr().out
-    assert "against torch" in out and "PASSED" in out
+    assert main(["verify", str(tmp_path / "m.pt"), "--frames", "200"]) == 2
+    cap = capsys.readouterr()
+    assert "--module" in cap.err and "PASSED" not in cap.out
 
 
 def test_bench_smoke(tmp_path, capsys):
     js = tmp_path / "out" / "bench.json"
     rc = main(["bench", "--models", "tiny", "--steps", "60", "--block", "30", "--check-steps", "30",
-               "--chunk", "10", "--no-cold-start", "--json", str(js), "--no-progress"])
+               "--chunk", "10", "--no-cold-start", "--json", str(js), "--plot", str(js.with_suffix(".png")),
+               "--no-progress"])
     assert rc == 0
     out = capsys.readouterr().out
     assert "| tiny" in out and "**streamlstm**" in out
@@ -133,7 +136,7 @@ def test_bench_smoke(tmp_path, capsys):
 def test_bench_user_onnx_file_is_what_onnxruntime_runs(files, tmp_path, capsys):
     js = tmp_path / "user.json"
     assert main(["bench", str(files["onnx"]), str(files["noports"]), "--steps", "30", "--block", "30",
-                 "--check-steps", "20", "--chunk", "0", "--no-cold-start", "--no-plot",
+                 "--check-steps", "20", "--chunk", "0", "--no-cold-start",
                  "--frameworks", "streamlstm,onnxruntime", "--json", str(js)]) == 0
     capsys.readouterr()
     with_ports, without = json.loads(js.read_text())["models"]
