@@ -60,7 +60,7 @@ def test_no_runtime_module_imports_tools():
 def test_the_scan_sees_relative_and_lazy_imports_of_tools(tmp_path):
     # what the check above must catch, e.g. in streamlstm/model.py or streamlstm/kernels/engine.py
     probe = tmp_path / "probe.py"
-    probe.write_text("from .tools import zoo\ndef f():\n    from ..tools.cli import main\n")
+    probe.write_text("from ..tools import zoo\ndef f():\n    from ..tools.cli import main\n")
     assert {"streamlstm.tools.zoo", "streamlstm.tools.cli.main"} <= _imports(probe, "streamlstm.kernels")
     probe.write_text("import streamlstm.tools.verify\n")
     assert "streamlstm.tools.verify" in _imports(probe, "streamlstm")
