@@ -22,11 +22,10 @@ import json
 import time
 
 import numpy as np
-from numba import njit, typeof, types
+from numba import njit
 
 import streamlstm as sl
-from streamlstm.kernels.config import entry_point
-from streamlstm.plan import aligned_bytes
+from streamlstm.tools.probes import direct_call, weight_like_buffer
 from streamlstm.tools.zoo import NAMES, zoo_network
 
 
@@ -42,8 +41,7 @@ def _stream(a: np.ndarray, repeats: int) -> float:
 def stream_seconds(nbytes: int, rounds: int = 15) -> float:
     """Best time of one full read of an ``nbytes`` buffer (kept hot in whatever cache fits it),
     allocated like the Plan's weights (transparent huge pages from 2 MB, as streamlstm's own)."""
-    a = aligned_bytes(max(nbytes // 4, 16) * 4).view(np.float32)
-    a[:] = 1.0
+    a = weight_like_buffer(nbytes)
     repeats = max(3, int(2e8 // a.nbytes))
     _stream(a, 1)
     best = float("inf")
@@ -57,9 +55,8 @@ def stream_seconds(nbytes: int, rounds: int = 15) -> float:
 def read_p50(nbytes: int, calls: int) -> float:
     """Median µs of one read of an ``nbytes`` buffer per call from Python (after 50 warm-up
     calls), timed like a bench step."""
-    a = aligned_bytes(max(nbytes // 4, 16) * 4).view(np.float32)
-    a[:] = 1.0
-    read = entry_point(_stream, (typeof(a), types.int64))
+    a = weight_like_buffer(nbytes)
+    read = direct_call(_stream, a, 1)
     for _ in range(50):
         read(a, 1)
     times = np.empty(calls)

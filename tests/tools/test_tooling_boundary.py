@@ -74,3 +74,16 @@ def test_using_the_runtime_loads_no_tools(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.npz")], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_bench_scripts_use_only_the_public_api_and_tools():
+    bench = Path(__file__).resolve().parents[2] / "bench"
+    public = set(streamlstm.__all__)
+    bad = {}
+    for f in sorted(bench.glob("*.py")):
+        for name in _imports(f, "bench"):
+            if not name.startswith("streamlstm.") or name.startswith("streamlstm.tools"):
+                continue
+            if name.removeprefix("streamlstm.") not in public:
+                bad.setdefault(f.name, []).append(name)
+    assert bad == {}
