@@ -208,3 +208,41 @@ def test_cold_start_new_process(tmp_path):
     assert "error" not in c, c
     assert 0 < c["seconds"] < c["process_seconds"]
     assert 0 < c["numba_floor_seconds"] < c["process_seconds"]  # import numba + a cached @njit call
+
+
+def test_info_json_matches_the_model(files, capsys):
+    assert main(["info", "--json", str(files["onnx"])]) == 0
+    info = json.loads(capsys.readouterr().out)
+    model = files["model"]
+    assert info["input_size"] == model.input_size and info["output_size"] == model.output_size
+    assert info["state_size"] == model.state_size and info["weight_bytes"] == model.plan.weight_bytes
+    assert info["parameters"] == sum(a.size for l in model.network.layers for a in l.arrays().values())
+    assert [layer["kind"] for layer in info["layers"]] == ["LSTM", "Dense"]
+    assert {"x", "y"} <= {t["name"] for t in info["onnx_tensors"]}
+
+
+def test_info_weights_option_reaches_load(files, capsys):
+    assert main(["info", "--json", "--weights", "bf16", str(files["onnx"])]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["weight_format"] == "bf16" and info["weight_bytes"] < files["model"].plan.weight_bytes
+
+
+def test_an_option_the_format_does_not_take_is_a_usage_error(files, capsys):
+    assert main(["info", str(files["onnx"]), "--layers", "lstm,fc"]) == 2
+    err = capsys.readouterr().err
+    assert "layers" in err and err.count(str(files["onnx"])) == 1 and "Traceback" not in err
+
+
+def test_verify_json(files, capsys):
+    assert main(["verify", "--json", str(files["onnx"]), "--frames", "50"]) == 0
+    v = json.loads(capsys.readouterr().out)
+    assert v["passed"] is True and v["framework"] == "onnxruntime" and v["frames"] == 50
+    assert max(v["errors"].values()) <= 1e-5
+
+
+def test_bench_writes_no_file_unless_asked(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "--models", "tiny", "--steps", "20", "--block", "10", "--check-steps", "10",
+                 "--chunk", "0", "--no-cold-start", "--no-progress", "--frameworks", "streamlstm"]) == 0
+    assert "| tiny" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
