@@ -106,7 +106,7 @@ def _keras(path: Path, X: np.ndarray, ours: np.ndarray) -> tuple[str, dict]:
 def _torch(model: Model, X: np.ndarray, ours: np.ndarray) -> tuple[str, dict]:
     import torch
 
-    from .converters.torch_export import to_torch
+    from .converters.torch.export import to_torch
 
     m = to_torch(model.network, model.dtype.name)
     with torch.inference_mode():

@@ -19,7 +19,7 @@ from onnx import helper
 
 from streamlstm.errors import ConversionError
 
-from .onnx_load import to_array
+from .load import to_array
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ import numpy as np
 from streamlstm.errors import ConversionError, NetworkError
 from streamlstm.network import Activation, Dense, act
 
-from .onnx_fold import axes_param
-from .onnx_stream import ELEMENTWISE, Ax, Stream, finish, fold_unit_d, n_axis
-from .onnx_walk import HINT, WalkerBase
+from .fold import axes_param
+from .stream import ELEMENTWISE, Ax, Stream, finish, fold_unit_d, n_axis
+from .walk import HINT, WalkerBase
 
 
 class HeadOps(WalkerBase):

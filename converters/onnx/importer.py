@@ -1,7 +1,7 @@
 """ONNX graph -> Network: follow the data path from the input tensor to the output tensor.
 
 Nodes are visited in graph order. A node that reads a tensor computed from the input is
-interpreted symbolically (see onnx_stream): recurrent nodes become pending IR layers, plumbing
+interpreted symbolically (see stream): recurrent nodes become pending IR layers, plumbing
 moves axes around, heads and activations append IR layers. Everything else a node needs must
 fold to a constant. ``initial_h``/``initial_c`` reached from graph inputs are state ports (the
 session owns that state); constant ones are learned initial states.
@@ -15,13 +15,13 @@ from streamlstm.errors import ConversionError, NetworkError
 from streamlstm.network import (DIRECTIONS, GRU, LSTM, RNN, RNN_ACTIVATIONS, Activation, Dense,
                                 Network, act)
 
-from .onnx_fold import Folder, Graph, Zeros, attrs, where
-from .onnx_heads import HeadOps
-from .onnx_load import to_array
-from .onnx_plumbing import PlumbingOps
-from .onnx_stream import (ELEMENTWISE, Ax, Block, Pending, ShapeVal, Stream, feature_size, finish,
+from .fold import Folder, Graph, Zeros, attrs, where
+from .heads import HeadOps
+from .load import to_array
+from .plumbing import PlumbingOps
+from .stream import (ELEMENTWISE, Ax, Block, Pending, ShapeVal, Stream, feature_size, finish,
                           fold_unit_d, n_axis)
-from .onnx_walk import HINT, Broken
+from .walk import HINT, Broken
 
 RECURRENT = {"LSTM": (LSTM, 4, 3), "GRU": (GRU, 3, 2), "RNN": (RNN, 1, 1)}
 STATE_PLUMBING = {"Identity", "Squeeze", "Unsqueeze", "Reshape", "Transpose", "Cast", "Concat",

@@ -14,9 +14,9 @@ from onnx import TensorProto
 
 from streamlstm.errors import ConversionError
 
-from .onnx_fold import axes_param, py_slice, slice_params, split_sizes
-from .onnx_stream import Ax, ShapeVal, Stream, feature_size, fold_unit_d, merge_features, n_axis
-from .onnx_walk import BIG, WalkerBase
+from .fold import axes_param, py_slice, slice_params, split_sizes
+from .stream import Ax, ShapeVal, Stream, feature_size, fold_unit_d, merge_features, n_axis
+from .walk import BIG, WalkerBase
 
 
 class PlumbingOps(WalkerBase):

@@ -1,4 +1,4 @@
-"""Shared state and helpers of the ONNX importer's data-path walk (see onnx_import).
+"""Shared state and helpers of the ONNX importer's data-path walk (see importer).
 
 ``WalkerBase`` holds the graph, the constant folder and the feature-axis choice for the input,
 and answers the questions every op handler asks: is this operand constant, which axis of this
@@ -11,8 +11,8 @@ from dataclasses import replace
 
 from streamlstm.errors import ConversionError
 
-from .onnx_fold import Folder, Graph, Zeros
-from .onnx_stream import Ax, ShapeVal, Stream, feature_size, finish, n_axis
+from .fold import Folder, Graph, Zeros
+from .stream import Ax, ShapeVal, Stream, feature_size, finish, n_axis
 
 BIG = 2 ** 31 - 1
 HINT = (" -- if this part is a front end or post-processing, import the recurrent part alone with "

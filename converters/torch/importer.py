@@ -3,7 +3,7 @@
 Sources: a ``torch.nn.Module``; a state dict (mapping of name -> tensor or ndarray, possibly
 nested in a checkpoint dict); or a file (``.pt .pth .ckpt .bin`` written by ``torch.save`` in
 the zip or legacy format, or ``.safetensors``). Files are read without importing torch (see
-``torch_pickle`` and ``safetensors``); torch is imported only when given a torch object.
+``pickle`` and ``safetensors``); torch is imported only when given a torch object.
 
 The layer chain comes from the module (``nn.Sequential`` or a supported leaf), from
 ``layers=`` (a custom module's children in forward order), or, for state dicts, from the key
@@ -31,8 +31,8 @@ import numpy as np
 from streamlstm.errors import ConversionError, NetworkError
 from streamlstm.network import GRU, LSTM, RNN, Activation, Dense, Network, act
 
-from .safetensors import read_safetensors
-from .torch_pickle import load_torch_file
+from ..safetensors import read_safetensors
+from .pickle import load_torch_file
 
 FILE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors")
 
