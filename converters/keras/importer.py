@@ -26,6 +26,7 @@ import numpy as np
 from streamlstm.errors import ConversionError, NetworkError
 from streamlstm.network import Network
 
+from ..normalise import normalise
 from .files import WeightList, open_keras_file
 from .layers import (KNOWN_LAYERS, MODEL_CLASSES, NOOP_LAYERS, PER_FRAME_LAYERS, RECURRENT_LAYERS, WRAPPERS,
                            Ctx, bidirectional, guess_layer, layer_info, per_frame, recurrent, unwrap_rnn)
@@ -173,10 +174,7 @@ def _convert(config: dict | None, version: str | None, weights: WeightFn, layers
         if input_size is None:
             raise ConversionError(f"{src}: cannot tell the input width (the first layer is an activation and no "
                                   f"input shape is declared)")
-    try:
-        return Network(ir, input_size=input_size, name=str(name or ""))
-    except NetworkError as e:
-        raise ConversionError(f"{src}: imported layers do not form a valid network: {e}") from None
+    return normalise(ir, source=src, input_size=input_size, name=name)
 
 
 def _major(version: str | None, src: str) -> int | None:

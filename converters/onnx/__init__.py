@@ -27,10 +27,7 @@ def import_onnx(source: OnnxSource, *, inputs: list[str] | None = None,
     if isinstance(outputs, str):
         outputs = [outputs]
     model = load_model(source)
-    net = import_graph(build_graph(model), inputs, outputs)
-    if not net.name:
-        net.name = model.graph.name or ""
-    return net
+    return import_graph(build_graph(model), inputs, outputs, model.graph.name or "")
 
 
 def tensor_names(source: OnnxSource) -> list[tuple[str, str, str]]:

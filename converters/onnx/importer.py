@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from streamlstm.errors import ConversionError, NetworkError
-from streamlstm.network import (DIRECTIONS, GRU, LSTM, RNN, RNN_ACTIVATIONS, Activation, Dense,
-                                Network, act)
+from streamlstm.network import DIRECTIONS, GRU, LSTM, RNN, RNN_ACTIVATIONS, Network, act
 
+from ..normalise import normalise
 from .fold import Folder, Graph, Zeros, attrs, where
 from .heads import HeadOps
 from .load import to_array
@@ -39,15 +39,17 @@ def _s(v) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-def import_graph(graph: Graph, inputs: list[str] | None, outputs: list[str] | None) -> Network:
-    return _Importer(graph, inputs, outputs).run()
+def import_graph(graph: Graph, inputs: list[str] | None, outputs: list[str] | None,
+                 name: str = "") -> Network:
+    return _Importer(graph, inputs, outputs, name).run()
 
 
 class _Importer(PlumbingOps, HeadOps):
     """One import: the driver, recurrent nodes and state ports (op handlers come from the bases)."""
 
-    def __init__(self, g: Graph, inputs, outputs):
+    def __init__(self, g: Graph, inputs, outputs, name: str = ""):
         super().__init__(g)
+        self.name = name
         self.want_inputs = None if inputs is None else [str(n) for n in inputs]
         self.want_outputs = None if outputs is None else [str(n) for n in outputs]
 
@@ -176,11 +178,7 @@ class _Importer(PlumbingOps, HeadOps):
         s = finish(s, where_, self.cache)
         if not s.chain:
             raise ConversionError(f"{where_}: no supported layer between input {self.input_name!r} and it")
-        layers = _fuse(list(s.chain))
-        try:
-            return Network(layers, input_size=self.input_size)
-        except NetworkError as e:
-            raise ConversionError(f"imported network is invalid: {e}") from None
+        return normalise(s.chain, source=where_, input_size=self.input_size, name=self.name)
 
     # ------------------------------------------------------------------ helpers
     def _node(self, node, i, ins) -> list:
@@ -335,15 +333,3 @@ class _Importer(PlumbingOps, HeadOps):
         v = v.reshape(D, H)
         return v if np.any(v) else None
 
-
-def _fuse(layers: list) -> list:
-    """Fold an Activation into the Dense right before it when that Dense has none."""
-    out = []
-    for layer in layers:
-        prev = out[-1] if out else None
-        if (isinstance(layer, Activation) and isinstance(prev, Dense)
-                and prev.activation.name == "Identity"):
-            out[-1] = Dense(prev.W, prev.b, layer.activation, name=prev.name)
-        else:
-            out.append(layer)
-    return out
