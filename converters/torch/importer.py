@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -403,7 +404,17 @@ def _from_state_dict(state: dict[str, np.ndarray], spec: list[_Entry] | None, or
             raise ConversionError(f"{where}: the order of the modules {[g.name for g in groups]} is "
                                   f"ambiguous from the shapes; pass layers=[...] in forward order")
         order = orders[0]
-    return _network([x for i in order for x in built[i]], name, where)
+    layers = [x for i in order for x in built[i]]
+    _warn_inferred(where, layers)
+    return _network(layers, name, where)
+
+
+def _warn_inferred(where: str, layers: list) -> None:
+    chain = " -> ".join(f"{l.kind} {l.name!r}" if l.name else l.kind for l in layers)
+    warnings.warn(f"{where}: layer chain inferred from the state dict's keys and shapes: {chain}. "
+                  "Activations applied in forward() (torch.sigmoid, F.relu, ...) are not stored in a "
+                  "state dict and are missing here; pass layers=[...] to state the chain, activations "
+                  "included (for example layers=['gru', 'fc', 'Sigmoid'])", UserWarning, stacklevel=2)
 
 
 def _spec_leaves(e: _Entry, groups: list[_Group], where: str) -> list[tuple]:
