@@ -14,11 +14,14 @@ Tanh or Relu. Anything else raises ConversionError naming the layer.
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch import nn
 
 from streamlstm.errors import ConversionError
 from streamlstm.network import GRU, LSTM, RNN, Activation, Dense, Network
+
+from ..deps import require
+
+torch = require("torch", "rebuilding a network as PyTorch modules (to_torch)")
+nn = torch.nn
 
 # IR gate blocks in PyTorch's order: LSTM i,f,g,o from IR i,o,f,c; GRU r,z,n from IR z,r,h.
 _TORCH_ORDER = {"LSTM": (0, 2, 3, 1), "GRU": (1, 0, 2), "RNN": (0,)}
