@@ -15,13 +15,13 @@ from streamlstm.errors import ConversionError, NetworkError
 from streamlstm.network import DIRECTIONS, GRU, LSTM, RNN, RNN_ACTIVATIONS, Network, act
 
 from ..normalise import normalise
+from . import heads  # noqa: F401  (its handlers register in ops.STREAM_OPS)
 from .fold import Folder, Graph, Zeros, attrs, where
-from .heads import HeadOps
 from .load import to_array
-from .plumbing import PlumbingOps
-from .stream import (ELEMENTWISE, Ax, Block, Pending, ShapeVal, Stream, feature_size, finish,
-                          fold_unit_d, n_axis)
-from .walk import HINT, Broken
+from .ops import SHAPE_OPS, STREAM_OPS, stream_op, supported_ops
+from .plumbing import reshape_stream
+from .stream import Ax, Block, Pending, ShapeVal, Stream, feature_size, finish, fold_unit_d, n_axis
+from .walk import HINT, Broken, Walker
 
 RECURRENT = {"LSTM": (LSTM, 4, 3), "GRU": (GRU, 3, 2), "RNN": (RNN, 1, 1)}
 STATE_PLUMBING = {"Identity", "Squeeze", "Unsqueeze", "Reshape", "Transpose", "Cast", "Concat",
@@ -29,10 +29,6 @@ STATE_PLUMBING = {"Identity", "Squeeze", "Unsqueeze", "Reshape", "Transpose", "C
 # onnxruntime consumes activation_alpha/beta only for the activations that take them, in order.
 NEEDS_ALPHA = {"LeakyRelu", "ThresholdedRelu", "Elu", "Affine", "ScaledTanh", "HardSigmoid"}
 NEEDS_BETA = {"Affine", "ScaledTanh", "HardSigmoid"}
-SUPPORTED = sorted(set(RECURRENT) | set(ELEMENTWISE) | {
-    "Identity", "Dropout", "Cast", "Squeeze", "Unsqueeze", "Reshape", "Flatten", "Transpose",
-    "Slice", "Gather", "Split", "Concat", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Sum",
-    "Mean", "ReduceSum", "ReduceMean", "Conv", "Softmax", "Shape"})
 
 
 def _s(v) -> str:
@@ -44,8 +40,8 @@ def import_graph(graph: Graph, inputs: list[str] | None, outputs: list[str] | No
     return _Importer(graph, inputs, outputs, name).run()
 
 
-class _Importer(PlumbingOps, HeadOps):
-    """One import: the driver, recurrent nodes and state ports (op handlers come from the bases)."""
+class _Importer(Walker):
+    """One import: the driver, recurrent nodes and state ports (op handlers live in ``ops``'s tables)."""
 
     def __init__(self, g: Graph, inputs, outputs, name: str = ""):
         super().__init__(g)
@@ -169,12 +165,12 @@ class _Importer(PlumbingOps, HeadOps):
     def _network(self, out: tuple[str, Stream]) -> Network:
         name, s = out
         where_ = f"output {name!r}"
-        s = self._settle(s, where_)
+        s = self.settle(s, where_)
         s = fold_unit_d(s, where_)
         if any(ax.kind == "D" for ax in s.axes):
             feat = [ax for ax in s.axes if ax.kind in ("D", "F")]
             P = int(np.prod([feature_size(ax) for ax in feat]))
-            s = self._reshape(s, ["infer", P], where_)
+            s = reshape_stream(self, s, ["infer", P], where_)
         s = finish(s, where_, self.cache)
         if not s.chain:
             raise ConversionError(f"{where_}: no supported layer between input {self.input_name!r} and it")
@@ -193,22 +189,18 @@ class _Importer(PlumbingOps, HeadOps):
         if node.domain not in ("", "ai.onnx"):
             raise self._unsupported(node, w)
         if not any(isinstance(v, Stream) for v in ins):
-            h = getattr(self, "_shape_" + node.op_type, None)
-            return h(node, ins, attrs(node), w) if h else [None] * len(node.output)
-        if node.op_type in RECURRENT:
-            return self._recurrent(node, i, ins, attrs(node), w)
-        if node.op_type in ELEMENTWISE:
-            return self._elementwise(node, i, ins, attrs(node), w)
-        h = getattr(self, "_op_" + node.op_type, None)
+            h = SHAPE_OPS.get(node.op_type)
+            return h(self, node, ins, attrs(node), w) if h else [None] * len(node.output)
+        h = STREAM_OPS.get(node.op_type)
         if h is None:
             raise self._unsupported(node, w)
-        return h(node, i, ins, attrs(node), w)
+        return h(self, node, i, ins, attrs(node), w)
 
     def _unsupported(self, node, w) -> ConversionError:
         return ConversionError(
             f"{w}: op {node.op_type}{' (domain ' + node.domain + ')' if node.domain else ''} is not "
             f"supported on the data path (inputs {list(node.input)}, outputs {list(node.output)}). "
-            f"Supported ops: {', '.join(SUPPORTED)}" + HINT)
+            f"Supported ops: {', '.join(supported_ops())}" + HINT)
 
     # ------------------------------------------------------------------ recurrent nodes
     def _recurrent(self, node, i, ins, a, w):
@@ -217,9 +209,9 @@ class _Importer(PlumbingOps, HeadOps):
         x = ins[0]
         if not isinstance(x, Stream) or any(isinstance(v, Stream) for v in ins[1:4]):
             raise ConversionError(f"{w}: only X may come from the data; W, R, B must be constant")
-        W = np.asarray(self._const(node, 1, "W", w), np.float64)
-        R = np.asarray(self._const(node, 2, "R", w), np.float64)
-        Bv = self._const(node, 3, "B", w, required=False)
+        W = np.asarray(self.const(node, 1, "W", w), np.float64)
+        R = np.asarray(self.const(node, 2, "R", w), np.float64)
+        Bv = self.const(node, 3, "B", w, required=False)
         direction = _s(a.get("direction", "forward"))
         if direction not in DIRECTIONS:
             raise ConversionError(f"{w}: direction {direction!r} is not one of {DIRECTIONS}")
@@ -233,7 +225,7 @@ class _Importer(PlumbingOps, HeadOps):
         if x.rank != 3:
             raise ConversionError(f"{w}: X has rank {x.rank}; expected 3")
         tpos, bpos = (0, 1) if layout == 0 else (1, 0)
-        x = self._feature(x, 2, W.shape[2], w)
+        x = self.feature(x, 2, W.shape[2], w)
         x = finish(x, w, self.cache)
         tax, bax = x.axes[tpos], x.axes[bpos]
         if bax.size not in (None, 1):
@@ -248,7 +240,7 @@ class _Importer(PlumbingOps, HeadOps):
                 raise ConversionError(f"{w}: B has shape {Bv.shape}, expected ({D}, {2 * G * H})")
             kw["Wb"], kw["Rb"] = Bv[:, :G * H], Bv[:, G * H:]
         if op == "LSTM":
-            P = self._const(node, 7, "P", w, required=False)
+            P = self.const(node, 7, "P", w, required=False)
             if P is not None:
                 P = np.asarray(P, np.float64)
                 if P.shape != (D, 3 * H):
@@ -333,3 +325,6 @@ class _Importer(PlumbingOps, HeadOps):
         v = v.reshape(D, H)
         return v if np.any(v) else None
 
+
+# The recurrent handler needs the import's state ports, so it is the importer's own method.
+stream_op(*RECURRENT)(_Importer._recurrent)
