@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from streamlstm.network import Network
 
+from . import heads, plumbing  # noqa: F401  (importing them fills the op tables in ops)
 from .export import export_onnx, state_names
 from .fold import build_graph
 from .importer import import_graph

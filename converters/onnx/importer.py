@@ -15,7 +15,6 @@ from streamlstm.errors import ConversionError, NetworkError
 from streamlstm.network import DIRECTIONS, GRU, LSTM, RNN, RNN_ACTIVATIONS, Network, act
 
 from ..normalise import normalise
-from . import heads  # noqa: F401  (its handlers register in ops.STREAM_OPS)
 from .fold import Folder, Graph, Zeros, attrs, where
 from .load import to_array
 from .ops import SHAPE_OPS, STREAM_OPS, stream_op, supported_ops
