@@ -32,6 +32,20 @@ def bfloat16_to_float32(bits: np.ndarray) -> np.ndarray:
     return (bits.astype(np.uint32) << 16).view(np.float32)
 
 
+def is_safetensors(path: str | os.PathLike) -> bool:
+    """True when ``path`` is named ``.safetensors`` or starts like one (a header length below the
+    file size, then a JSON object), whatever its name."""
+    path = Path(path)
+    if path.suffix.lower() == ".safetensors":
+        return True
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(9)
+        return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size
+    except OSError:
+        return False
+
+
 def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read every tensor of a ``.safetensors`` file as a NumPy array (header order)."""
     path = Path(path)

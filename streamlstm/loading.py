@@ -1,54 +1,24 @@
-"""``load``: pick the converter for a path or an in-memory model and build a Model."""
+"""``load``: hand a path or an in-memory model to its format's importer and build a Model.
+
+The format -> importer table and the sniffing live in ``streamlstm.converters.registry``.
+"""
 
 from __future__ import annotations
 
-import importlib
-from pathlib import Path
 from typing import Any
 
-from .errors import ConversionError
+from .converters.registry import FORMATS, format_of, import_source
 from .model import Model
 from .network import Network
 
-_EXTENSIONS = {
-    ".onnx": "onnx",
-    ".pt": "torch", ".pth": "torch", ".ckpt": "torch", ".bin": "torch", ".safetensors": "torch",
-    ".keras": "keras", ".h5": "keras", ".hdf5": "keras",
-    ".npz": "native",
-}
-FORMATS = ("onnx", "torch", "keras", "native")
-
-
-def _format_of(source: Any) -> str:
-    if isinstance(source, Network):
-        return "network"
-    if isinstance(source, (str, Path)):
-        ext = Path(source).suffix.lower()
-        if ext not in _EXTENSIONS:
-            raise ConversionError(f"{source}: unknown file extension {ext!r}; pass format= one of {FORMATS}")
-        return _EXTENSIONS[ext]
-    for cls in type(source).__mro__:
-        root = (cls.__module__ or "").split(".")[0]
-        if root in ("onnx", "torch", "keras"):
-            return root
-    if hasattr(source, "keys") and hasattr(source, "__getitem__"):
-        return "torch"  # a state_dict
-    raise ConversionError(f"cannot tell the format of a {type(source).__name__}; pass format= one of {FORMATS}")
+__all__ = ["load", "import_network", "format_of", "FORMATS"]
 
 
 def import_network(source: Any, *, format: str | None = None, **options) -> Network:
     """Convert ``source`` (path or in-memory model) to a Network without planning it."""
-    fmt = format or _format_of(source)
-    if fmt == "network":
+    if format in (None, "network") and isinstance(source, Network):
         return source
-    if fmt == "native":
-        if options:
-            raise TypeError(f"native .npz files take no options, got {sorted(options)}")
-        return Network.load(source)
-    if fmt not in FORMATS:
-        raise ValueError(f"format: expected one of {FORMATS}, got {fmt!r}")
-    module = importlib.import_module(f"streamlstm.converters.{fmt}")
-    return getattr(module, f"import_{fmt}")(source, **options)
+    return import_source(source, format, **options)
 
 
 def load(source: Any, *, format: str | None = None, dtype: str = "float32",
@@ -56,11 +26,12 @@ def load(source: Any, *, format: str | None = None, dtype: str = "float32",
     """Load a model from a path (.onnx .pt .pth .ckpt .bin .safetensors .keras .h5 .npz), an
     onnx.ModelProto, a torch.nn.Module or state_dict, a keras.Model, or a Network.
 
-    ``options`` go to the converter (ONNX: inputs=, outputs=; PyTorch: layers=, key=, prefix=;
-    Keras: layers=). ``fast_activations`` (default: on for float32) selects the vectorised
-    tanh/sigmoid approximations (max abs error < 1e-6); False uses libm. ``weights`` "bf16" or
-    "int8" stores the weight matrices compressed (opt-in, float32 only; faster on models whose
-    weights do not fit in cache, at a small accuracy cost).
+    ``format`` (one of ``FORMATS``) overrides what the extension or type says. ``options`` go
+    to the converter (ONNX: inputs=, outputs=; PyTorch: layers=, key=, prefix=; Keras: layers=,
+    config=). ``fast_activations`` (default: on for float32) selects the vectorised
+    tanh/sigmoid approximations; False uses libm. ``weights`` "bf16" or "int8" stores the
+    weight matrices compressed (opt-in, float32 only; faster on models whose weights do not
+    fit in cache, at a small accuracy cost).
     """
     return Model(import_network(source, format=format, **options), dtype=dtype,
                  fast_activations=fast_activations, weights=weights)

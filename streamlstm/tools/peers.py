@@ -309,7 +309,7 @@ class TorchPeer(Peer):
     def __init__(self, model: Model, threads: int):
         import torch
 
-        from ..converters.torch_export import to_torch
+        from ..converters.torch.export import to_torch
 
         torch.set_num_threads(threads)
         warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")

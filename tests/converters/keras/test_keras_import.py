@@ -16,7 +16,7 @@ import pytest
 
 import keras
 import streamlstm as sl
-from streamlstm.converters import keras_files
+from streamlstm.converters.keras import files as keras_files
 from streamlstm.converters.keras import import_keras
 from streamlstm.errors import ConversionError
 

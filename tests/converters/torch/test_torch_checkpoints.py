@@ -28,7 +28,7 @@ from torch import nn
 
 import streamlstm as sl
 from streamlstm.converters.torch import import_torch
-from streamlstm.converters.torch_pickle import load_torch_file
+from streamlstm.converters.torch.pickle import load_torch_file
 
 pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported")
 

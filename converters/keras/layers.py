@@ -18,7 +18,7 @@ import numpy as np
 from streamlstm.errors import ConversionError
 from streamlstm.network import GRU, LSTM, RNN, Activation, Dense, act
 
-from .keras_files import WeightList
+from .files import WeightList
 
 NOOP_LAYERS = {"InputLayer", "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
                "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization"}

@@ -19,7 +19,7 @@ from onnx import helper
 
 from streamlstm.errors import ConversionError
 
-from .onnx_load import to_array
+from .load import to_array
 
 
 @dataclass(frozen=True)
@@ -290,7 +290,7 @@ class Folder:
         if fn is None:
             raise NotConstant(op)
         if op in ("ConstantOfShape", "Expand"):
-            return fn(self, node, a)
+            return [np.asarray(v) if isinstance(v, np.generic) else v for v in fn(self, node, a)]
         vals = self._ins(node)
         if any(isinstance(v, Zeros) for v in vals):
             return _zeros_rule(self, node, a, vals)
@@ -301,7 +301,8 @@ class Folder:
             raise
         except Exception as e:
             raise NotConstant(f"{op}: {e}") from None
-        return out
+        # numpy returns 0-d results as scalars; a folded value is always an array
+        return [np.asarray(v) if isinstance(v, np.generic) else v for v in out]
 
 
 def _constant_attr(node, a):
@@ -472,6 +473,14 @@ def _f_shape(f, n, a, v):
     return [s[start:end]]
 
 
+def _divide(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """ONNX Div: integer quotients truncate toward zero (numpy's ``//`` floors)."""
+    if not np.issubdtype(x.dtype, np.integer):
+        return x / y
+    q = np.floor_divide(x, y)
+    return q + ((np.remainder(x, y) != 0) & ((x < 0) != (y < 0))).astype(q.dtype)
+
+
 def _binary(fn):
     def run(f, n, a, v):
         return [fn(v[0], v[1])]
@@ -543,7 +552,7 @@ _FOLDERS = {
     "Transpose": _f_transpose, "Gather": _f_gather, "Reshape": _f_reshape, "Flatten": _f_flatten,
     "Slice": _f_slice, "Split": _f_split, "Shape": _f_shape,
     "Add": _binary(np.add), "Sub": _binary(np.subtract), "Mul": _binary(np.multiply),
-    "Div": _binary(lambda x, y: x // y if np.issubdtype(x.dtype, np.integer) else x / y),
+    "Div": _binary(_divide),
     "Neg": lambda f, n, a, v: [-v[0]],
     "ConstantOfShape": _f_constant_of_shape, "Expand": _f_expand,
 }

@@ -1,9 +1,9 @@
 """Keras import: a Keras model (config + weights) becomes a Network in ONNX conventions.
 
 Sources: ``.keras`` archives, legacy ``.h5``/``.hdf5`` files (Keras 2 and 3; read by
-``keras_files`` with h5py and json, Keras is never imported) and in-memory ``keras.Model``
+``files`` with h5py and json, Keras is never imported) and in-memory ``keras.Model``
 objects. This module finds the chain of layers to import in the model graph (Sequential, linear
-Functional, or ``layers=[...]``) and tracks time order along it; ``keras_layers`` maps each
+Functional, or ``layers=[...]``) and tracks time order along it; ``layers`` maps each
 layer. Only the config JSON is read: nothing from a file is deserialised or run.
 
 Streaming: a layer's output is produced at every frame. ``go_backwards`` becomes
@@ -26,8 +26,9 @@ import numpy as np
 from streamlstm.errors import ConversionError, NetworkError
 from streamlstm.network import Network
 
-from .keras_files import WeightList, open_keras_file
-from .keras_layers import (KNOWN_LAYERS, MODEL_CLASSES, NOOP_LAYERS, PER_FRAME_LAYERS, RECURRENT_LAYERS, WRAPPERS,
+from ..normalise import normalise
+from .files import WeightList, open_keras_file
+from .layers import (KNOWN_LAYERS, MODEL_CLASSES, NOOP_LAYERS, PER_FRAME_LAYERS, RECURRENT_LAYERS, WRAPPERS,
                            Ctx, bidirectional, guess_layer, layer_info, per_frame, recurrent, unwrap_rnn)
 
 WeightFn = Callable[[str], WeightList]
@@ -173,10 +174,7 @@ def _convert(config: dict | None, version: str | None, weights: WeightFn, layers
         if input_size is None:
             raise ConversionError(f"{src}: cannot tell the input width (the first layer is an activation and no "
                                   f"input shape is declared)")
-    try:
-        return Network(ir, input_size=input_size, name=str(name or ""))
-    except NetworkError as e:
-        raise ConversionError(f"{src}: imported layers do not form a valid network: {e}") from None
+    return normalise(ir, source=src, input_size=input_size, name=name)
 
 
 def _major(version: str | None, src: str) -> int | None:

@@ -3,7 +3,7 @@
 Sources: a ``torch.nn.Module``; a state dict (mapping of name -> tensor or ndarray, possibly
 nested in a checkpoint dict); or a file (``.pt .pth .ckpt .bin`` written by ``torch.save`` in
 the zip or legacy format, or ``.safetensors``). Files are read without importing torch (see
-``torch_pickle`` and ``safetensors``); torch is imported only when given a torch object.
+``pickle`` and ``safetensors``); torch is imported only when given a torch object.
 
 The layer chain comes from the module (``nn.Sequential`` or a supported leaf), from
 ``layers=`` (a custom module's children in forward order), or, for state dicts, from the key
@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,8 +32,9 @@ import numpy as np
 from streamlstm.errors import ConversionError, NetworkError
 from streamlstm.network import GRU, LSTM, RNN, Activation, Dense, Network, act
 
-from .safetensors import read_safetensors
-from .torch_pickle import load_torch_file
+from ..normalise import normalise
+from ..safetensors import is_safetensors, read_safetensors
+from .pickle import load_torch_file
 
 FILE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors")
 
@@ -75,22 +77,38 @@ def import_torch(source: Any, *, layers: Sequence | None = None, key: str | Sequ
             raise ConversionError("key= and prefix= apply to state dicts and checkpoints, not to modules")
         return _from_module(source, spec)
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        where = str(path)
-        if not path.is_file():
-            raise ConversionError(f"{where}: no such file")
-        if path.suffix.lower() == ".safetensors" or _looks_like_safetensors(path):
-            tree, ordered = read_safetensors(path), False
-        else:
-            tree, ordered = load_torch_file(path), True
-        name = path.stem
-    elif isinstance(source, Mapping):
-        tree, ordered, where, name = _to_numpy_tree(source), True, "state dict", ""
+        _existing(source)
+        return _from_file(source, is_safetensors(source), spec, key, prefix)
+    if isinstance(source, Mapping):
+        state = _select_state_dict(_to_numpy_tree(source), key, prefix, "state dict")
+        return _from_state_dict(state, spec, True, "state dict", "")
+    raise ConversionError(f"cannot import a {type(source).__name__} as a torch model: pass an "
+                          f"nn.Module, a state dict or a path ({', '.join(FILE_SUFFIXES)})")
+
+
+def import_checkpoint(path: str | os.PathLike, *, safetensors: bool, layers: Sequence | None = None,
+                      key: str | Sequence[str] | None = None, prefix: str | None = None) -> Network:
+    """A checkpoint file whose format the caller already told (``load``'s sniff): a torch.save
+    pickle (zip or legacy) or, with ``safetensors``, a ``.safetensors`` file. Options as
+    :func:`import_torch`."""
+    _existing(path)
+    return _from_file(path, safetensors, _parse_spec(layers) if layers is not None else None, key, prefix)
+
+
+def _existing(path: str | os.PathLike) -> None:
+    if not Path(path).is_file():
+        raise ConversionError(f"{path}: no such file")
+
+
+def _from_file(path: str | os.PathLike, safetensors: bool, spec, key, prefix) -> Network:
+    path = Path(path)
+    where = str(path)
+    if safetensors:
+        tree, ordered = read_safetensors(path), False
     else:
-        raise ConversionError(f"cannot import a {type(source).__name__} as a torch model: pass an "
-                              f"nn.Module, a state dict or a path ({', '.join(FILE_SUFFIXES)})")
+        tree, ordered = load_torch_file(path), True
     state = _select_state_dict(tree, key, prefix, where)
-    return _from_state_dict(state, spec, ordered, where, name)
+    return _from_state_dict(state, spec, ordered, where, path.stem)
 
 
 # ------------------------------------------------------------------ layers= spec
@@ -263,12 +281,6 @@ def _to_numpy_tree(obj: Any) -> Any:
 
 
 # ------------------------------------------------------------------ state dicts
-def _looks_like_safetensors(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        head = fh.read(9)
-    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size
-
-
 def _is_state_dict(obj: Any) -> bool:
     return (isinstance(obj, Mapping) and len(obj) > 0
             and all(isinstance(k, str) and isinstance(v, np.ndarray) for k, v in obj.items()))
@@ -392,7 +404,17 @@ def _from_state_dict(state: dict[str, np.ndarray], spec: list[_Entry] | None, or
             raise ConversionError(f"{where}: the order of the modules {[g.name for g in groups]} is "
                                   f"ambiguous from the shapes; pass layers=[...] in forward order")
         order = orders[0]
-    return _network([x for i in order for x in built[i]], name, where)
+    layers = [x for i in order for x in built[i]]
+    _warn_inferred(where, layers)
+    return _network(layers, name, where)
+
+
+def _warn_inferred(where: str, layers: list) -> None:
+    chain = " -> ".join(f"{l.kind} {l.name!r}" if l.name else l.kind for l in layers)
+    warnings.warn(f"{where}: layer chain inferred from the state dict's keys and shapes: {chain}. "
+                  "Activations applied in forward() (torch.sigmoid, F.relu, ...) are not stored in a "
+                  "state dict and are missing here; pass layers=[...] to state the chain, activations "
+                  "included (for example layers=['gru', 'fc', 'Sigmoid'])", UserWarning, stacklevel=2)
 
 
 def _spec_leaves(e: _Entry, groups: list[_Group], where: str) -> list[tuple]:
@@ -468,20 +490,9 @@ def _build_network(leaves: list[tuple], name: str, where: str = "") -> Network:
 
 
 def _network(layers: list, name: str, where: str) -> Network:
-    fused: list = []
-    for layer in layers:
-        if (isinstance(layer, Activation) and fused and isinstance(fused[-1], Dense)
-                and fused[-1].activation.name == "Identity"):
-            fused[-1].activation = layer.activation
-            continue
-        fused.append(layer)
-    if not any(hasattr(l, "input_size") for l in fused):
+    if not any(hasattr(l, "input_size") for l in layers):
         raise ConversionError(f"{where or name}: the chain has no layer with weights")
-    input_size = next(l.input_size for l in fused if hasattr(l, "input_size"))
-    try:
-        return Network(fused, input_size=input_size, name=name)
-    except NetworkError as e:
-        raise ConversionError(f"{where or name}: {e}") from None
+    return normalise(layers, source=where or name, name=name)
 
 
 def _leaf_output(built: list) -> int:

@@ -8,17 +8,21 @@ from ``module.initial_state()`` (learned initial states included).
 
 Only what PyTorch can express converts: LSTM with the default activations, no clip,
 peepholes or input_forget (projection is fine); GRU with ``linear_before_reset``; RNN with
-Tanh or Relu. Anything else raises ConversionError naming the layer.
+Tanh or Relu. Anything else raises ConversionError naming the layer. ``BUILDERS`` maps each
+layer kind to the function that appends its modules: a new kind is one entry there.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch import nn
 
 from streamlstm.errors import ConversionError
-from streamlstm.network import GRU, LSTM, RNN, Activation, Dense, Network
+from streamlstm.network import GRU, LSTM, Network
+
+from ..deps import require
+
+torch = require("torch", "rebuilding a network as PyTorch modules (to_torch)")
+nn = torch.nn
 
 # IR gate blocks in PyTorch's order: LSTM i,f,g,o from IR i,o,f,c; GRU r,z,n from IR z,r,h.
 _TORCH_ORDER = {"LSTM": (0, 2, 3, 1), "GRU": (1, 0, 2), "RNN": (0,)}
@@ -107,6 +111,50 @@ def _activation(a) -> callable:
     return table[n]
 
 
+def _add_recurrent(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtype) -> int:
+    """Layers k, k+1, ... of one kind, width and options as one multi-layer module."""
+    layer = layers[k]
+    _check(layer, k)
+    group = [layer]
+    while (k + len(group) < len(layers) and layers[k + len(group)].kind in _TORCH_ORDER
+           and _signature(layers[k + len(group)]) == _signature(layer)):
+        _check(layers[k + len(group)], k + len(group))
+        group.append(layers[k + len(group)])
+    m = _recurrent_module(group).to(dtype)
+    net.modules_.append(m)
+    init = [_initial(group, "initial_h", layer.unit_output_size).to(dtype)]
+    if isinstance(layer, LSTM):
+        init.append(_initial(group, "initial_c", layer.hidden_size).to(dtype))
+    net._init.append(tuple(init))
+    merge = layer.merge if layer.num_directions == 2 else "concat"
+    net.steps.append(("rnn" if merge == "concat" else f"rnn_{merge}", m, len(net._init) - 1))
+    return len(group)
+
+
+def _add_dense(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtype) -> int:
+    layer = layers[k]
+    lin = nn.Linear(layer.input_size, layer.output_size, bias=layer.b is not None)
+    with torch.no_grad():
+        lin.weight.copy_(torch.from_numpy(layer.W))
+        if layer.b is not None:
+            lin.bias.copy_(torch.from_numpy(layer.b))
+    lin = lin.to(dtype)
+    net.modules_.append(lin)
+    net.steps.append(("fn", lin, -1))
+    return _add_activation(net, layers, k, dtype)
+
+
+def _add_activation(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtype) -> int:
+    if layers[k].activation.name != "Identity":
+        net.steps.append(("fn", _activation(layers[k].activation), -1))
+    return 1
+
+
+# Layer kind -> builder(TorchNetwork, layers, index, dtype) -> how many layers it consumed.
+BUILDERS = {"LSTM": _add_recurrent, "GRU": _add_recurrent, "RNN": _add_recurrent, "Dense": _add_dense,
+            "Activation": _add_activation}
+
+
 class TorchNetwork(nn.Module):
     """The network as PyTorch modules; ``forward(x (T, 1, I), state) -> (y (T, 1, O), state)``."""
 
@@ -119,36 +167,10 @@ class TorchNetwork(nn.Module):
         layers = list(network.layers)
         k = 0
         while k < len(layers):
-            layer = layers[k]
-            if isinstance(layer, (LSTM, GRU, RNN)):
-                _check(layer, k)
-                group = [layer]
-                while (k + len(group) < len(layers) and isinstance(layers[k + len(group)], (LSTM, GRU, RNN))
-                       and _signature(layers[k + len(group)]) == _signature(layer)):
-                    _check(layers[k + len(group)], k + len(group))
-                    group.append(layers[k + len(group)])
-                m = _recurrent_module(group).to(dtype)
-                self.modules_.append(m)
-                init = [_initial(group, "initial_h", layer.unit_output_size).to(dtype)]
-                if isinstance(layer, LSTM):
-                    init.append(_initial(group, "initial_c", layer.hidden_size).to(dtype))
-                self._init.append(tuple(init))
-                merge = layer.merge if layer.num_directions == 2 else "concat"
-                self.steps.append(("rnn" if merge == "concat" else f"rnn_{merge}", m, len(self._init) - 1))
-                k += len(group)
-                continue
-            if isinstance(layer, Dense):
-                lin = nn.Linear(layer.input_size, layer.output_size, bias=layer.b is not None)
-                with torch.no_grad():
-                    lin.weight.copy_(torch.from_numpy(layer.W))
-                    if layer.b is not None:
-                        lin.bias.copy_(torch.from_numpy(layer.b))
-                lin = lin.to(dtype)
-                self.modules_.append(lin)
-                self.steps.append(("fn", lin, -1))
-            if isinstance(layer, (Dense, Activation)) and layer.activation.name != "Identity":
-                self.steps.append(("fn", _activation(layer.activation), -1))
-            k += 1
+            builder = BUILDERS.get(layers[k].kind)
+            if builder is None:
+                raise ConversionError(f"layer {k} ({layers[k].label}): {layers[k].kind} has no PyTorch form")
+            k += builder(self, layers, k, dtype)
 
     def initial_state(self) -> list:
         """The state a fresh stream starts from (learned initial states included), as fresh tensors."""

@@ -2,19 +2,20 @@
 
 ``import_onnx`` reads a model (path, bytes or ModelProto) into a Network; ``export_onnx`` writes
 a Network as an ONNX model that runs one frame (or a whole sequence) per call with explicit
-state inputs and outputs. The work is done in onnx_load (safe reading), onnx_fold (flattening and
-constant folding), onnx_import with onnx_walk/onnx_plumbing/onnx_heads/onnx_stream (the
-data-path walk) and onnx_export.
+state inputs and outputs. The work is done in ``load`` (safe reading), ``fold`` (flattening and
+constant folding), ``importer`` with ``walk``/``plumbing``/``heads``/``stream`` (the data-path
+walk) and ``export``.
 """
 
 from __future__ import annotations
 
 from streamlstm.network import Network
 
-from .onnx_export import export_onnx, state_names
-from .onnx_fold import build_graph
-from .onnx_import import import_graph
-from .onnx_load import OnnxSource, load_model
+from . import heads, plumbing  # noqa: F401  (importing them fills the op tables in ops)
+from .export import export_onnx, state_names
+from .fold import build_graph
+from .importer import import_graph
+from .load import OnnxSource, load_model
 
 __all__ = ["import_onnx", "export_onnx", "state_names", "tensor_names"]
 
@@ -27,10 +28,7 @@ def import_onnx(source: OnnxSource, *, inputs: list[str] | None = None,
     if isinstance(outputs, str):
         outputs = [outputs]
     model = load_model(source)
-    net = import_graph(build_graph(model), inputs, outputs)
-    if not net.name:
-        net.name = model.graph.name or ""
-    return net
+    return import_graph(build_graph(model), inputs, outputs, model.graph.name or "")
 
 
 def tensor_names(source: OnnxSource) -> list[tuple[str, str, str]]:

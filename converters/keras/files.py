@@ -26,11 +26,17 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from streamlstm.errors import ConversionError
 from streamlstm.safezip import check_member, is_bomb
+
+from ..deps import missing
+
+try:
+    import h5py
+except ImportError:  # only reading files needs it; open_keras_file says what to install
+    h5py = None
 
 MAX_JSON_BYTES = 64 << 20           # config.json / model_config
 MAX_WEIGHTS_BYTES = 8 << 30         # model.weights.h5 inside a zip, and all arrays of one file
@@ -77,6 +83,8 @@ def open_keras_file(path: str | os.PathLike, config: Any = None) -> KerasFile:
     """
     p = Path(path)
     src = str(path)
+    if h5py is None:
+        raise missing("h5py", f"{src}: reading Keras files (.keras, .h5, .weights.h5)")
     if p.is_dir():
         return _open_keras_dir(p, config)
     if not p.is_file():

@@ -1,7 +1,7 @@
 """ONNX graph -> Network: follow the data path from the input tensor to the output tensor.
 
 Nodes are visited in graph order. A node that reads a tensor computed from the input is
-interpreted symbolically (see onnx_stream): recurrent nodes become pending IR layers, plumbing
+interpreted symbolically (see stream): recurrent nodes become pending IR layers, plumbing
 moves axes around, heads and activations append IR layers. Everything else a node needs must
 fold to a constant. ``initial_h``/``initial_c`` reached from graph inputs are state ports (the
 session owns that state); constant ones are learned initial states.
@@ -12,16 +12,15 @@ from __future__ import annotations
 import numpy as np
 
 from streamlstm.errors import ConversionError, NetworkError
-from streamlstm.network import (DIRECTIONS, GRU, LSTM, RNN, RNN_ACTIVATIONS, Activation, Dense,
-                                Network, act)
+from streamlstm.network import DIRECTIONS, GRU, LSTM, RNN, RNN_ACTIVATIONS, Network, act
 
-from .onnx_fold import Folder, Graph, Zeros, attrs, where
-from .onnx_heads import HeadOps
-from .onnx_load import to_array
-from .onnx_plumbing import PlumbingOps
-from .onnx_stream import (ELEMENTWISE, Ax, Block, Pending, ShapeVal, Stream, feature_size, finish,
-                          fold_unit_d, n_axis)
-from .onnx_walk import HINT, Broken
+from ..normalise import normalise
+from .fold import Folder, Graph, Zeros, attrs, where
+from .load import to_array
+from .ops import SHAPE_OPS, STREAM_OPS, stream_op, supported_ops
+from .plumbing import reshape_stream
+from .stream import Ax, Block, Pending, ShapeVal, Stream, feature_size, finish, fold_unit_d, n_axis
+from .walk import HINT, Broken, Walker
 
 RECURRENT = {"LSTM": (LSTM, 4, 3), "GRU": (GRU, 3, 2), "RNN": (RNN, 1, 1)}
 STATE_PLUMBING = {"Identity", "Squeeze", "Unsqueeze", "Reshape", "Transpose", "Cast", "Concat",
@@ -29,25 +28,23 @@ STATE_PLUMBING = {"Identity", "Squeeze", "Unsqueeze", "Reshape", "Transpose", "C
 # onnxruntime consumes activation_alpha/beta only for the activations that take them, in order.
 NEEDS_ALPHA = {"LeakyRelu", "ThresholdedRelu", "Elu", "Affine", "ScaledTanh", "HardSigmoid"}
 NEEDS_BETA = {"Affine", "ScaledTanh", "HardSigmoid"}
-SUPPORTED = sorted(set(RECURRENT) | set(ELEMENTWISE) | {
-    "Identity", "Dropout", "Cast", "Squeeze", "Unsqueeze", "Reshape", "Flatten", "Transpose",
-    "Slice", "Gather", "Split", "Concat", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Sum",
-    "Mean", "ReduceSum", "ReduceMean", "Conv", "Softmax", "Shape"})
 
 
 def _s(v) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-def import_graph(graph: Graph, inputs: list[str] | None, outputs: list[str] | None) -> Network:
-    return _Importer(graph, inputs, outputs).run()
+def import_graph(graph: Graph, inputs: list[str] | None, outputs: list[str] | None,
+                 name: str = "") -> Network:
+    return _Importer(graph, inputs, outputs, name).run()
 
 
-class _Importer(PlumbingOps, HeadOps):
-    """One import: the driver, recurrent nodes and state ports (op handlers come from the bases)."""
+class _Importer(Walker):
+    """One import: the driver, recurrent nodes and state ports (op handlers live in ``ops``'s tables)."""
 
-    def __init__(self, g: Graph, inputs, outputs):
+    def __init__(self, g: Graph, inputs, outputs, name: str = ""):
         super().__init__(g)
+        self.name = name
         self.want_inputs = None if inputs is None else [str(n) for n in inputs]
         self.want_outputs = None if outputs is None else [str(n) for n in outputs]
 
@@ -167,20 +164,16 @@ class _Importer(PlumbingOps, HeadOps):
     def _network(self, out: tuple[str, Stream]) -> Network:
         name, s = out
         where_ = f"output {name!r}"
-        s = self._settle(s, where_)
+        s = self.settle(s, where_)
         s = fold_unit_d(s, where_)
         if any(ax.kind == "D" for ax in s.axes):
             feat = [ax for ax in s.axes if ax.kind in ("D", "F")]
             P = int(np.prod([feature_size(ax) for ax in feat]))
-            s = self._reshape(s, ["infer", P], where_)
+            s = reshape_stream(self, s, ["infer", P], where_)
         s = finish(s, where_, self.cache)
         if not s.chain:
             raise ConversionError(f"{where_}: no supported layer between input {self.input_name!r} and it")
-        layers = _fuse(list(s.chain))
-        try:
-            return Network(layers, input_size=self.input_size)
-        except NetworkError as e:
-            raise ConversionError(f"imported network is invalid: {e}") from None
+        return normalise(s.chain, source=where_, input_size=self.input_size, name=self.name)
 
     # ------------------------------------------------------------------ helpers
     def _node(self, node, i, ins) -> list:
@@ -195,22 +188,18 @@ class _Importer(PlumbingOps, HeadOps):
         if node.domain not in ("", "ai.onnx"):
             raise self._unsupported(node, w)
         if not any(isinstance(v, Stream) for v in ins):
-            h = getattr(self, "_shape_" + node.op_type, None)
-            return h(node, ins, attrs(node), w) if h else [None] * len(node.output)
-        if node.op_type in RECURRENT:
-            return self._recurrent(node, i, ins, attrs(node), w)
-        if node.op_type in ELEMENTWISE:
-            return self._elementwise(node, i, ins, attrs(node), w)
-        h = getattr(self, "_op_" + node.op_type, None)
+            h = SHAPE_OPS.get(node.op_type)
+            return h(self, node, ins, attrs(node), w) if h else [None] * len(node.output)
+        h = STREAM_OPS.get(node.op_type)
         if h is None:
             raise self._unsupported(node, w)
-        return h(node, i, ins, attrs(node), w)
+        return h(self, node, i, ins, attrs(node), w)
 
     def _unsupported(self, node, w) -> ConversionError:
         return ConversionError(
             f"{w}: op {node.op_type}{' (domain ' + node.domain + ')' if node.domain else ''} is not "
             f"supported on the data path (inputs {list(node.input)}, outputs {list(node.output)}). "
-            f"Supported ops: {', '.join(SUPPORTED)}" + HINT)
+            f"Supported ops: {', '.join(supported_ops())}" + HINT)
 
     # ------------------------------------------------------------------ recurrent nodes
     def _recurrent(self, node, i, ins, a, w):
@@ -219,9 +208,9 @@ class _Importer(PlumbingOps, HeadOps):
         x = ins[0]
         if not isinstance(x, Stream) or any(isinstance(v, Stream) for v in ins[1:4]):
             raise ConversionError(f"{w}: only X may come from the data; W, R, B must be constant")
-        W = np.asarray(self._const(node, 1, "W", w), np.float64)
-        R = np.asarray(self._const(node, 2, "R", w), np.float64)
-        Bv = self._const(node, 3, "B", w, required=False)
+        W = np.asarray(self.const(node, 1, "W", w), np.float64)
+        R = np.asarray(self.const(node, 2, "R", w), np.float64)
+        Bv = self.const(node, 3, "B", w, required=False)
         direction = _s(a.get("direction", "forward"))
         if direction not in DIRECTIONS:
             raise ConversionError(f"{w}: direction {direction!r} is not one of {DIRECTIONS}")
@@ -235,7 +224,7 @@ class _Importer(PlumbingOps, HeadOps):
         if x.rank != 3:
             raise ConversionError(f"{w}: X has rank {x.rank}; expected 3")
         tpos, bpos = (0, 1) if layout == 0 else (1, 0)
-        x = self._feature(x, 2, W.shape[2], w)
+        x = self.feature(x, 2, W.shape[2], w)
         x = finish(x, w, self.cache)
         tax, bax = x.axes[tpos], x.axes[bpos]
         if bax.size not in (None, 1):
@@ -250,7 +239,7 @@ class _Importer(PlumbingOps, HeadOps):
                 raise ConversionError(f"{w}: B has shape {Bv.shape}, expected ({D}, {2 * G * H})")
             kw["Wb"], kw["Rb"] = Bv[:, :G * H], Bv[:, G * H:]
         if op == "LSTM":
-            P = self._const(node, 7, "P", w, required=False)
+            P = self.const(node, 7, "P", w, required=False)
             if P is not None:
                 P = np.asarray(P, np.float64)
                 if P.shape != (D, 3 * H):
@@ -336,14 +325,5 @@ class _Importer(PlumbingOps, HeadOps):
         return v if np.any(v) else None
 
 
-def _fuse(layers: list) -> list:
-    """Fold an Activation into the Dense right before it when that Dense has none."""
-    out = []
-    for layer in layers:
-        prev = out[-1] if out else None
-        if (isinstance(layer, Activation) and isinstance(prev, Dense)
-                and prev.activation.name == "Identity"):
-            out[-1] = Dense(prev.W, prev.b, layer.activation, name=prev.name)
-        else:
-            out.append(layer)
-    return out
+# The recurrent handler needs the import's state ports, so it is the importer's own method.
+stream_op(*RECURRENT)(_Importer._recurrent)

@@ -14,7 +14,8 @@ Layout of the exported model (``state_names`` lists the state tensors):
 Recurrent layers become ONNX LSTM/GRU/RNN nodes (all activations written with explicit
 alpha/beta, in onnxruntime's order: only activations that take alpha/beta consume them), Dense
 layers Gemm, activations their ONNX op (Affine and ScaledTanh as Mul/Add/Tanh). import_onnx reads
-the result back into an equivalent Network, state ports included.
+the result back into an equivalent Network, state ports included. ``EXPORTERS`` maps each layer
+kind to its exporter and ``STATES`` to the state tensors it carries: a new kind is an entry in each.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from streamlstm.errors import ConversionError
-from streamlstm.network import GRU, LSTM, RNN, Activation, Dense, Network
+from streamlstm.network import GRU, LSTM, Activation, Dense, Network
 
 OPSET = 17
 _NEEDS_ALPHA = {"LeakyRelu", "ThresholdedRelu", "Elu", "Affine", "ScaledTanh", "HardSigmoid"}
@@ -34,15 +35,24 @@ _NEEDS_BETA = {"Affine", "ScaledTanh", "HardSigmoid"}
 _DTYPES = {"float32": (np.float32, TensorProto.FLOAT), "float64": (np.float64, TensorProto.DOUBLE)}
 
 
+def _recurrent_states(layer) -> list[tuple[str, np.ndarray | None, int]]:
+    """(state letter, learned initial value or None, width) of each state a recurrent layer carries."""
+    states = [("h", layer.initial_h, layer.unit_output_size)]
+    if isinstance(layer, LSTM):
+        states.append(("c", layer.initial_c, layer.hidden_size))
+    return states
+
+
+# Layer kind -> the states its exported node reads and writes (kinds without state are absent).
+STATES = {"LSTM": _recurrent_states, "GRU": _recurrent_states, "RNN": _recurrent_states}
+
+
 def state_names(network: Network) -> list[tuple[str, str, tuple]]:
     """(state input name, state output name, shape) for every state tensor of the exported model."""
     out = []
     for k, layer in enumerate(network.layers):
-        if isinstance(layer, (LSTM, GRU, RNN)):
-            D = layer.num_directions
-            out.append((f"h_in_{k}", f"h_out_{k}", (D, 1, layer.unit_output_size)))
-            if isinstance(layer, LSTM):
-                out.append((f"c_in_{k}", f"c_out_{k}", (D, 1, layer.hidden_size)))
+        for s, _, width in STATES.get(layer.kind, lambda _: [])(layer):
+            out.append((f"{s}_in_{k}", f"{s}_out_{k}", (layer.num_directions, 1, width)))
     return out
 
 
@@ -80,18 +90,10 @@ def export_onnx(network: Network, *, dtype: str = "float32", path: str | Path | 
     b.inputs.append(helper.make_tensor_value_info("x", b.tt, ["T", network.input_size]))
     cur = "x"
     for k, layer in enumerate(network.layers):
-        if isinstance(layer, (LSTM, GRU, RNN)):
-            cur = _recurrent(b, k, layer, cur)
-        elif isinstance(layer, Dense):
-            args = [cur, b.const(layer.W, f"dense{k}_W")]
-            if layer.b is not None:
-                args.append(b.const(layer.b, f"dense{k}_b"))
-            cur = b.node("Gemm", args, transB=1)[0]
-            cur = _activation(b, layer.activation, cur)
-        elif isinstance(layer, Activation):
-            cur = _activation(b, layer.activation, cur)
-        else:
+        exporter = EXPORTERS.get(layer.kind)
+        if exporter is None:
             raise ConversionError(f"export: layer {k} ({type(layer).__name__}) has no ONNX form")
+        cur = exporter(b, k, layer, cur)
     b.nodes.append(helper.make_node("Identity", [cur], ["y"], name="output"))
     b.outputs.insert(0, helper.make_tensor_value_info("y", b.tt, ["T", network.output_size]))
     graph = helper.make_graph(b.nodes, network.name or "streamlstm", b.inputs, b.outputs, b.inits)
@@ -117,10 +119,7 @@ def _recurrent(b: _Builder, k: int, layer, cur: str) -> str:
     args = [x3, b.const(layer.W, f"{op}{k}_W"), b.const(layer.R, f"{op}{k}_R"),
             b.const(bias, f"{op}{k}_B"), ""]
     outs = [b.name(f"{op}{k}_Y")]
-    states = [("h", layer.initial_h, layer.unit_output_size)]
-    if isinstance(layer, LSTM):
-        states.append(("c", layer.initial_c, H))
-    for s, init, width in states:
+    for s, init, width in STATES[layer.kind](layer):
         nm = f"{s}_in_{k}"
         b.inputs.append(helper.make_tensor_value_info(nm, b.tt, [D, 1, width]))
         if init is not None:
@@ -159,6 +158,17 @@ def _recurrent(b: _Builder, k: int, layer, cur: str) -> str:
     return b.node("Reshape", [m, flat])[0]
 
 
+def _dense(b: _Builder, k: int, layer: Dense, cur: str) -> str:
+    args = [cur, b.const(layer.W, f"dense{k}_W")]
+    if layer.b is not None:
+        args.append(b.const(layer.b, f"dense{k}_b"))
+    return _activation(b, layer.activation, b.node("Gemm", args, transB=1)[0])
+
+
+def _activation_layer(b: _Builder, k: int, layer: Activation, cur: str) -> str:
+    return _activation(b, layer.activation, cur)
+
+
 def _activation(b: _Builder, a, cur: str) -> str:
     n = a.name
     if n == "Identity":
@@ -179,3 +189,8 @@ def _activation(b: _Builder, a, cur: str) -> str:
         t = b.node("Tanh", [m])[0]
         return b.node("Mul", [t, b.const(a.alpha, "alpha")])[0]
     raise ConversionError(f"export: activation {n!r} has no ONNX form")
+
+
+# Layer kind -> exporter(builder, layer index, layer, input tensor name) -> output tensor name.
+EXPORTERS = {"LSTM": _recurrent, "GRU": _recurrent, "RNN": _recurrent, "Dense": _dense,
+             "Activation": _activation_layer}

@@ -35,7 +35,7 @@ import numpy as np
 from streamlstm.errors import ConversionError
 from streamlstm.safezip import check_member
 
-from .safetensors import bfloat16_to_float32
+from ..safetensors import bfloat16_to_float32
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 # An expanded (stride-0 / overlapping) tensor may have more elements than its storage; beyond

@@ -1,0 +1,54 @@
+"""The post-import normalisation pass every converter ends with: IR layers in, a Network out.
+
+Converters emit the layers they read, one for one. This pass removes what does not compute
+(Identity activations), fuses an Activation into the Dense right before it when that Dense has
+none, and builds the Network (validated once), turning a validation failure into a
+``ConversionError`` that names the source. It builds new layer objects and never changes the
+ones it is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Iterable
+
+from streamlstm.errors import ConversionError, NetworkError
+from streamlstm.network import Activation, Dense, Network
+
+
+def _is_identity(layer) -> bool:
+    return isinstance(layer, Activation) and layer.activation.name == "Identity"
+
+
+def fuse_activations(layers: Iterable) -> list:
+    """Drop Identity activations and fold each Activation into a preceding Dense that has none."""
+    out: list = []
+    for layer in layers:
+        if _is_identity(layer):
+            continue
+        prev = out[-1] if out else None
+        if (isinstance(layer, Activation) and isinstance(prev, Dense)
+                and prev.activation.name == "Identity"):
+            out[-1] = replace(prev, activation=layer.activation)
+        else:
+            out.append(layer)
+    return out
+
+
+def normalise(layers: Iterable, *, source: str, input_size: int | None = None, name: str = "") -> Network:
+    """The Network of ``layers`` after the shared pass; ``source`` names the origin in errors.
+
+    ``input_size`` is needed only when no layer has weights to tell it.
+    """
+    chain = fuse_activations(layers)
+    if input_size is None:
+        input_size = next((l.input_size for l in chain if hasattr(l, "input_size")), None)
+    if not chain:
+        raise ConversionError(f"{source}: nothing to import (no layer that computes anything)")
+    if input_size is None:
+        raise ConversionError(f"{source}: cannot tell the input width (no layer has weights and no "
+                              "input shape is declared)")
+    try:
+        return Network(chain, input_size=input_size, name=str(name or ""))
+    except NetworkError as e:
+        raise ConversionError(f"{source}: imported layers do not form a valid network: {e}") from None
