@@ -50,6 +50,7 @@ class _Importer(PlumbingOps, HeadOps):
         super().__init__(g)
         self.want_inputs = None if inputs is None else [str(n) for n in inputs]
         self.want_outputs = None if outputs is None else [str(n) for n in outputs]
+        self.weights_f64: dict = {}   # constant tensor name -> its float64 array (see _weight)
 
     # ------------------------------------------------------------------ driver
     def run(self) -> Network:
@@ -219,8 +220,8 @@ class _Importer(PlumbingOps, HeadOps):
         x = ins[0]
         if not isinstance(x, Stream) or any(isinstance(v, Stream) for v in ins[1:4]):
             raise ConversionError(f"{w}: only X may come from the data; W, R, B must be constant")
-        W = np.asarray(self._const(node, 1, "W", w), np.float64)
-        R = np.asarray(self._const(node, 2, "R", w), np.float64)
+        W = self._weight(node, 1, "W", w)
+        R = self._weight(node, 2, "R", w)
         Bv = self._const(node, 3, "B", w, required=False)
         direction = _s(a.get("direction", "forward"))
         if direction not in DIRECTIONS:
@@ -289,6 +290,15 @@ class _Importer(PlumbingOps, HeadOps):
             axes = (dax(what), Bx, F) if layout == 0 else (Bx, dax(what), F)
             outs.append(Stream(axes, state=st))
         return outs
+
+    def _weight(self, node, k: int, what: str, w: str) -> np.ndarray:
+        """Constant input ``k`` as float64, converted once per tensor: recurrent nodes that share
+        an initializer (tied weights) share one array."""
+        name = node.input[k] if len(node.input) > k else ""
+        shared = self.weights_f64.get(name)
+        if shared is None:
+            shared = self.weights_f64[name] = np.asarray(self._const(node, k, what, w), np.float64)
+        return shared
 
     def _acts(self, a, op, n, D, w):
         names = [_s(v) for v in a.get("activations", [])]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
+import os
 from pathlib import Path
 from typing import Any
 
+from .budget import load_budget, source_bytes
 from .errors import ConversionError
 from .model import Model
 from .network import Network
@@ -36,6 +39,35 @@ def _format_of(source: Any) -> str:
     raise ConversionError(f"cannot tell the format of a {type(source).__name__}; pass format= one of {FORMATS}")
 
 
+def _checked_source(import_fn):
+    """Refuse a path that is not a regular file (or a Keras model directory) before any reader
+    opens it, so a FIFO, a device or a symlink to one cannot hang a load; then run the import
+    under one load budget sized on the file (see ``streamlstm.budget``)."""
+
+    @functools.wraps(import_fn)
+    def checked(source: Any, *args, **kwargs):
+        if not isinstance(source, (str, os.PathLike)):
+            return import_fn(source, *args, **kwargs)
+        path = Path(source)
+        try:
+            if path.is_dir() and path.suffix.lower() == ".keras":
+                size = source_bytes(path)
+            elif path.is_file():
+                size = path.stat().st_size
+            elif path.exists():
+                raise ConversionError(f"{source}: not a regular file (a directory, FIFO, socket or "
+                                      f"device); model files are read only from regular files")
+            else:
+                raise ConversionError(f"{source}: no such file")
+        except OSError as e:
+            raise ConversionError(f"{source}: cannot read: {e}") from None
+        with load_budget(str(source), size):
+            return import_fn(source, *args, **kwargs)
+
+    return checked
+
+
+@_checked_source
 def import_network(source: Any, *, format: str | None = None, **options) -> Network:
     """Convert ``source`` (path or in-memory model) to a Network without planning it."""
     fmt = format or _format_of(source)
