@@ -46,25 +46,33 @@ def _checked_source(import_fn):
 
     @functools.wraps(import_fn)
     def checked(source: Any, *args, **kwargs):
-        if not isinstance(source, (str, os.PathLike)):
-            return import_fn(source, *args, **kwargs)
-        path = Path(source)
         try:
-            if path.is_dir() and path.suffix.lower() == ".keras":
-                size = source_bytes(path)
-            elif path.is_file():
-                size = path.stat().st_size
-            elif path.exists():
-                raise ConversionError(f"{source}: not a regular file (a directory, FIFO, socket or "
-                                      f"device); model files are read only from regular files")
-            else:
-                raise ConversionError(f"{source}: no such file")
-        except OSError as e:
-            raise ConversionError(f"{source}: cannot read: {e}") from None
-        with load_budget(str(source), size):
-            return import_fn(source, *args, **kwargs)
+            if not isinstance(source, (str, os.PathLike)):
+                return import_fn(source, *args, **kwargs)
+            with load_budget(str(source), _regular_source_bytes(source)):
+                return import_fn(source, *args, **kwargs)
+        except MemoryError:  # the budget keeps files from getting here; a huge in-memory model may
+            where = str(source) if isinstance(source, (str, os.PathLike)) else f"a {type(source).__name__}"
+            raise ConversionError(f"{where}: out of memory while importing") from None
 
     return checked
+
+
+def _regular_source_bytes(source: str | os.PathLike) -> int:
+    """Stored bytes of a model path, or ConversionError if it is not a regular file (or .keras dir)."""
+    path = Path(source)
+    try:
+        if path.is_dir() and path.suffix.lower() == ".keras":
+            return source_bytes(path)
+        if path.is_file():
+            return path.stat().st_size
+        exists = path.exists()
+    except OSError as e:
+        raise ConversionError(f"{source}: cannot read: {e}") from None
+    if exists:
+        raise ConversionError(f"{source}: not a regular file (a directory, FIFO, socket or device); "
+                              f"model files are read only from regular files")
+    raise ConversionError(f"{source}: no such file")
 
 
 @_checked_source
