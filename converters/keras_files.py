@@ -31,7 +31,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from streamlstm.budget import LoadBudget, budget_for, load_budget, source_bytes
+from streamlstm.budget import LoadBudget, budget_for, charge_json, load_budget, source_bytes
 from streamlstm.errors import ConversionError
 from streamlstm.safezip import check_member, is_bomb
 
@@ -81,7 +81,8 @@ def open_keras_file(path: str | os.PathLike, config: Any = None) -> KerasFile:
     p = Path(path)
     src = str(path)
     if p.is_dir():
-        return _open_keras_dir(p, config)
+        with load_budget(src, source_bytes(p)):
+            return _open_keras_dir(p, config)
     if not p.is_file():
         raise ConversionError(f"{src}: no such file")
     with open(p, "rb") as fh:
@@ -115,6 +116,7 @@ def load_config(config: Any, where: str = "config") -> dict:
 def _parse_json(text: str | bytes, where: str) -> dict:
     if len(text) > MAX_JSON_BYTES:
         raise ConversionError(f"{where}: JSON larger than {MAX_JSON_BYTES} bytes")
+    charge_json(len(text), f"parsing the JSON of {where.rsplit(': ', 1)[-1]}")
     try:
         obj = json.loads(text)
     except (ValueError, RecursionError) as e:

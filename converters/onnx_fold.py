@@ -105,6 +105,7 @@ def build_graph(model: onnx.ModelProto) -> Graph:
     if opset == 0:
         raise ConversionError("ONNX model imports no default-domain opset")
     budget = budget_for("ONNX model", model.ByteSize())
+    budget.take(len(model.graph.node) * NODE_OVERHEAD_BYTES, "the graph's nodes")
     if len(model.functions):
         budget.take(_inlined_bytes(model), "inlining the model's local functions")
         try:
@@ -132,7 +133,7 @@ def build_graph(model: onnx.ModelProto) -> Graph:
 
 
 # What one node costs in memory beyond its serialized bytes (the protobuf and Python objects).
-NODE_OVERHEAD_BYTES = 256
+NODE_OVERHEAD_BYTES = 128
 
 
 def _inlined_bytes(model: onnx.ModelProto) -> int:

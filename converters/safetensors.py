@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamlstm.budget import load_budget
+from streamlstm.budget import charge_json, load_budget
 from streamlstm.errors import ConversionError
 
 _MAX_HEADER = 100 * 1024 * 1024  # the limit the reference implementation enforces
@@ -52,6 +52,7 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
             if n > _MAX_HEADER or 8 + n > size:
                 raise ConversionError(f"{where}: not a safetensors file (header length {n} does not "
                                       f"fit the file size {size})")
+            charge_json(n, "the safetensors header")
             header = _parse_header(fh.read(n), where)
             base, buffer_len = 8 + n, size - 8 - n
             entries = [(name, *_check_entry(name, entry, buffer_len, where)) for name, entry in header.items()]

@@ -403,8 +403,29 @@ class _NumpyArray(_Frozen):
 class _OrderedDict(collections.OrderedDict):
     """OrderedDict whose pickled attribute state (torch's ``_metadata``) is accepted and dropped."""
 
+    def __init__(self, items=()):
+        if isinstance(items, (list, tuple, dict)):
+            _charge(len(items) * _SLOT_BYTES * 4, "OrderedDict")
+        super().__init__(items)
+
     def __setstate__(self, state):
         pass
+
+
+# Bytes a container built by a pickled call spends per element (a pointer and its hash slot).
+_SLOT_BYTES = 16
+
+
+def _container(kind: type) -> Callable:
+    """``kind`` (tuple, set, frozenset) charged to the budget per element before it is built: a
+    pickle may call it many times on one memoized list, and each call makes a new copy."""
+    def build(items=()):
+        if not isinstance(items, (list, tuple, set, frozenset, dict, str, bytes)):
+            raise ConversionError(f"{kind.__name__}() of a {type(items).__name__} is not allowed")
+        _charge(len(items) * _SLOT_BYTES * (1 if kind is tuple else 4), f"{kind.__name__}()")
+        return kind(items)
+    build.__name__ = kind.__name__
+    return build
 
 
 def _allowed_globals() -> dict[tuple[str, str], Any]:
@@ -418,7 +439,7 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
         ("torch", "Tensor"): _TypeMarker("torch.Tensor"),
         ("torch.nn.parameter", "Parameter"): _TypeMarker("torch.nn.Parameter"),
         ("torch", "device"): _torch_device,
-        ("torch", "Size"): tuple,
+        ("torch", "Size"): _container(tuple),
         ("_codecs", "encode"): _codecs_encode,
         ("numpy", "dtype"): _NumpyDType,
         ("numpy", "ndarray"): _TypeMarker("numpy.ndarray"),
@@ -428,8 +449,8 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
     for name in _TORCH_DTYPES:
         table[("torch", name)] = _Marker(f"torch.{name}")
     for mod in ("builtins", "__builtin__"):
-        table[(mod, "set")] = set
-        table[(mod, "frozenset")] = frozenset
+        table[(mod, "set")] = _container(set)
+        table[(mod, "frozenset")] = _container(frozenset)
         table[(mod, "bytearray")] = _bytearray
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
         table[(mod, "scalar")] = _numpy_scalar

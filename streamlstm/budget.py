@@ -24,6 +24,8 @@ from .errors import ConversionError
 FLOOR_BYTES = 64 << 20          # built (not stored) bytes any file may ask for
 FACTOR = 8                      # bytes built per byte stored
 
+JSON_BYTES_PER_CHAR = 24        # what json.loads may build per character ("[]," is a 56-byte list)
+
 _ACTIVE: contextvars.ContextVar["LoadBudget | None"] = contextvars.ContextVar("streamlstm_load_budget",
                                                                                default=None)
 
@@ -66,6 +68,13 @@ def source_bytes(path: str | os.PathLike) -> int:
     if p.is_dir():
         return sum(f.stat().st_size for f in p.iterdir() if f.is_file() and not f.is_symlink())
     return p.stat().st_size
+
+
+def charge_json(text_length: int, what: str) -> None:
+    """Charge parsing ``text_length`` characters of JSON to the active load's budget, if any."""
+    current = _ACTIVE.get()
+    if current is not None:
+        current.take(JSON_BYTES_PER_CHAR * text_length, what)
 
 
 def active() -> LoadBudget | None:

@@ -1449,3 +1449,27 @@ def onnx_tied_lstm_weights(d: Path) -> Path:
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["T", 1, H])], initializer=[W, R, axes])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     return _save(m, d / "tied.onnx")
+
+
+@case("torch")
+@refused("load budget")
+def torch_size_fanout(d: Path) -> Path:
+    """torch.Size called 2,000 times on one memoized list of 100,000 ints: each call copies it
+    (3.2 GB of tuples from 200 KB)."""
+    big = EMPTY_LIST + b"q\x00" + MARK + b"K\x01" * 100_000 + b"e"  # BINPUT 0, then APPENDS
+    calls = b"".join(g("torch", "Size") + b"h\x00" + b"\x85" + REDUCE + b"0" for _ in range(2000))  # TUPLE1, POP
+    pkl = PROTO2 + big + b"0" + calls + state_dict(lstm_sd())[len(PROTO2):]
+    return torch_zip(d / "size.pt", pkl, LSTM_RECORDS)
+
+
+@case("keras")
+@refused("load budget")
+def keras_config_of_empty_lists(d: Path) -> Path:
+    """A .keras whose config.json is 16 MiB of '[],' (deflated to a few KB): json.loads would
+    build 5.6 million lists (300 MB)."""
+    body = b"[]," * ((SIXTEEN_MIB - 32) // 3)
+    raw = b'{"a": [' + body + b"[]]}"
+    with zipfile.ZipFile(SEEDS / "tiny.keras") as zf:
+        members = {m: zf.read(m) for m in zf.namelist()}
+    members["config.json"] = raw
+    return _zeros_member_zip(d / "lists.keras", members)
