@@ -292,12 +292,14 @@ class _Importer(PlumbingOps, HeadOps):
         return outs
 
     def _weight(self, node, k: int, what: str, w: str) -> np.ndarray:
-        """Constant input ``k`` as float64, converted once per tensor: recurrent nodes that share
-        an initializer (tied weights) share one array."""
+        """Constant input ``k`` as a read-only float64 array, converted once per tensor: recurrent
+        nodes that share an initializer (tied weights) are given the same array."""
         name = node.input[k] if len(node.input) > k else ""
         shared = self.weights_f64.get(name)
         if shared is None:
-            shared = self.weights_f64[name] = np.asarray(self._const(node, k, what, w), np.float64)
+            shared = np.array(self._const(node, k, what, w), np.float64)
+            shared.flags.writeable = False
+            self.weights_f64[name] = shared
         return shared
 
     def _acts(self, a, op, n, D, w):
