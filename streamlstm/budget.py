@@ -24,7 +24,7 @@ from .errors import ConversionError
 FLOOR_BYTES = 64 << 20          # built (not stored) bytes any file may ask for
 FACTOR = 8                      # bytes built per byte stored
 
-JSON_BYTES_PER_CHAR = 24        # what json.loads may build per character ("[]," is a 56-byte list)
+JSON_BYTES_PER_CHAR = 24        # what json.loads may build per character (empty lists are the worst)
 
 _ACTIVE: contextvars.ContextVar["LoadBudget | None"] = contextvars.ContextVar("streamlstm_load_budget",
                                                                                default=None)
