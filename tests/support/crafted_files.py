@@ -1,12 +1,13 @@
 """Hand-made hostile model files, written into a directory by ``build_all(dir)``.
 
 Each case is a function ``(dir) -> path`` registered with ``@case(format)``; its docstring says
-what it attacks. They are deterministic and cheap (< 1 s together, tiny files), so they are
+what it attacks. They are deterministic and cheap (seconds together, files under 2 MB), so they are
 generated rather than committed. What a careless loader would do with each: allocate the
 declared size (huge dimensions, shape bombs, sparse/constant folding bombs), recurse without
 end (deep or self-referencing structures, cyclic HDF5 groups, graph cycles), follow a link or
 path out of the model's folder, block on a FIFO, or hand an exception other than ValueError to
-the caller. The fuzz tests load every one in the sandbox (``loader_sandbox.py``).
+the caller. The fuzz tests load every one in the sandbox (``loader_sandbox.py``); the cases
+listed in ``REFUSAL`` must be refused with a message containing the text given there.
 """
 
 from __future__ import annotations
