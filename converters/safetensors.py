@@ -3,7 +3,9 @@
 Format: an 8-byte little-endian header length N, N bytes of JSON mapping each tensor name to
 ``{"dtype", "shape", "data_offsets": [begin, end]}`` (offsets into the byte buffer that follows
 the header; an optional ``"__metadata__"`` maps str to str), then the raw little-endian buffers.
-Every offset and size is checked against the file size before anything is read.
+Every offset and size is checked against the file size before anything is read; entries whose
+byte ranges overlap are refused (as the reference implementation does), and every array is charged
+to the load budget (``streamlstm.budget``) before it is allocated.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from streamlstm.budget import charge_json, load_budget
 from streamlstm.errors import ConversionError
 
 _MAX_HEADER = 100 * 1024 * 1024  # the limit the reference implementation enforces
+_MAX_DIM = 1 << 62               # NumPy refuses arrays whose non-zero dims span more bytes
 
 # safetensors dtype -> numpy little-endian dtype ("BF16" is widened to float32 on read).
 _DTYPES = {
@@ -51,8 +55,10 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
     path = Path(path)
     where = str(path)
     try:
+        if not path.is_file():
+            raise ConversionError(f"{where}: not a regular file")
         size = path.stat().st_size
-        with open(path, "rb") as fh:
+        with open(path, "rb") as fh, load_budget(where, size) as budget:
             head = fh.read(8)
             if len(head) != 8:
                 raise ConversionError(f"{where}: not a safetensors file (shorter than 8 bytes)")
@@ -60,11 +66,14 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
             if n > _MAX_HEADER or 8 + n > size:
                 raise ConversionError(f"{where}: not a safetensors file (header length {n} does not "
                                       f"fit the file size {size})")
+            charge_json(n, "the safetensors header")
             header = _parse_header(fh.read(n), where)
             base, buffer_len = 8 + n, size - 8 - n
+            entries = [(name, *_check_entry(name, entry, buffer_len, where)) for name, entry in header.items()]
+            _check_disjoint(entries, where)
             out = {}
-            for name, entry in header.items():
-                dt, shape, (begin, end) = _check_entry(name, entry, buffer_len, where)
+            for name, dt, shape, (begin, end) in entries:
+                budget.take((end - begin) * (3 if dt == "BF16" else 1), f"tensor {name!r}")
                 fh.seek(base + begin)
                 raw = bytearray(end - begin)
                 if fh.readinto(raw) != len(raw):
@@ -76,6 +85,17 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
             return out
     except OSError as e:
         raise ConversionError(f"{where}: cannot read safetensors file: {e}") from None
+    except MemoryError:
+        raise ConversionError(f"{where}: out of memory while reading the tensors") from None
+
+
+def _check_disjoint(entries: list, where: str) -> None:
+    """Refuse entries whose byte ranges overlap: each byte of the buffer belongs to one tensor."""
+    spans = sorted((begin, end, name) for name, _, _, (begin, end) in entries if end > begin)
+    for (b0, e0, n0), (b1, e1, n1) in zip(spans, spans[1:]):
+        if b1 < e0:
+            raise ConversionError(f"{where}: tensors {n0!r} (bytes {b0}..{e0}) and {n1!r} (bytes "
+                                  f"{b1}..{e1}) overlap in the data buffer")
 
 
 def _parse_header(raw: bytes, where: str) -> dict:
@@ -96,14 +116,17 @@ def _check_entry(name: str, entry, buffer_len: int, where: str):
     dt, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
     if not isinstance(dt, str) or dt not in _DTYPES:
         raise ConversionError(f"{label}: unsupported dtype {dt!r} (supported: {', '.join(_DTYPES)})")
-    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
-        raise ConversionError(f"{label}: bad shape {shape!r}")
+    if not isinstance(shape, list) or not all(type(d) is int and 0 <= d < _MAX_DIM for d in shape):
+        raise ConversionError(f"{label}: bad shape {shape!r} (dimensions must be integers in 0..2^62-1)")
     if (not isinstance(offsets, list) or len(offsets) != 2
             or not all(type(o) is int for o in offsets)
             or not 0 <= offsets[0] <= offsets[1] <= buffer_len):
         raise ConversionError(f"{label}: data_offsets {offsets!r} outside the data buffer "
                               f"of {buffer_len} bytes")
-    nbytes = math.prod(shape) * np.dtype(_DTYPES[dt]).itemsize
+    itemsize = np.dtype(_DTYPES[dt]).itemsize
+    if math.prod(d for d in shape if d) * itemsize >= _MAX_DIM:
+        raise ConversionError(f"{label}: shape {shape} is beyond what an array can hold")
+    nbytes = math.prod(shape) * itemsize
     if offsets[1] - offsets[0] != nbytes:
         raise ConversionError(f"{label}: data_offsets span {offsets[1] - offsets[0]} bytes, "
                               f"but shape {shape} of {dt} needs {nbytes}")

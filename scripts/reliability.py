@@ -2,6 +2,7 @@
 
     python scripts/reliability.py all                    # everything below, default sizes (~15 min on 2 cores)
     python scripts/reliability.py fuzz --files 2000      # mutated files per seed format, through the sandbox
+    python scripts/reliability.py memory                 # every hostile file under RLIMIT_AS: peak RSS per file
     python scripts/reliability.py frames --examples 2000 # hypothesis examples per frame-fuzz test and model
     python scripts/reliability.py longrun --steps 1000000
     python scripts/reliability.py stress --threads 8 --seconds 60
@@ -122,6 +123,52 @@ def fuzz(files: int, seed: int, workdir: Path) -> dict:
             "by_label": {f"{l}:{s}": n for (l, s), n in counts.items()}, "mutation_levels": dict(by_level)}
 
 
+# ---------------------------------------------------------------------------------- memory budget
+def memory(workdir: Path, mem_limit_mb: int) -> dict:
+    """Every committed malicious sample and every crafted hostile file, loaded one by one in the
+    sandbox under an address-space cap (RLIMIT_AS, ``mem_limit_mb`` above the child's start-up
+    size): the outcome, the file's size and the peak resident memory the load added."""
+    inputs = [(f"corpus/{p.parent.name}", p.name, p) for p in sorted((TESTS / "corpus").glob("*/*"))
+              if p.suffix != ".py"]
+    inputs += [(f"crafted/{fmt}", name, p) for fmt, name, p in crafted_files.build_all(workdir / "crafted")]
+    rows, problems = [], []
+    t0 = time.perf_counter()
+    with Sandbox(workdir / "sandbox", mem_limit_mb=mem_limit_mb, timeout=60) as box:
+        for label, name, path in inputs:
+            out = box.load(path)
+            problem = out.problem(max_seconds=MAX_SECONDS, max_rss_mb=MAX_RSS_MB)
+            expected = crafted_files.REFUSAL.get(name)
+            if problem is None and expected is not None and not (out.value_error and expected in out.message):
+                problem = f"{path}: expected a refusal saying {expected!r}, got {out.status}: {out.message[:200]}"
+            size = budget_source_bytes(path)
+            rows.append({"input": f"{label}/{name}", "bytes": size, "status": out.status,
+                         "peak_rss_mb": round(out.peak_rss_mb, 2), "seconds": round(out.seconds, 3),
+                         "message": out.message[:160], "problem": problem})
+            if problem:
+                problems.append(problem.splitlines()[0][:400])
+    rows.sort(key=lambda r: -r["peak_rss_mb"])
+    print(f"\n## memory budget: {len(rows)} hostile files, each under RLIMIT_AS = start-up + {mem_limit_mb} MB "
+          f"({time.perf_counter() - t0:.0f} s)")
+    print(f"  {'peak RSS MB':>11s} {'file bytes':>11s}  {'status':6s} input")
+    for r in rows:
+        print(f"  {r['peak_rss_mb']:11.1f} {r['bytes']:11d}  {r['status']:6s} {r['input']}")
+    print(f"  largest peak RSS increase {rows[0]['peak_rss_mb']:.1f} MB ({rows[0]['input']}); problems: {len(problems)}")
+    for p in problems:
+        print(f"    {p}")
+    return {"files": len(rows), "mem_limit_mb": mem_limit_mb, "rows": rows, "problems": problems,
+            "max_peak_rss_mb": rows[0]["peak_rss_mb"] if rows else 0.0}
+
+
+def budget_source_bytes(path: Path) -> int:
+    """The bytes the load budget is sized on (0 for what is not a regular file or directory)."""
+    from streamlstm.budget import source_bytes
+
+    try:
+        return source_bytes(path) if path.is_file() or path.is_dir() else 0
+    except OSError:
+        return 0
+
+
 # ---------------------------------------------------------------------------------- frames
 def frames(examples: int, workdir: Path) -> dict:
     counts_file = workdir / "frame_counts.json"
@@ -181,13 +228,15 @@ def stress(threads: int, seconds: float) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["all", "fuzz", "frames", "longrun", "stress"])
+    ap.add_argument("what", choices=["all", "fuzz", "memory", "frames", "longrun", "stress"])
     ap.add_argument("--files", type=int, default=2000, help="mutations per seed file (7 seeds)")
     ap.add_argument("--examples", type=int, default=2000, help="hypothesis examples per frame test and model")
     ap.add_argument("--steps", type=int, default=1_000_000)
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--mem-limit-mb", type=int, default=1024,
+                    help="memory mode: address space allowed above the sandbox child's start-up size")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--workdir", type=Path, help="keep inputs that broke the contract here (default: a temp dir)")
     a = ap.parse_args(argv)
@@ -198,6 +247,9 @@ def main(argv=None) -> int:
     if a.what in ("all", "fuzz"):
         f = figures["fuzz"] = fuzz(a.files, a.seed, workdir)
         ok &= not f["problems"] and not f["marker_written"]
+    if a.what in ("all", "memory"):
+        f = figures["memory"] = memory(workdir, a.mem_limit_mb)
+        ok &= not f["problems"]
     if a.what in ("all", "frames"):
         f = figures["frames"] = frames(a.examples, workdir)
         ok &= f["passed"]

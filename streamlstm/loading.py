@@ -5,15 +5,57 @@ The format -> importer table and the sniffing live in ``streamlstm.converters.re
 
 from __future__ import annotations
 
+import functools
+import os
+from pathlib import Path
 from typing import Any
 
+from .budget import load_budget, source_bytes
 from .converters.registry import FORMATS, format_of, import_source
+from .errors import ConversionError
 from .model import Model
 from .network import Network
 
 __all__ = ["load", "import_network", "format_of", "FORMATS"]
 
 
+def _checked_source(import_fn):
+    """Refuse a path that is not a regular file (or a Keras model directory) before any reader
+    opens it, so a FIFO, a device or a symlink to one cannot hang a load; then run the import
+    under one load budget sized on the file (see ``streamlstm.budget``)."""
+
+    @functools.wraps(import_fn)
+    def checked(source: Any, *args, **kwargs):
+        try:
+            if not isinstance(source, (str, os.PathLike)):
+                return import_fn(source, *args, **kwargs)
+            with load_budget(str(source), _regular_source_bytes(source)):
+                return import_fn(source, *args, **kwargs)
+        except MemoryError:  # the budget keeps files from getting here; a huge in-memory model may
+            where = str(source) if isinstance(source, (str, os.PathLike)) else f"a {type(source).__name__}"
+            raise ConversionError(f"{where}: out of memory while importing") from None
+
+    return checked
+
+
+def _regular_source_bytes(source: str | os.PathLike) -> int:
+    """Stored bytes of a model path, or ConversionError if it is not a regular file (or .keras dir)."""
+    path = Path(source)
+    try:
+        if path.is_dir() and path.suffix.lower() == ".keras":
+            return source_bytes(path)
+        if path.is_file():
+            return path.stat().st_size
+        exists = path.exists()
+    except OSError as e:
+        raise ConversionError(f"{source}: cannot read: {e}") from None
+    if exists:
+        raise ConversionError(f"{source}: not a regular file (a directory, FIFO, socket or device); "
+                              f"model files are read only from regular files")
+    raise ConversionError(f"{source}: no such file")
+
+
+@_checked_source
 def import_network(source: Any, *, format: str | None = None, **options) -> Network:
     """Convert ``source`` (path or in-memory model) to a Network without planning it."""
     if format in (None, "network") and isinstance(source, Network):

@@ -12,7 +12,9 @@ Three layouts are understood, all through ``json`` and ``h5py``:
 
 Every layer's weights come out as a flat list of ``(name, float64 array)`` in Keras's
 ``layer.weights`` order. Nothing in a file is executed; zip bombs, HDF5 shape bombs, links,
-external and virtual datasets, and non-float data are refused with ``ConversionError``.
+external and virtual datasets, and non-float data are refused with ``ConversionError``; so are
+the files of a model directory that are not regular files inside it (symlinks leading out).
+Every array read is charged, at its widened size, to the load budget (``streamlstm.budget``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from streamlstm.budget import LoadBudget, budget_for, charge_json, load_budget, source_bytes
 from streamlstm.errors import ConversionError
 from streamlstm.safezip import check_member, is_bomb
 
@@ -86,15 +89,17 @@ def open_keras_file(path: str | os.PathLike, config: Any = None) -> KerasFile:
     if h5py is None:
         raise missing("h5py", f"{src}: reading Keras files (.keras, .h5, .weights.h5)")
     if p.is_dir():
-        return _open_keras_dir(p, config)
+        with load_budget(src, source_bytes(p)):
+            return _open_keras_dir(p, config)
     if not p.is_file():
         raise ConversionError(f"{src}: no such file")
     with open(p, "rb") as fh:
         head = fh.read(8)
-    if head[:4] == b"PK\x03\x04" or zipfile.is_zipfile(p):
-        return _open_keras_zip(p, config)
-    if head == _HDF5_MAGIC or h5py.is_hdf5(src):
-        return _open_h5(p, config)
+    with load_budget(src, p.stat().st_size):
+        if head[:4] == b"PK\x03\x04" or zipfile.is_zipfile(p):
+            return _open_keras_zip(p, config)
+        if head == _HDF5_MAGIC or h5py.is_hdf5(src):
+            return _open_h5(p, config)
     raise ConversionError(f"{src}: neither a .keras zip archive nor an HDF5 file")
 
 
@@ -119,6 +124,7 @@ def load_config(config: Any, where: str = "config") -> dict:
 def _parse_json(text: str | bytes, where: str) -> dict:
     if len(text) > MAX_JSON_BYTES:
         raise ConversionError(f"{where}: JSON larger than {MAX_JSON_BYTES} bytes")
+    charge_json(len(text), f"parsing the JSON of {where.rsplit(': ', 1)[-1]}")
     try:
         obj = json.loads(text)
     except (ValueError, RecursionError) as e:
@@ -173,26 +179,47 @@ def _open_keras_zip(p: Path, config: Any) -> KerasFile:
         zf.close()
         raise ConversionError(f"{src}: damaged .keras archive ({e})") from None
     version = _version_of(meta.get("keras_version"), config)
-    store = _V3Store(h5, config, src, closers=[fileobj, zf])
+    store = _V3Store(h5, config, src, closers=[fileobj, zf], budget=_Budget(src, p.stat().st_size))
     return KerasFile(src, config, version, store)
+
+
+def _member_of_dir(p: Path, name: str) -> Path | None:
+    """``p/name`` if it exists, refused unless it is a regular file inside ``p`` (no symlink out)."""
+    member = p / name
+    if not member.exists() and not member.is_symlink():
+        return None
+    where = f"{p}: {name}"
+    try:
+        real, base = member.resolve(strict=True), p.resolve(strict=True)
+    except (OSError, RuntimeError):
+        raise ConversionError(f"{where}: a link that leads nowhere") from None
+    if real.parent != base:
+        raise ConversionError(f"{where} resolves to {real}, outside the model directory (symlink "
+                              f"escape refused)")
+    if not real.is_file():
+        raise ConversionError(f"{where}: not a regular file")
+    return real
 
 
 def _open_keras_dir(p: Path, config: Any) -> KerasFile:
     src = str(p)
-    wpath = p / "model.weights.h5"
-    if not wpath.is_file():
+    wpath = _member_of_dir(p, "model.weights.h5")
+    if wpath is None:
         raise ConversionError(f"{src}: directory has no model.weights.h5")
     meta = {}
-    if (p / "metadata.json").is_file():
-        meta = load_config(p / "metadata.json", f"{src}: metadata.json")
+    mpath = _member_of_dir(p, "metadata.json")
+    if mpath is not None:
+        meta = load_config(mpath, f"{src}: metadata.json")
     if config is None:
-        if not (p / "config.json").is_file():
+        cpath = _member_of_dir(p, "config.json")
+        if cpath is None:
             raise ConversionError(f"{src}: directory has no config.json")
-        config = load_config(p / "config.json", f"{src}: config.json")
+        config = load_config(cpath, f"{src}: config.json")
     else:
         config = load_config(config)
     h5 = _h5_open(str(wpath), str(wpath))
-    return KerasFile(src, config, _version_of(meta.get("keras_version"), config), _V3Store(h5, config, src))
+    store = _V3Store(h5, config, src, budget=_Budget(src, source_bytes(p)))
+    return KerasFile(src, config, _version_of(meta.get("keras_version"), config), store)
 
 
 # ---------------------------------------------------------------------------------- HDF5
@@ -206,11 +233,12 @@ def _h5_open(fileobj, where: str) -> h5py.File:
 def _open_h5(p: Path, config: Any) -> KerasFile:
     src = str(p)
     h5 = _h5_open(str(p), src)
+    budget = _Budget(src, p.stat().st_size)
     try:
         if "layers" in h5 or "_layer_checkpoint_dependencies" in h5:
             # A Keras 3 style ``.weights.h5`` on its own: no config, no version.
             cfg = load_config(config) if config is not None else None
-            return KerasFile(src, cfg, _version_of(None, cfg), _V3Store(h5, cfg, src))
+            return KerasFile(src, cfg, _version_of(None, cfg), _V3Store(h5, cfg, src, budget=budget))
         root_attrs = h5.attrs
         if config is not None:
             cfg = load_config(config)
@@ -230,7 +258,7 @@ def _open_h5(p: Path, config: Any) -> KerasFile:
             if "keras_version" in attrs:
                 version = _attr_str(attrs["keras_version"])
                 break
-        return KerasFile(src, cfg, _version_of(version, cfg), _LegacyStore(h5, wroot, src))
+        return KerasFile(src, cfg, _version_of(version, cfg), _LegacyStore(h5, wroot, src, budget))
     except BaseException:
         h5.close()
         raise
@@ -282,15 +310,20 @@ def _safe_group(parent: h5py.Group, path: str, src: str) -> h5py.Group:
 
 
 class _Budget:
-    """Counts the bytes read from one file so that many mid-size arrays cannot add up to a bomb."""
+    """The bytes one file's weights may take: the load budget (proportional to the file's size),
+    and at most ``MAX_WEIGHTS_BYTES`` in any case. The load budget is the active load's when the
+    file is opened inside ``sl.load``, so the weights, read later, draw from the same one."""
 
-    def __init__(self, limit: int = MAX_WEIGHTS_BYTES):
-        self.left = limit
+    def __init__(self, src: str, file_bytes: int):
+        self.src = src
+        self.load: LoadBudget = budget_for(src, file_bytes)
+        self.left = MAX_WEIGHTS_BYTES
         self.read: dict = {}  # dataset id -> array: a dataset hard-linked from many places is read once
 
-    def take(self, n: int, where: str) -> None:
+    def take(self, n: int, what: str) -> None:
         if n > self.left:
-            raise ConversionError(f"{where}: weights exceed {MAX_WEIGHTS_BYTES} bytes in total")
+            raise ConversionError(f"{self.src}: {what}: weights exceed {MAX_WEIGHTS_BYTES} bytes in total")
+        self.load.take(n, what)
         self.left -= n
 
 
@@ -320,7 +353,7 @@ def _safe_dataset(group: h5py.Group, path: str, src: str, budget: _Budget) -> np
                               f"HDF5 shape bomb")
     if ds.id in budget.read:
         return budget.read[ds.id]
-    budget.take(declared, where)
+    budget.take(declared + math.prod(ds.shape) * 8, f"dataset {ds.name}")  # as stored, then as float64
     data = ds[()]
     if bf16:
         bits = np.asarray(data).view(np.uint16).astype(np.uint32) << 16
@@ -346,9 +379,9 @@ class _Store:
 class _LegacyStore(_Store):
     """``model_weights/<layer>/`` groups whose ``weight_names`` attribute lists datasets in order."""
 
-    def __init__(self, h5: h5py.File, root: h5py.Group, src: str):
+    def __init__(self, h5: h5py.File, root: h5py.Group, src: str, budget: "_Budget"):
         self.h5, self.root, self.src = h5, root, src
-        self.budget = _Budget()
+        self.budget = budget
 
     def layer_names(self) -> list[str]:
         names = _attr_str_list(self.root.attrs, "layer_names")
@@ -382,9 +415,10 @@ class _V3Store(_Store):
     ``_1``, ``_2`` ... for repeats).
     """
 
-    def __init__(self, h5: h5py.File, config: dict | None, src: str, closers: list | None = None):
+    def __init__(self, h5: h5py.File, config: dict | None, src: str, closers: list | None = None, *,
+                 budget: "_Budget"):
         self.h5, self.src, self.closers = h5, src, closers or []
-        self.budget = _Budget()
+        self.budget = budget
         self.visited: set = set()  # group ids collected for the current layer
         top = "layers" if "layers" in h5 else "_layer_checkpoint_dependencies"
         self.root = _safe_group(h5, top, src) if top in h5 else None

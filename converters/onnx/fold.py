@@ -6,17 +6,24 @@ is constant replaced by the taken branch (so constants one scope up become ordin
 cones of shape/plumbing/arithmetic ops over them) with numpy. A zero tensor whose shape depends on
 the data (``ConstantOfShape(Shape(x) ...)``, the usual way exporters build zero initial states) folds
 to ``Zeros``. Helpers at the bottom read opset-dependent operator parameters (Slice, Squeeze, Split).
+
+Memory: inlining is sized before it is done, and every constant the folder builds is checked
+against the load budget (``streamlstm.budget``) before it is allocated, counting the constants
+it already holds. When a tensor cannot be folded because an op over constants failed (a bad
+Reshape, Gather, Concat ...), ``Folder.why`` gives the node and the reason.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
 from onnx import helper
 
+from streamlstm.budget import LoadBudget, budget_for
 from streamlstm.errors import ConversionError
 
 from .load import to_array
@@ -57,6 +64,7 @@ class Graph:
     value_info: dict = field(default_factory=dict)   # name -> ValueInfoProto
     producer: dict = field(default_factory=dict)     # tensor name -> node index
     consumers: dict = field(default_factory=dict)    # tensor name -> [node index]
+    budget: LoadBudget | None = None                 # what folding may allocate
 
     def index(self) -> None:
         self.producer, self.consumers = {}, {}
@@ -96,7 +104,10 @@ def build_graph(model: onnx.ModelProto) -> Graph:
             opset = o.version
     if opset == 0:
         raise ConversionError("ONNX model imports no default-domain opset")
+    budget = budget_for("ONNX model", model.ByteSize())
+    budget.take(len(model.graph.node) * NODE_OVERHEAD_BYTES, "the graph's nodes")
     if len(model.functions):
+        budget.take(_inlined_bytes(model), "inlining the model's local functions")
         try:
             from onnx import inliner
             model = inliner.inline_local_functions(model)
@@ -113,15 +124,48 @@ def build_graph(model: onnx.ModelProto) -> Graph:
             vi[v.name] = v
     inits = {t.name: t for t in g.initializer}
     for st in g.sparse_initializer:
-        inits[st.values.name] = _densify(st)
+        inits[st.values.name] = _densify(st, budget)
     graph = Graph(nodes=list(g.node), initializers=inits, inputs=list(g.input),
-                  outputs=[o.name for o in g.output], opset=opset, value_info=vi)
+                  outputs=[o.name for o in g.output], opset=opset, value_info=vi, budget=budget)
     graph.index()
     _inline_constant_ifs(graph)
     return graph
 
 
-def _densify(st: onnx.SparseTensorProto) -> onnx.TensorProto:
+# What one node costs in memory beyond its serialized bytes (the protobuf and Python objects).
+NODE_OVERHEAD_BYTES = 128
+
+
+def _inlined_bytes(model: onnx.ModelProto) -> int:
+    """Bytes the main graph's nodes would take once every local function call is inlined,
+    computed without inlining (a function calling another twice per level doubles per level)."""
+    funcs = {(f.domain, f.name): f for f in model.functions}
+    cost: dict = {}
+    for key in funcs:  # iteratively, callees first, so a deep call chain needs no deep recursion
+        stack = [(key, False)]
+        active: set = set()
+        while stack:
+            k, expanded = stack.pop()
+            if k in cost:
+                continue
+            callees = [(n.domain, n.op_type) for n in funcs[k].node if (n.domain, n.op_type) in funcs]
+            if not expanded:
+                if k in active:
+                    raise ConversionError(f"local function {k[1]!r} (domain {k[0]!r}) calls itself")
+                active.add(k)
+                stack.append((k, True))
+                for c in callees:
+                    if c in active and c not in cost:
+                        raise ConversionError(f"local function {c[1]!r} (domain {c[0]!r}) calls itself")
+                    stack.append((c, False))
+                continue
+            active.discard(k)
+            cost[k] = sum(cost[(n.domain, n.op_type)] if (n.domain, n.op_type) in funcs
+                          else n.ByteSize() + NODE_OVERHEAD_BYTES for n in funcs[k].node)
+    return sum(cost.get((n.domain, n.op_type), n.ByteSize() + NODE_OVERHEAD_BYTES) for n in model.graph.node)
+
+
+def _densify(st: onnx.SparseTensorProto, budget: LoadBudget | None = None) -> onnx.TensorProto:
     values = to_array(st.values)
     idx = to_array(st.indices).astype(np.int64)
     dims = tuple(int(d) for d in st.dims)
@@ -129,6 +173,8 @@ def _densify(st: onnx.SparseTensorProto) -> onnx.TensorProto:
     if any(d < 0 for d in dims) or n > FOLD_FLOOR + 64 * values.size:
         raise ConversionError(f"sparse tensor {st.values.name!r}: dims {list(dims)} ({n} elements) are "
                               f"negative or too large for its {values.size} stored values")
+    if budget is not None:  # the dense array, then its TensorProto copy
+        budget.take(2 * n * values.dtype.itemsize, f"sparse tensor {st.values.name!r}")
     flat = np.zeros(n, values.dtype)
     try:
         flat[np.ravel_multi_index(tuple(idx.T), dims) if idx.ndim == 2 else idx] = values
@@ -188,7 +234,11 @@ def _splice_branch(branch: onnx.GraphProto, node: onnx.NodeProto, i: int, graph:
 
 
 class NotConstant(Exception):
-    pass
+    """A tensor is not a constant; ``reason`` says why when an op over constants failed."""
+
+    def __init__(self, what: str = "", reason: str | None = None):
+        super().__init__(what)
+        self.reason = reason
 
 
 # A folded constant may hold at most this many elements plus one per byte of tensor data the file
@@ -215,29 +265,73 @@ class Folder:
         self.g = graph
         self.overrides = dict(overrides or {})
         self.memo: dict = {}
+        self.reasons: dict = {}       # name -> why folding it failed (an op over constants raised)
         self._active: set = set()
         self.limit = fold_limit(graph)
+        self.budget = graph.budget if graph.budget is not None else LoadBudget("ONNX model", 0)
+        self.held = 0                 # bytes of the constants in ``memo``
 
-    def check_size(self, node, n: int) -> None:
-        """Refuse to fold ``node`` into a constant of ``n`` elements when that is beyond the limit."""
+    def check_size(self, node, n: int, itemsize: int = 8) -> None:
+        """Refuse to fold ``node`` into a constant of ``n`` elements when that is beyond the limit
+        or, with the constants already held, beyond the load budget."""
         if n > self.limit:
             raise ConversionError(f"{where(node)}: folding it would build a constant of {n} elements, "
                                   f"more than the model's stored data can justify (limit {self.limit})")
+        self.budget.check(n * itemsize, f"{where(node)}: folding it", held=self.held)
+
+    def _hold(self, v) -> None:
+        if isinstance(v, np.ndarray):
+            self.held += v.nbytes
+
+    def why(self, name: str) -> str | None:
+        """Why ``name`` is not constant when the cause is a failed op over constants, else None."""
+        return self.reasons.get(name)
 
     def value(self, name: str):
         """np.ndarray or Zeros if the tensor is constant, else None."""
         if not name:
             return None
+        if name not in self.memo:
+            self._prefold(name)
         try:
             return self._value(name)
-        except (NotConstant, RecursionError):
+        except NotConstant:
             return None
+        except RecursionError:
+            self.reasons.setdefault(name, f"the constants it is computed from are nested deeper than "
+                                          f"{sys.getrecursionlimit()} levels")
+            return None
+        except MemoryError:
+            self.reasons[name] = "out of memory while folding it"
+            return None
+
+    def _prefold(self, name: str) -> None:
+        """Fold ``name``'s ancestors first, deepest first, without recursion: a 20,000-node chain
+        of constants then folds one node at a time instead of 20,000 nested calls."""
+        order, seen, stack = [], set(), [(name, False)]
+        while stack:
+            x, done = stack.pop()
+            if done:
+                order.append(x)
+                continue
+            if x in seen or x in self.memo or x in self.overrides or x not in self.g.producer:
+                continue
+            seen.add(x)
+            stack.append((x, True))
+            node = self.g.nodes[self.g.producer[x]]
+            if node.op_type in _FOLDERS or node.op_type == "Constant":
+                stack.extend((i, False) for i in node.input if i)
+        for x in order[:-1]:
+            try:
+                self._value(x)
+            except (NotConstant, RecursionError):
+                pass
 
     def _value(self, name: str):
         if name in self.memo:
             v = self.memo[name]
             if v is None:
-                raise NotConstant(name)
+                raise NotConstant(name, self.reasons.get(name))
             return v
         if name in self.overrides:
             v = self.overrides[name]
@@ -250,18 +344,24 @@ class Folder:
                 node = self.g.nodes[i]
                 try:
                     outs = self._eval(node)
-                except NotConstant:
+                except NotConstant as e:
                     for o in node.output:
                         self.memo[o] = None
+                        if e.reason:
+                            self.reasons[o] = e.reason
                     raise
                 for o, v in zip(node.output, outs):
                     self.memo[o] = v
+                    self._hold(v)
                 v = self.memo.get(name)
             finally:
                 self._active.discard(name)
         elif name in self.g.initializers:
             # an input with a default value counts as a weight here (state ports are handled apart)
-            v = to_array(self.g.initializers[name])
+            t = self.g.initializers[name]
+            self.budget.check(t.ByteSize(), f"initializer {name!r}", held=self.held)
+            v = to_array(t)
+            self._hold(v)
         else:
             v = None
         self.memo[name] = v
@@ -294,13 +394,16 @@ class Folder:
         vals = self._ins(node)
         if any(isinstance(v, Zeros) for v in vals):
             return _zeros_rule(self, node, a, vals)
-        self.check_size(node, _out_size(op, a, vals))
+        arrays = [v for v in vals if isinstance(v, np.ndarray)]
+        self.check_size(node, max([_out_size(op, a, vals)] + [v.size for v in arrays]))
         try:
             out = fn(self, node, a, vals)
-        except NotConstant:
+        except (NotConstant, ConversionError):
             raise
+        except MemoryError:
+            raise NotConstant(op, f"{where(node)}: out of memory while folding it") from None
         except Exception as e:
-            raise NotConstant(f"{op}: {e}") from None
+            raise NotConstant(op, f"{where(node)}: folding it failed: {type(e).__name__}: {e}") from None
         # numpy returns 0-d results as scalars; a folded value is always an array
         return [np.asarray(v) if isinstance(v, np.generic) else v for v in out]
 
@@ -396,7 +499,10 @@ def _f_identity(f, n, a, v):
 
 
 def _f_cast(f, n, a, v):
-    return [v[0].astype(_np_dtype(a["to"]))]
+    to = np.dtype(_np_dtype(a["to"]))
+    if to.kind not in "biuf":
+        raise ValueError(f"cannot cast constants to {to} (data type {a['to']}): not a number type")
+    return [v[0].astype(to)]
 
 
 def _f_castlike(f, n, a, v):
@@ -507,7 +613,7 @@ def _f_constant_of_shape(f, n, a):
         dims = _ints(shape)
         if any(d < 0 for d in dims):
             raise ConversionError(f"{where(n)}: negative dimension in shape {dims}")
-        f.check_size(n, math.prod(dims))
+        f.check_size(n, math.prod(dims), val.dtype.itemsize)
         return [np.full(dims, val.reshape(-1)[0], val.dtype)]
     if np.all(val == 0):
         return [Zeros()]
@@ -521,7 +627,7 @@ def _f_expand(f, n, a):
         dims = _ints(shape)
         if any(d < 0 for d in dims):
             raise ConversionError(f"{where(n)}: negative dimension in shape {dims}")
-        f.check_size(n, _broadcast_size(x.shape, dims))
+        f.check_size(n, _broadcast_size(x.shape, dims), x.dtype.itemsize)
         return [x * np.ones(dims, x.dtype)]
     if isinstance(x, Zeros) or np.all(x == 0):
         return [Zeros()]

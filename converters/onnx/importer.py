@@ -47,6 +47,7 @@ class _Importer(Walker):
         self.name = name
         self.want_inputs = None if inputs is None else [str(n) for n in inputs]
         self.want_outputs = None if outputs is None else [str(n) for n in outputs]
+        self.weights_f64: dict = {}   # constant tensor name -> its float64 array (see _weight)
 
     # ------------------------------------------------------------------ driver
     def run(self) -> Network:
@@ -208,8 +209,8 @@ class _Importer(Walker):
         x = ins[0]
         if not isinstance(x, Stream) or any(isinstance(v, Stream) for v in ins[1:4]):
             raise ConversionError(f"{w}: only X may come from the data; W, R, B must be constant")
-        W = np.asarray(self.const(node, 1, "W", w), np.float64)
-        R = np.asarray(self.const(node, 2, "R", w), np.float64)
+        W = self._weight(node, 1, "W", w)
+        R = self._weight(node, 2, "R", w)
         Bv = self.const(node, 3, "B", w, required=False)
         direction = _s(a.get("direction", "forward"))
         if direction not in DIRECTIONS:
@@ -278,6 +279,17 @@ class _Importer(Walker):
             axes = (dax(what), Bx, F) if layout == 0 else (Bx, dax(what), F)
             outs.append(Stream(axes, state=st))
         return outs
+
+    def _weight(self, node, k: int, what: str, w: str) -> np.ndarray:
+        """Constant input ``k`` as a read-only float64 array, converted once per tensor: recurrent
+        nodes that share an initializer (tied weights) are given the same array."""
+        name = node.input[k] if len(node.input) > k else ""
+        shared = self.weights_f64.get(name)
+        if shared is None:
+            shared = np.array(self.const(node, k, what, w), np.float64)
+            shared.flags.writeable = False
+            self.weights_f64[name] = shared
+        return shared
 
     def _acts(self, a, op, n, D, w):
         names = [_s(v) for v in a.get("activations", [])]

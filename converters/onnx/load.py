@@ -3,7 +3,8 @@
 External-data tensors are resolved here rather than by ``onnx.load``: a file is read only if it
 lies inside the model's own folder (no absolute paths, no ``..``, no symlink leaving the folder),
 and every tensor's byte count is checked against its declared shape and the file's size before
-anything is allocated.
+anything is allocated; the bytes read from external files count as stored bytes of the model in
+the load budget (``streamlstm.budget``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
+from streamlstm.budget import active as active_budget
 from streamlstm.errors import ConversionError
 
 OnnxSource = Union[str, os.PathLike, bytes, bytearray, memoryview, onnx.ModelProto]
@@ -147,6 +149,9 @@ def _resolve_external(t: TensorProto, base_dir: Path | None) -> None:
     if offset + length > size:
         raise ConversionError(f"{where}: external data needs bytes {offset}..{offset + length} "
                               f"but {loc!r} has only {size} bytes")
+    budget = active_budget()
+    if budget is not None:
+        budget.add_stored(length)
     with open(real, "rb") as fh:
         fh.seek(offset)
         data = fh.read(length)

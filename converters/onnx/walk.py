@@ -48,6 +48,9 @@ class Walker:
             raise ConversionError(f"{w}: {what} ({name!r}) is computed from the data; it must be constant")
         v = self.folder.value(name)
         if v is None:
+            why = self.folder.why(name)
+            if why:
+                raise ConversionError(f"{w}: {what} ({name!r}) cannot be computed: {why}")
             raise ConversionError(f"{w}: {what} ({name!r}) is not constant and not on the data path" + HINT)
         if isinstance(v, Zeros):
             raise ConversionError(f"{w}: {what} ({name!r}) has a data-dependent shape")

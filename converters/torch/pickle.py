@@ -14,6 +14,11 @@ rebuilders, ``OrderedDict``, ``set``, numpy scalars/arrays of plain numeric dtyp
 dtype/device markers). Any other global is refused with a ConversionError naming it, before
 it can be called. Tensors come back as NumPy arrays with their stored dtype, shape, stride and
 offset (bfloat16 is widened to float32).
+
+The stand-ins are immutable once built: a pickle ``BUILD`` on one of them (which would set a
+tensor's stride or a storage's dtype after their checks) is refused, and every value is checked
+again where it is used. Every array built from the file is charged to the load budget
+(``streamlstm.budget``) before it is allocated.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from typing import Any, BinaryIO, Callable
 
 import numpy as np
 
+from streamlstm.budget import active as active_budget
+from streamlstm.budget import load_budget
 from streamlstm.errors import ConversionError
 from streamlstm.safezip import check_member
 
@@ -53,13 +60,15 @@ _STORAGE_DTYPES = {
     "ByteStorage": "u1", "BoolStorage": "?", "ComplexFloatStorage": "c8",
     "ComplexDoubleStorage": "c16", "UntypedStorage": "u1",
 }
+# Storage dtypes whose elements can be weights; complex storages are recognised only to be refused.
+_REAL_STORAGE_DTYPES = frozenset({"f4", "f8", "f2", "bfloat16", "i8", "i4", "i2", "i1", "u1", "?"})
 _TORCH_DTYPES = ("float32", "float", "float64", "double", "float16", "half", "bfloat16", "int64",
                  "long", "int32", "int", "int16", "short", "int8", "uint8", "bool", "complex64",
                  "complex128")
 # numpy dtype strings accepted inside pickled numpy scalars and arrays (no object dtypes).
-_NUMPY_DTYPES = {"b1", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8", "c8", "c16",
+_NUMPY_DTYPES = {"b1", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8",
                  "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-                 "float16", "float32", "float64", "complex64", "complex128"}
+                 "float16", "float32", "float64"}
 
 
 def load_torch_file(path: str | os.PathLike) -> Any:
@@ -67,107 +76,201 @@ def load_torch_file(path: str | os.PathLike) -> Any:
     path = Path(path)
     where = str(path)
     try:
-        if zipfile.is_zipfile(path):
-            return _load_zip(path, where)
-        with open(path, "rb") as fh:
-            head = fh.read(262)
-            fh.seek(0)
-            if len(head) >= 262 and head[257:262] == b"ustar":
-                raise ConversionError(f"{where}: a tar-format torch checkpoint (torch < 0.4); re-save "
-                                      f"it with a current torch")
-            if head[:1] != b"\x80":
-                raise ConversionError(f"{where}: not a torch.save checkpoint (neither a zip archive "
-                                      f"nor a pickle)")
-            return _load_legacy(fh, where)
+        if not path.is_file():
+            raise ConversionError(f"{where}: not a regular file")
+        with load_budget(where, path.stat().st_size):
+            return _load_path(path, where)
     except OSError as e:
         raise ConversionError(f"{where}: cannot read: {e}") from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, zlib.error) as e:
         raise ConversionError(f"{where}: damaged zip archive: {type(e).__name__}: {e}") from None
+    except MemoryError:
+        raise ConversionError(f"{where}: out of memory while reading the checkpoint") from None
+
+
+def _load_path(path: Path, where: str) -> Any:
+    if zipfile.is_zipfile(path):
+        return _load_zip(path, where)
+    with open(path, "rb") as fh:
+        head = fh.read(262)
+        fh.seek(0)
+        if len(head) >= 262 and head[257:262] == b"ustar":
+            raise ConversionError(f"{where}: a tar-format torch checkpoint (torch < 0.4); re-save "
+                                  f"it with a current torch")
+        if head[:1] != b"\x80":
+            raise ConversionError(f"{where}: not a torch.save checkpoint (neither a zip archive "
+                                  f"nor a pickle)")
+        return _load_legacy(fh, where)
+
+
+def _charge(nbytes: int, what: str) -> None:
+    """Reserve ``nbytes`` of the current load's budget before allocating them."""
+    budget = active_budget()
+    if budget is not None:
+        budget.take(nbytes, what)
 
 
 # ---------------------------------------------------------------- stand-ins for allowed globals
-class _StorageType:
+class _Frozen:
+    """Base of the stand-ins: attributes are set once, in ``__init__``; a pickle cannot change them.
+
+    ``BUILD`` calls ``__setstate__``, which refuses; assignment after construction refuses too, so
+    a value checked in ``__init__`` is still the value used later.
+    """
+
+    __slots__ = ()
+
+    def _init(self, **values) -> None:
+        for k, v in values.items():
+            object.__setattr__(self, k, v)
+
+    def __setattr__(self, name, value):
+        raise ConversionError(f"the pickle sets {name!r} on a {type(self).__name__.lstrip('_')}: "
+                              f"pickled state on tensors and storages is refused")
+
+    def __setstate__(self, state):
+        raise ConversionError(f"the pickle applies BUILD state to a {type(self).__name__.lstrip('_')}: "
+                              f"pickled state on tensors and storages is refused")
+
+    def _get(self, name: str):
+        """An attribute, or a ConversionError when the object was made without ``__init__`` (NEWOBJ)."""
+        try:
+            return object.__getattribute__(self, name)
+        except AttributeError:
+            raise ConversionError(f"a {type(self).__name__.lstrip('_')} built without its constructor "
+                                  f"(missing {name!r})") from None
+
+
+def _check_storage_dtype(dtype) -> str:
+    if not isinstance(dtype, str) or dtype not in _REAL_STORAGE_DTYPES:
+        if dtype in ("c8", "c16"):
+            raise ConversionError(f"complex storage (numpy dtype {dtype}): weights must be real")
+        raise ConversionError(f"storage of unsupported dtype {dtype!r}")
+    return dtype
+
+
+class _StorageType(_Frozen):
     """What a pickled ``torch.<X>Storage`` class reference resolves to: only its dtype."""
 
     __slots__ = ("name", "dtype")
 
     def __init__(self, name: str, dtype: str):
-        self.name, self.dtype = name, dtype
+        self._init(name=name, dtype=dtype)
 
     def __repr__(self):
-        return f"torch.{self.name}"
+        return f"torch.{self._get('name')}"
 
 
-class _Storage:
+class _Storage(_Frozen):
     """One serialized storage: dtype and element count now, the elements once read."""
 
     __slots__ = ("key", "dtype", "numel", "data")
 
     def __init__(self, key: str, dtype: str, numel: int):
-        self.key, self.dtype, self.numel, self.data = key, dtype, numel, None
+        _check_storage_dtype(dtype)
+        if not isinstance(key, str) or type(numel) is not int or numel < 0:
+            raise ConversionError(f"bad storage key {key!r} / element count {numel!r}")
+        self._init(key=key, dtype=dtype, numel=numel, data=None)
 
     @property
     def itemsize(self) -> int:
-        return 2 if self.dtype == "bfloat16" else np.dtype(self.dtype).itemsize
+        dtype = _check_storage_dtype(self._get("dtype"))
+        return 2 if dtype == "bfloat16" else np.dtype(dtype).itemsize
+
+    def nbytes(self) -> int:
+        """Bytes of the storage's elements once read (bfloat16 widened to float32)."""
+        dtype = _check_storage_dtype(self._get("dtype"))
+        return self._get("numel") * (4 if dtype == "bfloat16" else np.dtype(dtype).itemsize)
 
     def fill(self, raw: bytes | bytearray, byteorder: str, where: str) -> None:
-        need = self.numel * self.itemsize
+        key, dtype, numel = self._get("key"), _check_storage_dtype(self._get("dtype")), self._get("numel")
+        need = numel * self.itemsize
         if len(raw) < need:
-            raise ConversionError(f"{where}: storage {self.key!r} is truncated ({len(raw)} bytes, "
+            raise ConversionError(f"{where}: storage {key!r} is truncated ({len(raw)} bytes, "
                                   f"{need} expected)")
+        _charge(self.nbytes(), f"storage {key!r}")
         raw = raw[:need] if len(raw) > need else raw
-        if self.dtype == "bfloat16":
-            self.data = bfloat16_to_float32(np.frombuffer(raw, dtype=np.dtype("u2").newbyteorder(byteorder)))
+        if dtype == "bfloat16":
+            data = bfloat16_to_float32(np.frombuffer(raw, dtype=np.dtype("u2").newbyteorder(byteorder)))
         else:
-            dt = np.dtype(self.dtype)
-            self.data = np.frombuffer(raw, dtype=dt.newbyteorder(byteorder)).astype(dt)
+            dt = np.dtype(dtype)
+            data = np.frombuffer(raw, dtype=dt.newbyteorder(byteorder)).astype(dt)
+        data.flags.writeable = False
+        object.__setattr__(self, "data", data)
+
+    def array(self, where: str) -> np.ndarray:
+        """The storage's elements, checked: read, of the declared count and a real dtype."""
+        data, key = self._get("data"), self._get("key")
+        if not isinstance(data, np.ndarray) or data.ndim != 1 or len(data) != self._get("numel"):
+            raise ConversionError(f"{where}: storage {key!r} has no data")
+        return data
 
 
-class _StorageView:
+class _StorageView(_Frozen):
     """A legacy-format view into another storage (offset and length in elements)."""
 
     __slots__ = ("base", "offset", "numel")
 
     def __init__(self, base: _Storage, offset: int, numel: int):
-        self.base, self.offset, self.numel = base, offset, numel
+        self._init(base=base, offset=offset, numel=numel)
 
     def array(self, where: str) -> np.ndarray:
-        data = self.base.data
-        if not (0 <= self.offset and self.offset + self.numel <= len(data)):
-            raise ConversionError(f"{where}: storage view outside storage {self.base.key!r}")
-        return data[self.offset:self.offset + self.numel]
+        base, offset, numel = self._get("base"), self._get("offset"), self._get("numel")
+        if not isinstance(base, _Storage):
+            raise ConversionError(f"{where}: storage view over a {type(base).__name__}")
+        data = base.array(where)
+        if not (type(offset) is int and type(numel) is int and 0 <= offset
+                and 0 <= numel and offset + numel <= len(data)):
+            raise ConversionError(f"{where}: storage view outside storage {base._get('key')!r}")
+        return data[offset:offset + numel]
 
 
-class _Tensor:
+class _Tensor(_Frozen):
     """A tensor waiting for its storage's bytes: (storage, offset, size, stride)."""
 
     __slots__ = ("storage", "offset", "size", "stride")
 
     def __init__(self, storage, offset, size, stride):
+        self._init(storage=storage, offset=offset, size=size, stride=stride)
+        self._geometry("tensor")
+
+    def _geometry(self, where: str):
+        """(storage, offset, size, stride), each checked; raised ConversionErrors name ``where``."""
+        storage, offset = self._get("storage"), self._get("offset")
+        size, stride = self._get("size"), self._get("stride")
         if not isinstance(storage, (_Storage, _StorageView)):
-            raise ConversionError(f"tensor rebuilt from a {type(storage).__name__}, not a storage")
+            raise ConversionError(f"{where}: tensor rebuilt from a {type(storage).__name__}, not a storage")
+        if not isinstance(size, tuple) or not isinstance(stride, tuple):
+            raise ConversionError(f"{where}: tensor size {size!r} / stride {stride!r} are not tuples")
         for v in (offset, *size, *stride):
             if type(v) is not int or v < 0:
-                raise ConversionError(f"tensor with a bad offset/size/stride: {offset}, {size}, {stride}")
+                raise ConversionError(f"{where}: tensor with a bad offset/size/stride: {offset!r}, "
+                                      f"{size!r}, {stride!r}")
         if len(size) != len(stride):
-            raise ConversionError(f"tensor size {size} and stride {stride} differ in length")
-        self.storage, self.offset, self.size, self.stride = storage, offset, tuple(size), tuple(stride)
+            raise ConversionError(f"{where}: tensor size {size} and stride {stride} differ in length")
+        return storage, offset, size, stride
+
+    def key(self, where: str) -> tuple:
+        """What identifies the tensor's elements: two tensors with the same key hold the same data."""
+        storage, offset, size, stride = self._geometry(where)
+        return id(storage), offset, size, stride
 
     def array(self, where: str) -> np.ndarray:
-        st = self.storage
-        data = st.array(where) if isinstance(st, _StorageView) else st.data
-        n = math.prod(self.size)
+        storage, offset, size, stride = self._geometry(where)
+        data = storage.array(where)
+        n = math.prod(size)
         if n == 0:
-            return np.zeros(self.size, dtype=data.dtype)
+            return np.zeros(size, dtype=data.dtype)
         if n > max(len(data), _MAX_EXPANDED):
-            raise ConversionError(f"{where}: tensor of size {self.size} has more elements than its "
+            raise ConversionError(f"{where}: tensor of size {size} has more elements than its "
                                   f"storage ({len(data)}): overlapping strides are not loaded")
-        last = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride))
+        last = offset + sum((k - 1) * s for k, s in zip(size, stride))
         if last >= len(data):
-            raise ConversionError(f"{where}: tensor of size {self.size}, stride {self.stride}, offset "
-                                  f"{self.offset} reaches element {last} of a storage of {len(data)}")
-        view = np.lib.stride_tricks.as_strided(data[self.offset:], shape=self.size,
-                                               strides=[s * data.itemsize for s in self.stride],
+            raise ConversionError(f"{where}: tensor of size {size}, stride {stride}, offset "
+                                  f"{offset} reaches element {last} of a storage of {len(data)}")
+        _charge(n * data.itemsize, f"tensor of size {size}")
+        view = np.lib.stride_tricks.as_strided(data[offset:], shape=size,
+                                               strides=[s * data.itemsize for s in stride],
                                                writeable=False)
         return np.array(view)
 
@@ -189,24 +292,28 @@ def _rebuild_parameter_with_state(data, requires_grad=False, backward_hooks=None
     return data
 
 
-class _TypeMarker:
+class _TypeMarker(_Frozen):
     """``torch.Tensor`` / ``torch.nn.Parameter`` as a pickle names them; never instantiated."""
 
     __slots__ = ("name",)
 
     def __init__(self, name: str):
-        self.name = name
+        self._init(name=name)
 
 
 def _rebuild_from_type_v2(func, new_type, args, state):
     if func not in (_rebuild_tensor_v2, _rebuild_tensor, _rebuild_parameter,
                     _rebuild_parameter_with_state) or not isinstance(new_type, _TypeMarker):
         raise ConversionError("_rebuild_from_type_v2 with something other than a tensor rebuilder")
+    if not isinstance(args, tuple):
+        raise ConversionError("_rebuild_from_type_v2 with arguments that are not a tuple")
     return func(*args)
 
 
 class _Marker(str):
     """A torch dtype or device kept as its name, e.g. ``torch.float32`` or ``cpu``."""
+
+    __slots__ = ()
 
 
 def _torch_device(*args):
@@ -217,32 +324,37 @@ def _codecs_encode(text, encoding="utf-8"):
     # Protocol-2 pickles store bytes as _codecs.encode(str, "latin1").
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1", "utf-8", "utf8", "ascii"):
         raise ConversionError(f"_codecs.encode with {type(text).__name__} / {encoding!r}")
+    _charge(len(text) * (4 if encoding in ("utf-8", "utf8") else 1), "_codecs.encode")
     return text.encode(encoding)
 
 
 def _bytearray(data=b""):
     if not isinstance(data, (bytes, bytearray)):
         raise ConversionError(f"bytearray({type(data).__name__}) is not allowed")
+    _charge(len(data), "bytearray")
     return bytearray(data)
 
 
-class _NumpyDType:
-    """A pickled ``numpy.dtype`` of a plain numeric type; the byte order comes from __setstate__."""
+class _NumpyDType(_Frozen):
+    """A pickled ``numpy.dtype`` of a plain numeric type; the byte order comes from its state."""
 
     __slots__ = ("spec", "order")
 
     def __init__(self, spec, align=False, copy=True):
         if not isinstance(spec, str) or spec not in _NUMPY_DTYPES:
-            raise ConversionError(f"numpy dtype {spec!r} is not a plain numeric type")
-        self.spec, self.order = spec, "="
+            raise ConversionError(f"numpy dtype {spec!r} is not a plain real numeric type")
+        self._init(spec=spec, order="=")
 
     def __setstate__(self, state):
         if isinstance(state, tuple) and len(state) > 1 and state[1] in ("<", ">", "|", "="):
-            self.order = state[1]
+            object.__setattr__(self, "order", state[1])
 
     def dtype(self) -> np.dtype:
-        dt = np.dtype(self.spec)
-        return dt.newbyteorder(self.order) if self.order in "<>" else dt
+        spec, order = self._get("spec"), self._get("order")
+        if spec not in _NUMPY_DTYPES or order not in ("<", ">", "|", "="):
+            raise ConversionError(f"numpy dtype {spec!r} is not a plain real numeric type")
+        dt = np.dtype(spec)
+        return dt.newbyteorder(order) if order in "<>" else dt
 
 
 def _numpy_scalar(dtype, data=None):
@@ -254,36 +366,66 @@ def _numpy_scalar(dtype, data=None):
     return np.frombuffer(data, dtype=dt)[0].astype(dt.newbyteorder("="))
 
 
-class _NumpyArray:
+class _NumpyArray(_Frozen):
     """A pickled ndarray (``_reconstruct`` then ``__setstate__``) of a plain numeric dtype."""
 
     __slots__ = ("value",)
 
     def __init__(self, cls=None, shape=None, typecode=None):
-        if not (isinstance(cls, _TypeMarker) and cls.name == "numpy.ndarray"):
+        if not (isinstance(cls, _TypeMarker) and cls._get("name") == "numpy.ndarray"):
             raise ConversionError("numpy _reconstruct of something other than numpy.ndarray")
-        self.value = None
+        self._init(value=None)
 
     def __setstate__(self, state):
+        if self._get("value") is not None:
+            raise ConversionError("numpy array given its state twice")
         if not (isinstance(state, tuple) and len(state) == 5):
             raise ConversionError("numpy array with an unknown pickled state")
         _, shape, dtype, fortran, raw = state
         if not isinstance(dtype, _NumpyDType) or not isinstance(raw, (bytes, bytearray)):
             raise ConversionError("numpy array of an object or structured dtype")
-        if not all(type(d) is int and d >= 0 for d in shape):
+        if not isinstance(shape, tuple) or not all(type(d) is int and d >= 0 for d in shape):
             raise ConversionError(f"numpy array with bad shape {shape!r}")
         dt = dtype.dtype()
         if len(raw) != math.prod(shape) * dt.itemsize:
             raise ConversionError("numpy array whose data does not match its shape")
+        _charge(len(raw), "numpy array")
         arr = np.frombuffer(raw, dtype=dt).reshape(shape, order="F" if fortran else "C")
-        self.value = arr.astype(dt.newbyteorder("="))
+        object.__setattr__(self, "value", arr.astype(dt.newbyteorder("=")))
+
+    def array(self, where: str) -> np.ndarray:
+        value = self._get("value")
+        if not isinstance(value, np.ndarray):
+            raise ConversionError(f"{where}: numpy array without data")
+        return value
 
 
 class _OrderedDict(collections.OrderedDict):
     """OrderedDict whose pickled attribute state (torch's ``_metadata``) is accepted and dropped."""
 
+    def __init__(self, items=()):
+        if isinstance(items, (list, tuple, dict)):
+            _charge(len(items) * _SLOT_BYTES * 4, "OrderedDict")
+        super().__init__(items)
+
     def __setstate__(self, state):
         pass
+
+
+# Bytes a container built by a pickled call spends per element (a pointer and its hash slot).
+_SLOT_BYTES = 16
+
+
+def _container(kind: type) -> Callable:
+    """``kind`` (tuple, set, frozenset) charged to the budget per element before it is built: a
+    pickle may call it many times on one memoized list, and each call makes a new copy."""
+    def build(items=()):
+        if not isinstance(items, (list, tuple, set, frozenset, dict, str, bytes)):
+            raise ConversionError(f"{kind.__name__}() of a {type(items).__name__} is not allowed")
+        _charge(len(items) * _SLOT_BYTES * (1 if kind is tuple else 4), f"{kind.__name__}()")
+        return kind(items)
+    build.__name__ = kind.__name__
+    return build
 
 
 def _allowed_globals() -> dict[tuple[str, str], Any]:
@@ -297,7 +439,7 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
         ("torch", "Tensor"): _TypeMarker("torch.Tensor"),
         ("torch.nn.parameter", "Parameter"): _TypeMarker("torch.nn.Parameter"),
         ("torch", "device"): _torch_device,
-        ("torch", "Size"): tuple,
+        ("torch", "Size"): _container(tuple),
         ("_codecs", "encode"): _codecs_encode,
         ("numpy", "dtype"): _NumpyDType,
         ("numpy", "ndarray"): _TypeMarker("numpy.ndarray"),
@@ -307,8 +449,8 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
     for name in _TORCH_DTYPES:
         table[("torch", name)] = _Marker(f"torch.{name}")
     for mod in ("builtins", "__builtin__"):
-        table[(mod, "set")] = set
-        table[(mod, "frozenset")] = frozenset
+        table[(mod, "set")] = _container(set)
+        table[(mod, "frozenset")] = _container(frozenset)
         table[(mod, "bytearray")] = _bytearray
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
         table[(mod, "scalar")] = _numpy_scalar
@@ -362,14 +504,23 @@ class _Bounded:
         return self.fh.readline()
 
 
+_MEMO_PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+
+
 def _check_lengths(data: BinaryIO, where: str) -> None:
     """Walk the pickle's opcodes once without building anything: each counted bytes/str/long must
     fit in the data. (The C unpickler allocates the size a BINBYTES8 & co. declare before reading
     it, so a 40-byte file could otherwise ask for 2^62 bytes.)"""
     start = data.tell()
     try:
-        for _ in pickletools.genops(_Bounded(data)):
-            pass
+        for count, (op, arg, _) in enumerate(pickletools.genops(_Bounded(data))):
+            # The C unpickler grows its memo to the largest index a PUT names: an index far beyond
+            # the opcodes read so far is a memory bomb (pickle writers number their PUTs 0, 1, 2...).
+            if op.name in _MEMO_PUTS and not 0 <= int(arg) <= count:
+                raise ConversionError(f"{where}: pickle memo index {arg} at opcode {count} (a memo "
+                                      f"larger than the pickle is refused)")
+    except ConversionError:
+        raise
     except Exception as e:  # ValueError from pickletools on truncated or unknown opcodes
         raise ConversionError(f"{where}: corrupt or unsupported pickle: {type(e).__name__}: {e}") from None
     data.seek(start)
@@ -403,11 +554,12 @@ class _StorageTable:
             raise ConversionError(f"{self.where}: storage of unknown type {stype!r}")
         if not isinstance(key, str) or type(numel) is not int or numel < 0:
             raise ConversionError(f"{self.where}: bad storage id {args!r}")
+        dtype = stype._get("dtype")
         st = self.storages.get(key)
         if st is None:
-            st = self.storages[key] = _Storage(key, stype.dtype, numel)
-        elif st.dtype != stype.dtype:
-            raise ConversionError(f"{self.where}: storage {key!r} used with two dtypes")
+            st = self.storages[key] = _Storage(key, dtype, numel)
+        elif st.dtype != dtype or st.numel != numel:
+            raise ConversionError(f"{self.where}: storage {key!r} used with two dtypes or sizes")
         if view is None:
             return st
         if not (isinstance(view, tuple) and len(view) == 3 and all(type(v) is int for v in view[1:])):
@@ -419,29 +571,39 @@ def _finish(obj: Any, where: str) -> Any:
     """The unpickled object with every tensor and stand-in replaced by plain data."""
     try:
         return _resolve(obj, where, {})
-    except ConversionError:
-        raise
-    except (RecursionError, TypeError, ValueError) as e:  # absurd nesting, arrays as dict keys
+    except ConversionError as e:
+        if str(e).startswith(where):
+            raise
+        raise ConversionError(f"{where}: {e}") from None
+    except MemoryError:
+        raise ConversionError(f"{where}: out of memory while rebuilding the tensors") from None
+    except Exception as e:  # absurd nesting, arrays as dict keys
         raise ConversionError(f"{where}: unsupported structure in the pickle: "
                               f"{type(e).__name__}: {e}") from None
 
 
-def _resolve(obj: Any, where: str, memo: dict[int, Any] | None = None) -> Any:
-    """Replace pending tensors and stand-ins by NumPy arrays and plain containers."""
+def _resolve(obj: Any, where: str, memo: dict | None = None) -> Any:
+    """Replace pending tensors and stand-ins by NumPy arrays and plain containers.
+
+    ``memo`` maps each object (and each tensor's storage geometry) to what it became, so a
+    tensor pickled once and referred to many times, or many tensors over the same elements (tied
+    weights), become one array.
+    """
     memo = {} if memo is None else memo
     oid = id(obj)
     if oid in memo:
         return memo[oid]
     if isinstance(obj, _Tensor):
-        out = memo[oid] = obj.array(where)
-    elif isinstance(obj, _Storage):
-        out = memo[oid] = np.array(obj.data)
-    elif isinstance(obj, _StorageView):
-        out = memo[oid] = np.array(obj.array(where))
+        key = ("tensor",) + obj.key(where)
+        if key not in memo:
+            memo[key] = obj.array(where)
+        out = memo[oid] = memo[key]
+    elif isinstance(obj, (_Storage, _StorageView)):
+        data = obj.array(where)
+        _charge(data.nbytes, "storage")
+        out = memo[oid] = np.array(data)
     elif isinstance(obj, _NumpyArray):
-        if obj.value is None:
-            raise ConversionError(f"{where}: numpy array without data")
-        out = memo[oid] = obj.value
+        out = memo[oid] = obj.array(where)
     elif isinstance(obj, _NumpyDType):
         out = memo[oid] = obj.dtype()
     elif isinstance(obj, dict):
@@ -455,7 +617,7 @@ def _resolve(obj: Any, where: str, memo: dict[int, Any] | None = None) -> Any:
         out = memo[oid] = tuple(_resolve(v, where, memo) for v in obj)
     elif isinstance(obj, (set, frozenset)):
         out = memo[oid] = type(obj)(_resolve(v, where, memo) for v in obj)
-    elif isinstance(obj, (_StorageType, _TypeMarker)) or callable(obj) and not isinstance(obj, type):
+    elif isinstance(obj, _Frozen) or callable(obj) and not isinstance(obj, type):
         raise ConversionError(f"{where}: the pickle returns a bare global ({obj!r}), not data")
     else:
         out = obj  # str, bytes, numbers, None, numpy scalars, markers

@@ -150,7 +150,10 @@ def crafted(tmp_path_factory):
 
 @pytest.mark.parametrize("name", [name for _, name, _ in crafted_files.CASES])
 def test_crafted_file(box, crafted, name):
-    assert_safe(box, crafted[name])
+    expected = crafted_files.REFUSAL.get(name)
+    out = assert_safe(box, crafted[name], must_refuse=expected is not None)
+    if expected is not None:
+        assert out.value_error and expected in out.message, out.message
 
 
 # ---------------------------------------------------------------------------------- mutations

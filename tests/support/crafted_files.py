@@ -1,12 +1,13 @@
 """Hand-made hostile model files, written into a directory by ``build_all(dir)``.
 
 Each case is a function ``(dir) -> path`` registered with ``@case(format)``; its docstring says
-what it attacks. They are deterministic and cheap (< 1 s together, tiny files), so they are
+what it attacks. They are deterministic and cheap (seconds together, files under 2 MB), so they are
 generated rather than committed. What a careless loader would do with each: allocate the
 declared size (huge dimensions, shape bombs, sparse/constant folding bombs), recurse without
 end (deep or self-referencing structures, cyclic HDF5 groups, graph cycles), follow a link or
 path out of the model's folder, block on a FIFO, or hand an exception other than ValueError to
-the caller. The fuzz tests load every one in the sandbox (``loader_sandbox.py``).
+the caller. The fuzz tests load every one in the sandbox (``loader_sandbox.py``); the cases
+listed in ``REFUSAL`` must be refused with a message containing the text given there.
 """
 
 from __future__ import annotations
@@ -1095,3 +1096,381 @@ def keras_h5_truncated(d: Path) -> Path:
     raw = (SEEDS / "tiny.h5").read_bytes()
     (d / "half.h5").write_bytes(raw[: len(raw) // 2])
     return d / "half.h5"
+
+
+# ================================================================== issue 18: loader hardening
+# What the refusal of each of these cases must say (the fuzz test checks it); a case missing
+# here must load safely or be refused for any reason.
+REFUSAL: dict[str, str] = {}
+
+
+def refused(fragment: str):
+    """Register a case that must be refused with a message containing ``fragment``."""
+    def register(fn):
+        REFUSAL[fn.__name__] = fragment
+        return fn
+    return register
+
+
+SETITEM, BUILD, NONE, NEWOBJ, LONG_BINPUT = b"s", b"b", b"N", b"\x81", b"r"
+
+
+def build_state(**slots: bytes) -> bytes:
+    """Pickle ops of a BUILD state ``(None, {slot: value})`` applied to the object on the stack."""
+    items = b"".join(s(k) + v + SETITEM for k, v in slots.items())
+    return NONE + EMPTY_DICT + items + TUPLE2 + BUILD
+
+
+def _lstm_sd_with(key: str, ops: bytes) -> bytes:
+    """A valid LSTM state dict whose ``key`` entry is built by ``ops``."""
+    items = lstm_sd()
+    items[key] = ops
+    return state_dict(items)
+
+
+@case("torch")
+@refused("pickled state on tensors and storages is refused")
+def torch_build_stride_huge_negative(d: Path) -> Path:
+    """BUILD right after _rebuild_tensor_v2 sets the stride to -(1<<40) after the constructor's checks
+    (as_strided then reads a terabyte before the storage: SIGSEGV)."""
+    ops = tensor("0", 48, (16, 3), (3, 1)) + build_state(stride=tup(n(-(1 << 40)), n(1)))
+    return torch_zip(d / "stride.pt", _lstm_sd_with("lstm.weight_ih_l0", ops), LSTM_RECORDS)
+
+
+@case("torch")
+@refused("pickled state on tensors and storages is refused")
+def torch_legacy_build_stride_backwards(d: Path) -> Path:
+    """Legacy container; BUILD sets stride (-4, -1): the weights would be the heap bytes before the storage."""
+    ops = tensor("0", 48, (16, 3), (3, 1)) + build_state(stride=tup(n(-4), n(-1)))
+    records = [(k, len(v) // 4, v) for k, v in LSTM_RECORDS.items()]
+    return torch_legacy(d / "stride.pt", _lstm_sd_with("lstm.weight_ih_l0", ops), records)
+
+
+@case("torch")
+@refused("pickled state on tensors and storages is refused")
+def torch_build_offset_negative(d: Path) -> Path:
+    """BUILD sets the storage offset to -4096 after the checks (an over-read before the storage)."""
+    ops = tensor("0", 48, (16, 3), (3, 1)) + build_state(offset=n(-4096))
+    return torch_zip(d / "offset.pt", _lstm_sd_with("lstm.weight_ih_l0", ops), LSTM_RECORDS)
+
+
+@case("torch")
+@refused("pickled state on tensors and storages is refused")
+def torch_build_storage_to_string(d: Path) -> Path:
+    """BUILD replaces a tensor's storage by a string (AttributeError in a careless loader)."""
+    ops = tensor("0", 48, (16, 3), (3, 1)) + build_state(storage=s("not a storage"))
+    return torch_zip(d / "storage.pt", _lstm_sd_with("lstm.weight_ih_l0", ops), LSTM_RECORDS)
+
+
+@case("torch")
+@refused("pickled state on tensors and storages is refused")
+def torch_build_storage_class_dtype(d: Path) -> Path:
+    """BUILD on the torch.FloatStorage class reference sets its dtype to 'O' (a shared object: a
+    careless loader would break every later load in the process)."""
+    ops = g("torch", "FloatStorage") + build_state(dtype=s("O")) + b"0"  # POP: leave the stack clean
+    pkl = PROTO2 + ops + state_dict(lstm_sd())[len(PROTO2):]
+    return torch_zip(d / "dtype.pt", pkl, LSTM_RECORDS)
+
+
+@case("torch")
+@refused("built without its constructor")
+def torch_newobj_numpy_dtype(d: Path) -> Path:
+    """NEWOBJ makes a numpy.dtype stand-in without calling its constructor, then uses it in an array."""
+    dtype = g("numpy", "dtype") + EMPTY_TUPLE + NEWOBJ
+    arr = (g("numpy.core.multiarray", "_reconstruct") + tup(g("numpy", "ndarray"), tup(n(0)), s("b")) + REDUCE
+           + tup(n(1), tup(n(2)), dtype, b"\x89", b"C" + bytes([8]) + bytes(8)) + BUILD)
+    return torch_zip(d / "newobj.pt", state_dict({**lstm_sd(), "extra": arr}), LSTM_RECORDS)
+
+
+@case("torch")
+@refused("complex storage")
+def torch_complex_storage(d: Path) -> Path:
+    """An LSTM weight over a ComplexFloatStorage (the imaginary part would be dropped silently)."""
+    ops = tensor("0", 48, (16, 3), (3, 1), storage="ComplexFloatStorage")
+    records = dict(LSTM_RECORDS, **{"0": f32(96)})
+    return torch_zip(d / "complex.pt", _lstm_sd_with("lstm.weight_ih_l0", ops), records)
+
+
+@case("torch")
+@refused("not a plain real numeric type")
+def torch_numpy_datetime(d: Path) -> Path:
+    """A pickled numpy array of datetime64 next to the weights."""
+    dtype = g("numpy", "dtype") + tup(s("M8"), b"\x89", b"\x88") + REDUCE
+    arr = (g("numpy.core.multiarray", "_reconstruct") + tup(g("numpy", "ndarray"), tup(n(0)), s("b")) + REDUCE
+           + tup(n(1), tup(n(1)), dtype, b"\x89", b"C" + bytes([8]) + bytes(8)) + BUILD)
+    return torch_zip(d / "datetime.pt", state_dict({**lstm_sd(), "when": arr}), LSTM_RECORDS)
+
+
+@case("torch")
+@refused("memo index")
+def torch_memo_index_bomb(d: Path) -> Path:
+    """LONG_BINPUT with memo index 2^28 (363 B: the C unpickler grows its memo to 4 GB)."""
+    pkl = PROTO2 + EMPTY_DICT + LONG_BINPUT + struct.pack("<I", 1 << 28) + STOP
+    return torch_zip(d / "memo.pt", pkl, {})
+
+
+@case("torch")
+@refused("load budget")
+def torch_many_expanded_tensors(d: Path) -> Path:
+    """600 REDUCEs building stride-0 tensors of about 2^20 elements over one 16-element storage
+    (each of another size, so none is the other): 2.4 GB of copies from a few tens of KB."""
+    items = lstm_sd({f"expanded{i}": tensor("2", 16, ((1 << 20) - i,), (0,)) for i in range(600)})
+    return torch_zip(d / "expanded.pt", state_dict(items), LSTM_RECORDS)
+
+
+def _zeros_member_zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+SIXTEEN_MIB = 16 << 20
+
+
+@case("torch")
+@refused("load budget")
+def torch_many_16mib_records(d: Path) -> Path:
+    """24 storage records of exactly 16 MiB of zeros each (the bomb floor: not a bomb one by one),
+    deflated to a few hundred KB: 384 MB when read."""
+    items = lstm_sd({f"big{i}": tensor(f"big{i}", SIXTEEN_MIB // 4, (SIXTEEN_MIB // 4,), (1,)) for i in range(24)})
+    zeros = bytes(SIXTEEN_MIB)
+    members = {"archive/data.pkl": state_dict(items), "archive/byteorder": b"little"}
+    members.update({f"archive/data/{k}": v for k, v in LSTM_RECORDS.items()})
+    members.update({f"archive/data/big{i}": zeros for i in range(24)})
+    return _zeros_member_zip(d / "records.pt", members)
+
+
+@case("native")
+@refused("load budget")
+def npz_many_16mib_members(d: Path) -> Path:
+    """24 .npy members of exactly 16 MiB each (header included), deflated: 384 MB when read."""
+    header = npy_header(((SIXTEEN_MIB - 128) // 8,))
+    assert len(header) == 128
+    member = header + bytes(SIXTEEN_MIB - 128)
+    with zipfile.ZipFile(SEEDS / "tiny.npz") as zf:
+        members = {m: zf.read(m) for m in zf.namelist()}
+    members.update({f"pad{i}.npy": member for i in range(24)})
+    return _zeros_member_zip(d / "members.npz", members)
+
+
+@case("torch")
+@refused("overlap")
+def st_overlapping_offsets(d: Path) -> Path:
+    """2,000 safetensors entries all spanning the same 1 MiB buffer (2 GB when each is read)."""
+    header = {f"t{i}": {"dtype": "F32", "shape": [1 << 18], "data_offsets": [0, 1 << 20]} for i in range(2000)}
+    return safetensors_file(d / "overlap.safetensors", header, bytes(1 << 20))
+
+
+@case("torch")
+@refused("bad shape")
+def st_shape_beyond_intp(d: Path) -> Path:
+    """A safetensors entry of shape [0, 2^64] (zero bytes, but no array can have that shape)."""
+    return safetensors_file(d / "shape.safetensors", {"t": {"dtype": "F32", "shape": [0, 1 << 64],
+                                                             "data_offsets": [0, 0]}})
+
+
+@case("keras")
+@refused("load budget")
+def keras_h5_unwritten_float16(d: Path) -> Path:
+    """Legacy .h5 whose LSTM lists 40 never-written float16 datasets of 16 MiB each (no storage is
+    allocated, so the file stays small); read and widened to float64 they are 2.7 GB."""
+    def modify(f):
+        g_ = f[LEGACY_KERNEL].parent
+        names = []
+        for i in range(40):
+            g_.create_dataset(f"unwritten{i}", shape=(SIXTEEN_MIB // 2,), dtype=np.float16)
+            names.append(f"{g_.name.split('/', 3)[-1]}/unwritten{i}".encode())
+        layer = f["model_weights"]["lstm"]
+        old = [w if isinstance(w, bytes) else str(w).encode() for w in layer.attrs["weight_names"]]
+        layer.attrs["weight_names"] = np.array(old + names, dtype="S")
+    return _legacy_h5(d / "unwritten.h5", modify)
+
+
+def _keras_dir(d: Path) -> Path:
+    """The seed .keras unpacked into a directory model ``m.keras/``."""
+    out = d / "m.keras"
+    out.mkdir()
+    with zipfile.ZipFile(SEEDS / "tiny.keras") as zf:
+        zf.extractall(out)
+    return out
+
+
+@case("keras")
+@refused("outside the model directory")
+def keras_dir_config_symlink_out(d: Path) -> Path:
+    """A directory model whose config.json is a symlink to /etc/passwd."""
+    out = _keras_dir(d)
+    (out / "config.json").unlink()
+    (out / "config.json").symlink_to("/etc/passwd")
+    return out
+
+
+@case("keras")
+@refused("outside the model directory")
+def keras_dir_weights_symlink_out(d: Path) -> Path:
+    """A directory model whose model.weights.h5 is a symlink to a (valid) file outside it."""
+    out = _keras_dir(d)
+    outside = d / "elsewhere.weights.h5"
+    (out / "model.weights.h5").rename(outside)
+    (out / "model.weights.h5").symlink_to(outside)
+    return out
+
+
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+for _ext, _fmt in ((".npz", "native"), (".onnx", "onnx"), (".pt", "torch"), (".safetensors", "torch"),
+                   (".keras", "keras"), (".h5", "keras")):
+    def _make(d: Path, ext=_ext) -> Path:
+        return _fifo(d / f"fifo{ext}")
+    _make.__name__ = f"fifo_{_ext[1:]}"
+    _make.__doc__ = f"A FIFO named like a {_ext} model: opening it for reading blocks until a writer comes."
+    case(_fmt)(refused("not a regular file")(_make))
+
+
+@case("native")
+@refused("not a regular file")
+def npz_symlink_to_dev_zero(d: Path) -> Path:
+    """A symlink named m.npz pointing at /dev/zero (an endless stream of zeros)."""
+    p = d / "zero.npz"
+    p.symlink_to("/dev/zero")
+    return p
+
+
+@case("onnx")
+@refused("not a regular file")
+def onnx_symlink_to_fifo(d: Path) -> Path:
+    """A symlink named m.onnx pointing at a FIFO."""
+    p = d / "m.onnx"
+    p.symlink_to(_fifo(d / "pipe"))
+    return p
+
+
+def _function_doubling(levels: int):
+    """Local functions F_0 = Identity, F_k(x) = F_{k-1}(F_{k-1}(x)): F_levels inlines to 2^levels nodes."""
+    from onnx import TensorProto, helper
+
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("local", 1)]
+    funcs = [helper.make_function("local", "F0", ["a"], ["b"], [helper.make_node("Identity", ["a"], ["b"])], opsets)]
+    for k in range(1, levels + 1):
+        body = [helper.make_node(f"F{k - 1}", ["a"], ["t"], domain="local"),
+                helper.make_node(f"F{k - 1}", ["t"], ["b"], domain="local")]
+        funcs.append(helper.make_function("local", f"F{k}", ["a"], ["b"], body, opsets))
+    g = helper.make_graph([helper.make_node(f"F{levels}", ["x"], ["y"], domain="local")], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])])
+    return helper.make_model(g, opset_imports=opsets, functions=funcs, ir_version=8)
+
+
+@case("onnx")
+@refused("inlining the model's local functions")
+def onnx_function_doubling(d: Path) -> Path:
+    """30 local functions, each calling the previous one twice: 2^30 nodes once inlined, from 2 KB."""
+    return _save(_function_doubling(30), d / "m.onnx")
+
+
+@case("onnx")
+@refused("load budget")
+def onnx_add_chain_over_constant_of_shape(d: Path) -> Path:
+    """The LSTM's W from a chain of 24 Adds over ConstantOfShape([16 Mi]) (64 MiB each; a folder
+    keeping every intermediate holds 1.6 GB)."""
+    from onnx import TensorProto, helper
+
+    m = _lstm_with_weight("sum23")
+    m.graph.initializer.append(helper.make_tensor("big_shape", TensorProto.INT64, [1], [1 << 24]))
+    nodes = [helper.make_node("ConstantOfShape", ["big_shape"], ["sum_start"],
+                              value=helper.make_tensor("v", TensorProto.FLOAT, [1], [1.0]))]
+    for k in range(24):
+        nodes.append(helper.make_node("Add", ["sum_start" if k == 0 else f"sum{k - 1}", "sum_start"], [f"sum{k}"]))
+    for i, nd in enumerate(nodes):
+        m.graph.node.insert(i, nd)
+    return _save(m, d / "m.onnx")
+
+
+def _lstm_weight_through(op: str, make_inputs) -> "onnx.ModelProto":
+    """The seed model with its LSTM W computed by one node ``op`` named 'bad_<op>' over constants."""
+    from onnx import helper
+
+    m = _onnx_seed()
+    lstm = next(nd for nd in m.graph.node if nd.op_type == "LSTM")
+    inputs, inits, attrs = make_inputs(lstm.input[1])
+    m.graph.initializer.extend(inits)
+    m.graph.node.insert(0, helper.make_node(op, inputs, ["w_computed"], name=f"bad_{op}", **attrs))
+    lstm.input[1] = "w_computed"
+    return m
+
+
+def _bad_fold_case(op: str, make_inputs, doc: str):
+    def make(d: Path) -> Path:
+        return _save(_lstm_weight_through(op, make_inputs), d / "m.onnx")
+    make.__name__ = f"onnx_bad_{op.lower()}_on_weights"
+    make.__doc__ = doc
+    case("onnx")(refused(f"node 'bad_{op}' (op {op}")(make))
+
+
+def _ints_init(name, values):
+    from onnx import TensorProto, helper
+
+    return helper.make_tensor(name, TensorProto.INT64, [len(values)], values)
+
+
+_bad_fold_case("Reshape", lambda w: ([w, "bad_shape"], [_ints_init("bad_shape", [7, 5])], {}),
+               "The LSTM's W is Reshape(W, [7, 5]): 48 elements do not fit; the error must name the Reshape.")
+_bad_fold_case("Transpose", lambda w: ([w], [], {"perm": [0, 0, 5]}),
+               "The LSTM's W is Transpose(W, perm=[0, 0, 5]): not a permutation.")
+_bad_fold_case("Gather", lambda w: ([w, "bad_idx"], [_ints_init("bad_idx", [99])], {"axis": 0}),
+               "The LSTM's W is Gather(W, [99]) on an axis of length 1.")
+_bad_fold_case("Concat", lambda w: ([w, "bad_part"], [_ints_init("bad_part", [1, 2])], {"axis": 2}),
+               "The LSTM's W is Concat(W, a rank-1 tensor): ranks differ.")
+_bad_fold_case("Cast", lambda w: ([w], [], {"to": 8}),
+               "The LSTM's W is Cast(W, to=STRING).")
+
+
+@case("onnx")
+def onnx_tied_lstm_weights(d: Path) -> Path:
+    """60 LSTM nodes in a chain sharing one W and one R initializer (weight tying): must load, with
+    one float64 copy of W/R in the importer rather than one per node."""
+    from onnx import TensorProto, helper
+
+    H, I = 16, 16
+    rng = np.random.default_rng(0)
+    W = helper.make_tensor("W", TensorProto.FLOAT, [1, 4 * H, I], rng.uniform(-0.3, 0.3, 4 * H * I).astype(np.float32).tobytes(), raw=True)
+    R = helper.make_tensor("R", TensorProto.FLOAT, [1, 4 * H, H], rng.uniform(-0.3, 0.3, 4 * H * H).astype(np.float32).tobytes(), raw=True)
+    axes = helper.make_tensor("axes1", TensorProto.INT64, [1], [1])
+    nodes, cur = [], "x"
+    for k in range(60):
+        nodes.append(helper.make_node("LSTM", [cur, "W", "R"], [f"y{k}"], hidden_size=H, name=f"lstm{k}"))
+        nodes.append(helper.make_node("Squeeze", [f"y{k}", "axes1"], [f"s{k}"]))
+        cur = f"s{k}"
+    nodes.append(helper.make_node("Identity", [cur], ["y"]))
+    g = helper.make_graph(nodes, "tied", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["T", 1, I])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["T", 1, H])], initializer=[W, R, axes])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    return _save(m, d / "tied.onnx")
+
+
+@case("torch")
+@refused("load budget")
+def torch_size_fanout(d: Path) -> Path:
+    """torch.Size called 2,000 times on one memoized list of 100,000 ints: each call copies it
+    (3.2 GB of tuples from 200 KB)."""
+    big = EMPTY_LIST + b"q\x00" + MARK + b"K\x01" * 100_000 + b"e"  # BINPUT 0, then APPENDS
+    calls = b"".join(g("torch", "Size") + b"h\x00" + b"\x85" + REDUCE + b"0" for _ in range(2000))  # TUPLE1, POP
+    pkl = PROTO2 + big + b"0" + calls + state_dict(lstm_sd())[len(PROTO2):]
+    return torch_zip(d / "size.pt", pkl, LSTM_RECORDS)
+
+
+@case("keras")
+@refused("load budget")
+def keras_config_of_empty_lists(d: Path) -> Path:
+    """A .keras whose config.json is 16 MiB of '[],' (deflated to a few KB): json.loads would
+    build 5.6 million lists (300 MB)."""
+    body = b"[]," * ((SIXTEEN_MIB - 32) // 3)
+    raw = b'{"a": [' + body + b"[]]}"
+    with zipfile.ZipFile(SEEDS / "tiny.keras") as zf:
+        members = {m: zf.read(m) for m in zf.namelist()}
+    members["config.json"] = raw
+    return _zeros_member_zip(d / "lists.keras", members)
