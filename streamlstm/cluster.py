@@ -73,20 +73,23 @@ class StreamCluster:
     ``source`` is a model path or the file's bytes; each shard loads it (``load_options`` go to
     ``streamlstm.load``). Each shard's states are snapshotted into the driver every
     ``snapshot_every`` of its steps. ``idle_timeout`` (seconds, None = never) closes streams
-    not used for that long, with a log record. ``actor_options`` go to Ray's ``.options()``
+    not used for that long, with a log record. A shard that takes longer than ``step_timeout``
+    seconds (None = no limit) to answer a call is treated as dead. ``actor_options`` go to Ray's ``.options()``
     (default ``num_cpus=1``). Ray must be initialised (``ray.init``) or it starts a local one.
     Methods are thread-safe; calls are serialised.
     """
 
     def __init__(self, source, shards: int = 2, capacity: int = 1024, snapshot_every: int = 32, *,
-                 idle_timeout: float | None = None, max_recoveries: int = 3, threads: int = 1,
-                 actor_options: dict | None = None, **load_options):
+                 idle_timeout: float | None = None, step_timeout: float | None = None,
+                 max_recoveries: int = 3, threads: int = 1, actor_options: dict | None = None,
+                 **load_options):
         for name, v in (("shards", shards), ("capacity", capacity), ("snapshot_every", snapshot_every),
                         ("max_recoveries", max_recoveries), ("threads", threads)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name}: expected a positive int, got {v!r}")
-        if idle_timeout is not None and not idle_timeout > 0:
-            raise ValueError(f"idle_timeout: expected a positive number of seconds or None, got {idle_timeout!r}")
+        for name, v in (("idle_timeout", idle_timeout), ("step_timeout", step_timeout)):
+            if v is not None and not (isinstance(v, (int, float)) and v > 0):
+                raise ValueError(f"{name}: expected a positive number of seconds or None, got {v!r}")
         if not isinstance(source, (str, bytes, bytearray, memoryview)) and not hasattr(source, "__fspath__"):
             raise TypeError(f"source: expected a path or the model file's bytes, got {type(source).__name__}")
         if not ray.is_initialized():
@@ -95,6 +98,7 @@ class StreamCluster:
         self._capacity = int(capacity)
         self._every = int(snapshot_every)
         self._idle = idle_timeout
+        self._timeout = step_timeout
         self._max_recoveries = int(max_recoveries)
         self._threads = int(threads)
         self._load_options = dict(load_options)
@@ -184,9 +188,12 @@ class StreamCluster:
         except Exception:  # already gone
             pass
 
-    def _recover(self, rec: _ShardRecord, cause: BaseException) -> None:
-        """Replace ``rec``'s actor: a new one, restored from the snapshot, with the log replayed."""
-        self._kill(rec.actor)
+    def _recover(self, rec: _ShardRecord, cause: BaseException, *, reuse: bool = False) -> None:
+        """Rebuild ``rec``'s streams from the snapshot and the replayed log.
+
+        With ``reuse`` (a rollback: the actor is alive), the live actor is rebuilt in place
+        first; otherwise, or if that fails, it is replaced by a new actor.
+        """
         keys = list(rec.snap)
         number = {k: i for i, k in enumerate(keys)}
         events, fresh = [], len(keys)
@@ -197,19 +204,28 @@ class StreamCluster:
             if ev[0] in ("open", "load"):  # a new stream, even for a key closed and reopened
                 number[ev[1]], fresh = fresh, fresh + 1
             events.append((ev[0], number[ev[1]], *ev[2:]))
+        blobs = [rec.snap[k] for k in keys]
         last: BaseException = cause
+        if reuse:
+            try:
+                live = ray.get(rec.actor.rebuild.remote(blobs, events))
+            except _SHARD_DOWN as e:
+                last = e
+            else:
+                rec.sids = {k: live[i] for k, i in number.items() if i in live}
+                return
+        self._kill(rec.actor)
         for attempt in range(self._max_recoveries):
             actor = self._new_actor()
             try:
                 self._check_info(ray.get(actor.describe.remote()))
-                live = ray.get(actor.rebuild.remote([rec.snap[k] for k in keys], events))
+                live = ray.get(actor.rebuild.remote(blobs, events))
             except _SHARD_DOWN as e:
                 self._kill(actor)
                 last = e
                 continue
-            by_number = {i: k for k, i in number.items()}
             rec.actor = actor
-            rec.sids = {by_number[i]: sid for i, sid in live.items()}
+            rec.sids = {k: live[i] for k, i in number.items() if i in live}
             self.recoveries += 1
             log.warning("shard %d rebuilt (%d streams, %d logged operations replayed) after: %s",
                         rec.number, len(live), len(events), type(cause).__name__)
@@ -222,7 +238,7 @@ class StreamCluster:
         """``rec.actor.method(*args)``, rebuilding the shard and retrying if it is down."""
         for attempt in range(self._max_recoveries + 1):
             try:
-                return ray.get(getattr(rec.actor, method).remote(*args))
+                return ray.get(getattr(rec.actor, method).remote(*args), timeout=self._timeout)
             except RayTaskError as e:  # the shard refused the input: raise its own error
                 if isinstance(e.cause, (ValueError, KeyError, TypeError)):
                     raise e.cause from None
@@ -284,7 +300,7 @@ class StreamCluster:
         """A copy of stream ``key``'s state (raw flat array, same layout as ``SessionPool.get_state``)."""
         with self._lock:
             rec, k = self._record(key), normal_key(key)
-            return self._call(rec, "get_state", rec.sids[k])
+            return np.array(self._call(rec, "get_state", rec.sids[k]))
 
     def set_state(self, key, state) -> None:
         """Set stream ``key``'s state from ``get_state`` (of this cluster, a pool or a session)."""
@@ -363,7 +379,7 @@ class StreamCluster:
             done.append((rec, rows, Xg, Y, snap))
         if failed is not None:
             for rec, *_ in done:
-                self._recover(rec, failed)
+                self._recover(rec, failed, reuse=True)
             raise failed
         for rec, rows, Xg, Y, snap in done:
             out[rows] = Y
@@ -378,7 +394,7 @@ class StreamCluster:
     def _get_step(self, rec: _ShardRecord, ref, keys: list, Xg: np.ndarray):
         for attempt in range(self._max_recoveries + 1):
             try:
-                return ray.get(ref)
+                return ray.get(ref, timeout=self._timeout)
             except RayTaskError as e:
                 if isinstance(e.cause, ValueError):
                     raise e.cause from None

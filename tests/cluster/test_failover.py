@@ -2,7 +2,7 @@
 SessionPool through shard kills (ray.kill, a process that exits), resizes and stream churn."""
 
 import os
-import signal
+import time
 
 import numpy as np
 import pytest
@@ -21,10 +21,7 @@ def ray_instance(local_ray):
 
 def _exit_shard(actor) -> None:
     """Make the shard's own process exit abruptly (os._exit inside the actor)."""
-    try:
-        actor.__ray_call__.remote(lambda self: os._exit(1))
-    except AttributeError:  # older Ray without __ray_call__: kill the process from outside
-        os.kill(ray.get(actor.describe.remote())["pid"], signal.SIGKILL)
+    actor.__ray_call__.remote(lambda self: os._exit(1))
 
 
 def _run(cluster, ref, rng, steps, events=None, churn=False):
@@ -176,4 +173,16 @@ def test_unrecoverable_shard_raises_a_clear_error_and_returns_nothing(ray_instan
             c.step(keys, frames(rng, len(keys), ref.model.input_size))
         path.write_bytes(data)
         _run(c, ref, rng, 6)
+        assert_same_states(c, ref)
+
+
+def test_a_hung_shard_is_replaced_after_step_timeout(ray_instance, tiny_path):
+    ref = Reference(tiny_path)
+    rng = np.random.default_rng(13)
+    with StreamCluster(tiny_path, shards=2, capacity=32, snapshot_every=4, step_timeout=3.0) as c:
+        _open_all(c, ref, 20)
+        _run(c, ref, rng, 6)
+        c.shards[0].__ray_call__.remote(lambda self: time.sleep(600))
+        _run(c, ref, rng, 6)
+        assert c.recoveries == 1
         assert_same_states(c, ref)

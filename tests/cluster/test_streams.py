@@ -3,10 +3,12 @@ the async form, bytes sources, and the snapshot format refusing states of other 
 
 import asyncio
 import logging
+import sys
 import time
 
 import numpy as np
 import pytest
+import ray
 
 from streamlstm.cluster import StreamCluster
 from streamlstm.cluster_routing import owner
@@ -159,3 +161,33 @@ def test_snapshots_refuse_another_models_states(tiny_path, kws_path):
         _restore(shard._pool, [sid], [blob[:-4]], shard._digest)
     restored = shard.load([blob])[0]
     assert np.array_equal(shard.get_state(restored), shard.get_state(sid))
+
+
+def _refuse_next_step(shard) -> None:
+    """Runs inside a shard actor: its next pool step raises ValueError (after validation there)."""
+    real = shard._pool.step
+
+    def refuse(ids, X, out=None):
+        shard._pool.step = real
+        raise ValueError("refused by the shard")
+
+    shard._pool.step = refuse
+
+
+def test_a_shard_refusing_its_part_rolls_the_other_shards_back(cluster, streams):
+    """If one shard raises ValueError after another advanced, the other is rebuilt in place from
+    its snapshot and log: the step changes no stream anywhere."""
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ref, rng = streams, np.random.default_rng(12)
+    keys = list(ref.sids)
+    for _ in range(3):
+        X = frames(rng, len(keys), ref.model.input_size)
+        cluster.step(keys, X), ref.step(keys, X)
+    ray.get(cluster.shards[1].__ray_call__.remote(_refuse_next_step))
+    recoveries = cluster.recoveries
+    with pytest.raises(ValueError, match="refused by the shard"):
+        cluster.step(keys, frames(rng, len(keys), ref.model.input_size))
+    assert cluster.recoveries == recoveries
+    assert_same_states(cluster, ref)
+    X = frames(rng, len(keys), ref.model.input_size)
+    assert np.array_equal(cluster.step(keys, X), ref.step(keys, X))
