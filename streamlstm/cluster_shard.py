@@ -104,6 +104,14 @@ def _restore(pool: SessionPool, sids, blobs, digest: bytes) -> None:
         pool.set_state(int(sid), st)
 
 
+def _node_id() -> str | None:
+    try:
+        import ray
+        return ray.get_runtime_context().get_node_id()
+    except Exception:  # not inside Ray
+        return None
+
+
 class Shard:
     """A pool of streams for one model; the driver addresses streams by pool id."""
 
@@ -126,7 +134,7 @@ class Shard:
         m = self._model
         return {"input_size": m.input_size, "output_size": m.output_size, "dtype": m.dtype.name,
                 "state_size": m.state_size, "capacity": self._pool.capacity, "digest": self._digest,
-                "pid": os.getpid()}
+                "pid": os.getpid(), "node": _node_id()}
 
     def open(self, n: int) -> list[int]:
         if n > self._pool.capacity - len(self._pool):
