@@ -23,6 +23,8 @@ def key_tag(key) -> bytes:
 
 def normal_key(key):
     """The key as the cluster stores it: str stays str, numpy ints become int."""
+    if key.__class__ is str or key.__class__ is int:
+        return key
     key_tag(key)
     return key if isinstance(key, str) else int(key)
 
