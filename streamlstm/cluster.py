@@ -74,20 +74,23 @@ class StreamCluster:
     ``streamlstm.load``). Each shard's states are snapshotted into the driver every
     ``snapshot_every`` of its steps. ``idle_timeout`` (seconds, None = never) closes streams
     not used for that long, with a log record. A shard that takes longer than ``step_timeout``
-    seconds (None = no limit) to answer a call is treated as dead. ``actor_options`` go to Ray's ``.options()``
+    seconds (None = no limit) to answer a call is treated as dead; a replacement that is not
+    rebuilt within ``recovery_timeout`` seconds (no node can host it) counts as a failed
+    attempt, and after ``max_recoveries`` of them ``ShardLostError`` is raised. ``actor_options`` go to Ray's ``.options()``
     (default ``num_cpus=1``). Ray must be initialised (``ray.init``) or it starts a local one.
     Methods are thread-safe; calls are serialised.
     """
 
     def __init__(self, source, shards: int = 2, capacity: int = 1024, snapshot_every: int = 32, *,
                  idle_timeout: float | None = None, step_timeout: float | None = None,
-                 max_recoveries: int = 3, threads: int = 1, actor_options: dict | None = None,
+                 recovery_timeout: float | None = 600.0, max_recoveries: int = 3, threads: int = 1, actor_options: dict | None = None,
                  **load_options):
         for name, v in (("shards", shards), ("capacity", capacity), ("snapshot_every", snapshot_every),
                         ("max_recoveries", max_recoveries), ("threads", threads)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name}: expected a positive int, got {v!r}")
-        for name, v in (("idle_timeout", idle_timeout), ("step_timeout", step_timeout)):
+        for name, v in (("idle_timeout", idle_timeout), ("step_timeout", step_timeout),
+                        ("recovery_timeout", recovery_timeout)):
             if v is not None and not (isinstance(v, (int, float)) and v > 0):
                 raise ValueError(f"{name}: expected a positive number of seconds or None, got {v!r}")
         if not isinstance(source, (str, bytes, bytearray, memoryview)) and not hasattr(source, "__fspath__"):
@@ -99,6 +102,7 @@ class StreamCluster:
         self._every = int(snapshot_every)
         self._idle = idle_timeout
         self._timeout = step_timeout
+        self._recovery_timeout = recovery_timeout
         self._max_recoveries = int(max_recoveries)
         self._threads = int(threads)
         self._load_options = dict(load_options)
@@ -218,12 +222,15 @@ class StreamCluster:
         for attempt in range(self._max_recoveries):
             actor = self._new_actor()
             try:
-                self._check_info(ray.get(actor.describe.remote()))
-                live = ray.get(actor.rebuild.remote(blobs, events))
+                self._check_info(ray.get(actor.describe.remote(), timeout=self._recovery_timeout))
+                live = ray.get(actor.rebuild.remote(blobs, events), timeout=self._recovery_timeout)
             except _SHARD_DOWN as e:
                 self._kill(actor)
                 last = e
                 continue
+            except BaseException:
+                self._kill(actor)
+                raise
             rec.actor = actor
             rec.sids = {k: live[i] for k, i in number.items() if i in live}
             self.recoveries += 1
