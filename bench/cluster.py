@@ -11,7 +11,8 @@ For each stream count n, every stream advances one frame per step:
 
 Prints a markdown table: frames/s, step p50/p99 (ms), the time of one full ``snapshot()``,
 and the recovery time after ``ray.kill`` of a shard (the first step after the kill minus a
-normal step: start a replacement actor, load the model, restore, replay, retry). Every cluster output is checked bit for bit against the pool's first.
+normal step: start a replacement actor, load the model, restore, replay, retry). Every
+cluster output is checked bit for bit against the pool's first.
 """
 
 from __future__ import annotations

@@ -76,15 +76,16 @@ class StreamCluster:
     not used for that long, with a log record. A shard that takes longer than ``step_timeout``
     seconds (None = no limit) to answer a call is treated as dead; a replacement that is not
     rebuilt within ``recovery_timeout`` seconds (no node can host it) counts as a failed
-    attempt, and after ``max_recoveries`` of them ``ShardLostError`` is raised. ``actor_options`` go to Ray's ``.options()``
-    (default ``num_cpus=1``). Ray must be initialised (``ray.init``) or it starts a local one.
-    Methods are thread-safe; calls are serialised.
+    attempt, and after ``max_recoveries`` of them ``ShardLostError`` is raised.
+    ``actor_options`` go to Ray's ``.options()`` (default ``num_cpus=1``). Ray must be
+    initialised (``ray.init``) or a local instance is started. Methods are thread-safe; calls
+    are serialised. ``recoveries`` counts the shards rebuilt so far.
     """
 
     def __init__(self, source, shards: int = 2, capacity: int = 1024, snapshot_every: int = 32, *,
                  idle_timeout: float | None = None, step_timeout: float | None = None,
-                 recovery_timeout: float | None = 600.0, max_recoveries: int = 3, threads: int = 1, actor_options: dict | None = None,
-                 **load_options):
+                 recovery_timeout: float | None = 600.0, max_recoveries: int = 3, threads: int = 1,
+                 actor_options: dict | None = None, **load_options):
         for name, v in (("shards", shards), ("capacity", capacity), ("snapshot_every", snapshot_every),
                         ("max_recoveries", max_recoveries), ("threads", threads)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -174,9 +175,13 @@ class StreamCluster:
 
     def _start(self, numbers: Iterable[int]) -> list[_ShardRecord]:
         records = [_ShardRecord(n, self._new_actor()) for n in numbers]
-        infos = ray.get([r.actor.describe.remote() for r in records])
-        for info in infos:
-            self._check_info(info)
+        try:
+            for info in ray.get([r.actor.describe.remote() for r in records]):
+                self._check_info(info)
+        except BaseException:
+            for r in records:
+                self._kill(r.actor)
+            raise
         return records
 
     def _check_info(self, info: dict) -> None:

@@ -100,7 +100,8 @@ def _decode(message: bytes, dtype: np.dtype, size: int) -> np.ndarray:
     return frame
 
 
-async def start_server(cluster: StreamCluster, host: str = "127.0.0.1", port: int = 0) -> tuple[Server, FrameBatcher]:
+async def start_server(cluster: StreamCluster, host: str = "127.0.0.1",
+                       port: int = 0) -> tuple[Server, FrameBatcher]:
     """Start serving ``cluster`` on ws://host:port (port 0 picks a free one); returns the server
     (``server.sockets[0].getsockname()`` gives the port) and its batcher."""
     batcher = FrameBatcher(cluster)
