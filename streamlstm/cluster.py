@@ -113,6 +113,8 @@ class StreamCluster:
         self._owner: dict[Any, _ShardRecord] = {}
         self._last_used: dict[Any, float] = {}
         self._last_sweep = time.monotonic()
+        self._topology = 0  # bumped whenever a stream opens, closes, moves or is rebuilt
+        self._routing = None
         self.recoveries = 0
         self._info: dict | None = None
         self._records: list[_ShardRecord] = []
@@ -203,6 +205,7 @@ class StreamCluster:
         With ``reuse`` (a rollback: the actor is alive), the live actor is rebuilt in place
         first; otherwise, or if that fails, it is replaced by a new actor.
         """
+        self._topology += 1
         keys = list(rec.snap)
         number = {k: i for i, k in enumerate(keys)}
         events, fresh = [], len(keys)
@@ -268,6 +271,8 @@ class StreamCluster:
         return rec
 
     def _touch(self, keys) -> None:
+        if self._idle is None:
+            return
         now = time.monotonic()
         for k in keys:
             self._last_used[k] = now
@@ -282,6 +287,7 @@ class StreamCluster:
                 raise ValueError(f"stream key {key!r} is already open")
             rec = self._records[owner(k, len(self._records))]
             rec.sids[k] = self._call(rec, "open", 1)[0]
+            self._topology += 1
             rec.log.append(("open", k))
             self._owner[k] = rec
             self._touch((k,))
@@ -295,6 +301,7 @@ class StreamCluster:
 
     def _close(self, rec: _ShardRecord, k) -> None:
         self._call(rec, "close", [rec.sids[k]])
+        self._topology += 1
         del rec.sids[k]
         rec.log.append(("close", k))
         del self._owner[k]
@@ -342,63 +349,78 @@ class StreamCluster:
         key: ValueError; unknown key: KeyError) changes no stream on any shard.
         """
         with self._lock:
-            keys, X, groups = self._prepare(keys, X)
+            keys, groups = self._prepare(keys, X)
             refs = {rec: rec.actor.step.remote(sids, Xg, rec.steps + 1 >= self._every)
-                    for rec, (rows, sids, Xg) in groups.items()}
+                    for rec, (rows, group_keys, sids, Xg) in groups.items()}
             return self._collect(keys, groups, refs)
 
     async def step_async(self, keys, X) -> np.ndarray:
         """``step`` for event-loop pipelines: awaits the shards without blocking the loop."""
         return await asyncio.to_thread(self.step, keys, X)
 
-    def _prepare(self, keys, X):
+    def _route(self, keys) -> tuple[list, list]:
+        """The normalised keys and their grouping by shard: [(rec, rows, keys of rows, pool ids)].
+
+        Validates the keys (types, duplicates, open). The result is reused while the same keys
+        come back and no stream was opened, closed, moved or rebuilt since.
+        """
+        cached = self._routing
+        if (cached is not None and cached[0] == self._topology and cached[1] == keys
+                and set(map(type, keys)) <= {str, int}):
+            return cached[1], cached[2]
         keys = [normal_key(k) for k in keys]
-        n = len(keys)
-        X = check_sequence(X, "X", self.input_size, self.dtype)
-        if X.shape[0] != n:
-            raise ValueError(f"X: expected one frame per key ({n} keys), got {X.shape[0]} frames")
-        if len(set(keys)) != n:
+        if len(set(keys)) != len(keys):
             seen = set()
             dup = next(k for k in keys if k in seen or seen.add(k))
             raise ValueError(f"keys: stream key {dup!r} appears twice in one step; no stream was advanced")
         missing = [k for k in keys if k not in self._owner]
         if missing:
             raise KeyError(f"stream key {missing[0]!r} is not open; no stream was advanced")
+        rows_of: dict[_ShardRecord, list[int]] = {}
+        for i, k in enumerate(keys):
+            rows_of.setdefault(self._owner[k], []).append(i)
+        groups = []
+        for rec, rows in rows_of.items():
+            group_keys = [keys[i] for i in rows]
+            sids = np.array([rec.sids[k] for k in group_keys], np.int64)
+            groups.append((rec, np.array(rows, np.intp), group_keys, sids))
+        self._routing = (self._topology, keys, groups)
+        return keys, groups
+
+    def _prepare(self, keys, X):
+        keys, groups = self._route(keys if keys.__class__ is list else list(keys))
+        n = len(keys)
+        X = check_sequence(X, "X", self.input_size, self.dtype)
+        if X.shape[0] != n:
+            raise ValueError(f"X: expected one frame per key ({n} keys), got {X.shape[0]} frames")
         bad = np.flatnonzero(~np.isfinite(X).all(axis=1))
         if bad.size:
             raise ValueError(f"X: frame {bad[0]} (stream key {keys[bad[0]]!r}) contains NaN or Inf; "
                              "no stream was advanced")
-        self._sweep(set(keys))
-        rows_of: dict[_ShardRecord, list[int]] = {}
-        for i, k in enumerate(keys):
-            rows_of.setdefault(self._owner[k], []).append(i)
-        groups = {}
-        for rec, rows in rows_of.items():
-            sids = np.array([rec.sids[keys[i]] for i in rows], np.int64)
-            groups[rec] = (rows, sids, np.ascontiguousarray(X[rows]))
-        return keys, X, groups
+        self._sweep(keys)
+        return keys, {rec: (rows, group_keys, sids, X[rows]) for rec, rows, group_keys, sids in groups}
 
     def _collect(self, keys: list, groups: dict, refs: dict) -> np.ndarray:
         out = np.empty((len(keys), self.output_size), self.dtype)
         done, failed = [], None
         for rec, ref in refs.items():
-            rows, sids, Xg = groups[rec]
+            rows, group_keys, sids, Xg = groups[rec]
             try:
-                Y, snap = self._get_step(rec, ref, [keys[i] for i in rows], Xg)
+                Y, snap = self._get_step(rec, ref, group_keys, Xg)
             except (ValueError, ShardLostError) as e:  # the shard refused: roll the others back
                 failed = failed or e
                 continue
-            done.append((rec, rows, Xg, Y, snap))
+            done.append((rec, rows, group_keys, Xg, Y, snap))
         if failed is not None:
             for rec, *_ in done:
                 self._recover(rec, failed, reuse=True)
             raise failed
-        for rec, rows, Xg, Y, snap in done:
+        for rec, rows, group_keys, Xg, Y, snap in done:
             out[rows] = Y
             if snap is not None:
                 rec.take_snapshot(*snap)
             else:
-                rec.log.append(("step", [keys[i] for i in rows], Xg))
+                rec.log.append(("step", group_keys, Xg))
                 rec.steps += 1
         self._touch(keys)
         return out
@@ -447,7 +469,7 @@ class StreamCluster:
 
     def _sweep(self, keep) -> None:
         if self._idle is not None and time.monotonic() - self._last_sweep > self._idle / 2:
-            self.reclaim_idle(keep)
+            self.reclaim_idle(set(keep))
 
     # ------------------------------------------------------------------ elasticity
     def resize(self, shards: int) -> None:
@@ -468,6 +490,7 @@ class StreamCluster:
                 raise ValueError(f"resize({shards}): a shard would hold {max(counts)} streams, more than "
                                  f"its capacity {self._capacity}; nothing moved")
             self.snapshot()
+            self._topology += 1
             records = self._records + (self._start(range(old, shards)) if shards > old else [])
             by_target: dict[int, list] = {}
             for k, n in moves.items():

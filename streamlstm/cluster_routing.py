@@ -26,7 +26,7 @@ def normal_key(key):
     if key.__class__ is str or key.__class__ is int:
         return key
     key_tag(key)
-    return key if isinstance(key, str) else int(key)
+    return str(key) if isinstance(key, str) else int(key)
 
 
 def _score(shard: int, tag: bytes) -> int:

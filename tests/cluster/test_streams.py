@@ -191,3 +191,33 @@ def test_a_shard_refusing_its_part_rolls_the_other_shards_back(cluster, streams)
     assert_same_states(cluster, ref)
     X = frames(rng, len(keys), ref.model.input_size)
     assert np.array_equal(cluster.step(keys, X), ref.step(keys, X))
+
+
+def test_a_repeated_key_list_stays_exact_through_kills_and_churn(cluster, streams):
+    """Steps over the same key list reuse their routing; a kill, an open or a close elsewhere
+    must invalidate it, and a list that only compares equal (True for 1) is still refused."""
+    ref, rng = streams, np.random.default_rng(14)
+    keys = list(ref.sids)
+
+    def steps(count):
+        for _ in range(count):
+            X = frames(rng, len(keys), ref.model.input_size)
+            assert np.array_equal(cluster.step(keys, X), ref.step(keys, X))
+
+    steps(3)
+    ray.kill(cluster.shards[0])
+    steps(3)
+    cluster.open("extra"), ref.open("extra")
+    steps(2)
+    cluster.close("extra"), ref.close("extra")
+    cluster.close(keys[-1]), ref.close(keys[-1])
+    with pytest.raises(KeyError):
+        cluster.step(keys, frames(rng, len(keys), ref.model.input_size))
+    keys = keys[:-1]
+    steps(2)
+    lookalike = [True if k == 1 else k for k in keys]
+    assert lookalike == keys
+    with pytest.raises(TypeError):
+        cluster.step(lookalike, frames(rng, len(keys), ref.model.input_size))
+    steps(1)
+    assert_same_states(cluster, ref)
