@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import ray
 
+import streamlstm as sl
 from streamlstm.cluster import StreamCluster
 from streamlstm.cluster_routing import owner
 from streamlstm.cluster_shard import Shard, _restore, _snapshot, model_digest
@@ -137,6 +138,18 @@ def test_bytes_source(local_ray, tiny_path):
         c.open("a"), ref.open("a")
         X = frames(rng, 1, ref.model.input_size)
         assert np.array_equal(c.step(["a"], X), ref.step(["a"], X))
+
+
+def test_onnx_bytes_source(local_ray, tiny_path, tmp_path):
+    onnx_path = tmp_path / "tiny.onnx"
+    sl.load(tiny_path).to_onnx(onnx_path)
+    ref = Reference(onnx_path)
+    rng = np.random.default_rng(15)
+    with StreamCluster(onnx_path.read_bytes(), shards=1, capacity=8) as c:
+        c.open(0), ref.open(0)
+        for _ in range(3):
+            X = frames(rng, 1, ref.model.input_size)
+            assert np.array_equal(c.step([0], X), ref.step([0], X))
 
 
 def test_routing_moves_about_one_nth_on_resize():
