@@ -61,6 +61,21 @@ class _ShardRecord:
     def key_of(self) -> dict[int, Any]:
         return {sid: key for key, sid in self.sids.items()}
 
+    def replay_plan(self) -> tuple[list[bytes], list[tuple], dict]:
+        """What ``Shard.rebuild`` needs: the snapshot's blobs, the log with streams numbered
+        instead of keyed, and key -> number for the streams the log leaves open."""
+        keys = list(self.snap)
+        number = {k: i for i, k in enumerate(keys)}
+        events, fresh = [], len(keys)
+        for ev in self.log:
+            if ev[0] == "step":
+                events.append(("step", [number[k] for k in ev[1]], ev[2]))
+                continue
+            if ev[0] in ("open", "load"):  # a new stream, even for a key closed and reopened
+                number[ev[1]], fresh = fresh, fresh + 1
+            events.append((ev[0], number[ev[1]], *ev[2:]))
+        return [self.snap[k] for k in keys], events, number
+
     def take_snapshot(self, ids: list[int], blobs: list[bytes]) -> None:
         key_of = self.key_of()
         self.snap = {key_of[sid]: blob for sid, blob in zip(ids, blobs) if sid in key_of}
@@ -206,17 +221,7 @@ class StreamCluster:
         first; otherwise, or if that fails, it is replaced by a new actor.
         """
         self._topology += 1
-        keys = list(rec.snap)
-        number = {k: i for i, k in enumerate(keys)}
-        events, fresh = [], len(keys)
-        for ev in rec.log:
-            if ev[0] == "step":
-                events.append(("step", [number[k] for k in ev[1]], ev[2]))
-                continue
-            if ev[0] in ("open", "load"):  # a new stream, even for a key closed and reopened
-                number[ev[1]], fresh = fresh, fresh + 1
-            events.append((ev[0], number[ev[1]], *ev[2:]))
-        blobs = [rec.snap[k] for k in keys]
+        blobs, events, number = rec.replay_plan()
         last: BaseException = cause
         if reuse:
             try:
