@@ -131,6 +131,8 @@ def test_resize_2_3_1_mid_run(ray_instance, kws_path):
 
         def grow(cl, _):
             placed.update({k: cl.shard_of(k) for k in keys})
+            ray.kill(cl.shards[1])  # dead when resize snapshots it: rebuilt first
+            time.sleep(0.5)
             cl.resize(3)
             assert len(cl.shards) == 3
             moved = sum(cl.shard_of(k) != placed[k] for k in keys)
@@ -142,6 +144,7 @@ def test_resize_2_3_1_mid_run(ray_instance, kws_path):
             assert len(cl.shards) == 1 and {cl.shard_of(k) for k in keys} == {0}
 
         _run(c, ref, rng, STEPS, {70: grow, 140: shrink})
+        assert c.recoveries == 1
         assert_same_states(c, ref)
 
 
