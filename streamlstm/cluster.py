@@ -407,17 +407,21 @@ class StreamCluster:
 
     def _collect(self, keys: list, groups: dict, refs: dict) -> np.ndarray:
         out = np.empty((len(keys), self.output_size), self.dtype)
-        done, failed = [], None
+        done, unsure, failed = [], [], None
         for rec, ref in refs.items():
             rows, group_keys, sids, Xg = groups[rec]
             try:
                 Y, snap = self._get_step(rec, ref, group_keys, Xg)
-            except (ValueError, ShardLostError) as e:  # the shard refused: roll the others back
+            except (ValueError, ShardLostError) as e:  # refused (state unchanged) or lost
                 failed = failed or e
                 continue
+            except Exception as e:  # an unexpected error inside the shard: its state is unknown
+                failed = failed or e
+                unsure.append(rec)
+                continue
             done.append((rec, rows, group_keys, Xg, Y, snap))
-        if failed is not None:
-            for rec, *_ in done:
+        if failed is not None:  # no output: every shard goes back to its state before the call
+            for rec in [d[0] for d in done] + unsure:
                 self._recover(rec, failed, reuse=True)
             raise failed
         for rec, rows, group_keys, Xg, Y, snap in done:

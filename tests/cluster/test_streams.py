@@ -234,3 +234,31 @@ def test_a_repeated_key_list_stays_exact_through_kills_and_churn(cluster, stream
         cluster.step(lookalike, frames(rng, len(keys), ref.model.input_size))
     steps(1)
     assert_same_states(cluster, ref)
+
+
+def _advance_then_fail(shard) -> None:
+    """Runs inside a shard actor: its next pool step advances its streams, then raises."""
+    real = shard._pool.step
+
+    def advance_and_raise(ids, X, out=None):
+        shard._pool.step = real
+        real(ids, X)
+        raise RuntimeError("failed after advancing")
+
+    shard._pool.step = advance_and_raise
+
+
+def test_an_unexpected_shard_error_rolls_every_shard_back(cluster, streams):
+    """A shard error other than refused input leaves that shard's state unknown: it is rebuilt
+    too, so the call that raised changed no stream anywhere."""
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ref, rng = streams, np.random.default_rng(16)
+    keys = list(ref.sids)
+    X = frames(rng, len(keys), ref.model.input_size)
+    cluster.step(keys, X), ref.step(keys, X)
+    ray.get(cluster.shards[0].__ray_call__.remote(_advance_then_fail))
+    with pytest.raises(RuntimeError, match="failed after advancing"):
+        cluster.step(keys, frames(rng, len(keys), ref.model.input_size))
+    assert_same_states(cluster, ref)
+    X = frames(rng, len(keys), ref.model.input_size)
+    assert np.array_equal(cluster.step(keys, X), ref.step(keys, X))
