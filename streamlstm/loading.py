@@ -26,6 +26,9 @@ def _checked_source(import_fn):
 
     @functools.wraps(import_fn)
     def checked(source: Any, *args, **kwargs):
+        fmt = kwargs.get("format")
+        if fmt not in (None, "network") and fmt not in FORMATS:  # the call is wrong, whatever the file
+            raise ValueError(f"format: expected one of {tuple(FORMATS)}, got {fmt!r}")
         try:
             if not isinstance(source, (str, os.PathLike)):
                 return import_fn(source, *args, **kwargs)

@@ -6,6 +6,8 @@
   streamlstm convert IN OUT         to native .npz or ONNX (.onnx)
   streamlstm verify MODEL           streamlstm vs an independent origin: onnxruntime, Keras, or
                                     your own PyTorch module (--module pkg.mod:Class)
+  streamlstm serve MODEL            streams over WebSocket on a Ray StreamCluster (extra [serve]);
+                                    see ``streamlstm serve --help``
 
 Exit codes: 0 ok, 1 verification failed or runtime error, 2 bad usage or bad input.
 """
@@ -318,6 +320,10 @@ def _silence_stdout() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:  # a long-running server with its own options (and optional extras)
+        from .serve import main as serve
+
+        return serve(argv[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)  # exits with code 2 on a bad command line

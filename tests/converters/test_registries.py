@@ -73,6 +73,7 @@ def test_a_registered_format_is_what_load_uses(monkeypatch, tmp_path):
 
     monkeypatch.setitem(registry.FORMATS, "toy", registry.Format("toy", (".toy",), toy))
     path = tmp_path / "m.toy"
+    path.write_bytes(b"toy model")  # loads read only regular files
     assert import_network(path, scale=2) is net
     assert seen == [(path, {"scale": 2})]
     assert sl.load(path).output_size == 2
