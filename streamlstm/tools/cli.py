@@ -343,6 +343,11 @@ def main(argv: list[str] | None = None) -> int:
             PermissionError, ValueError) as e:
         print(f"streamlstm {args.command}: {e}", file=sys.stderr)
         return USAGE
+    except ImportError as e:  # an optional dependency; the extras are in the README's Install section
+        missing = getattr(e, "name", None) or "an optional dependency"
+        print(f"streamlstm {args.command}: {missing} is needed here and is not installed "
+              f"(pip install {missing}; the README's Install section lists the extras): {e}", file=sys.stderr)
+        return FAILED
     except Exception as e:  # noqa: BLE001 - one line, not a traceback, unless asked
         if args.traceback:
             traceback.print_exc()
