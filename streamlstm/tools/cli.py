@@ -68,8 +68,6 @@ def cmd_bench(args) -> int:
     unknown = set(names or ()) - set(benchmark.NAMES)
     if unknown:
         raise UsageError(f"unknown zoo model(s) {sorted(unknown)}; known: {', '.join(benchmark.NAMES)}")
-    if args.block_warmup >= args.block:
-        raise UsageError(f"--block-warmup ({args.block_warmup}) must be smaller than --block ({args.block})")
     opts = load_options(args)
     targets = []
     for m in args.model:

@@ -46,11 +46,6 @@ def test_bad_numbers_and_options_are_usage_errors(argv, capsys):
     assert "Traceback" not in err and "error: argument" in err
 
 
-def test_bench_block_warmup_must_fit_in_a_block(capsys):
-    assert main(["bench", "--models", "tiny", "--block", "5", "--block-warmup", "5"]) == 2
-    assert "--block-warmup" in capsys.readouterr().err
-
-
 def test_bench_unknown_zoo_model_is_a_usage_error(capsys):
     assert main(["bench", "--models", "tiny,huge"]) == 2
     assert "huge" in capsys.readouterr().err
