@@ -70,8 +70,6 @@ def cmd_bench(args) -> int:
     unknown = set(names or ()) - set(benchmark.NAMES)
     if unknown:
         raise UsageError(f"unknown zoo model(s) {sorted(unknown)}; known: {', '.join(benchmark.NAMES)}")
-    if args.block_warmup >= args.block:
-        raise UsageError(f"--block-warmup ({args.block_warmup}) must be smaller than --block ({args.block})")
     opts = load_options(args)
     targets = []
     for m in args.model:
@@ -349,6 +347,11 @@ def main(argv: list[str] | None = None) -> int:
             PermissionError, ValueError) as e:
         print(f"streamlstm {args.command}: {e}", file=sys.stderr)
         return USAGE
+    except ImportError as e:  # an optional dependency; the extras are in the README's Install section
+        missing = getattr(e, "name", None) or "an optional dependency"
+        print(f"streamlstm {args.command}: {missing} is needed here and is not installed "
+              f"(pip install {missing}; the README's Install section lists the extras): {e}", file=sys.stderr)
+        return FAILED
     except Exception as e:  # noqa: BLE001 - one line, not a traceback, unless asked
         if args.traceback:
             traceback.print_exc()

@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from .. import Model
-from ..helper import worth_a_helper
+from .probes import shares_products
 
 StepFn = Callable[[np.ndarray], np.ndarray]
 
@@ -439,7 +439,7 @@ def make_peers(model: Model, onnx_bytes: bytes | None, *, threads: int = 1, fram
                onnx_note: str = "") -> tuple[list[Peer], list[Skipped]]:
     """Adapters for every requested framework that can run ``model``; the rest as Skipped."""
     peers: list[Peer] = [StreamlstmPeer(model)]
-    if model.streamable and (os.cpu_count() or 1) >= 2 and worth_a_helper(model.plan):
+    if model.streamable and (os.cpu_count() or 1) >= 2 and shares_products(model):
         peers.append(StreamlstmPeer(model, threads=2))
     skipped: list[Skipped] = []
     wanted = set(frameworks)

@@ -2,7 +2,8 @@
 
 A probe reproduces one condition of a real step in isolation: a buffer allocated the way a
 Plan's weights are (``weight_like_buffer``), and a compiled function called the way
-``Session.step`` calls its kernel, without Numba's type dispatch (``direct_call``). This module
+``Session.step`` calls its kernel, without Numba's type dispatch (``direct_call``).
+``shares_products`` tells the bench whether a two-thread session has work to share. This module
 is the one place where the tools reach past the runtime's public API; if the runtime moves these
 helpers, only the imports below change.
 """
@@ -14,6 +15,8 @@ from typing import Callable
 import numpy as np
 from numba import typeof
 
+from .. import Model
+from ..helper import worth_a_helper
 from ..kernels.config import entry_point
 from ..plan import aligned_bytes
 
@@ -30,3 +33,8 @@ def direct_call(dispatcher, *example_args) -> Callable:
     """The compiled overload of the ``@njit`` function ``dispatcher`` for the types of
     ``example_args``, callable without type dispatch (callers must pass those types exactly)."""
     return entry_point(dispatcher, tuple(typeof(a) for a in example_args))
+
+
+def shares_products(model: Model) -> bool:
+    """True when a step of ``model`` has products large enough for ``session(threads=2)`` to split."""
+    return worth_a_helper(model.plan)
