@@ -9,6 +9,8 @@ data-path walk) and onnx_export.
 
 from __future__ import annotations
 
+import dataclasses
+
 from streamlstm.network import Network
 
 from .onnx_export import export_onnx, state_names
@@ -28,8 +30,8 @@ def import_onnx(source: OnnxSource, *, inputs: list[str] | None = None,
         outputs = [outputs]
     model = load_model(source)
     net = import_graph(build_graph(model), inputs, outputs)
-    if not net.name:
-        net.name = model.graph.name or ""
+    if not net.name and model.graph.name:
+        net = dataclasses.replace(net, name=model.graph.name)
     return net
 
 

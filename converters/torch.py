@@ -18,6 +18,8 @@ each stacked layer becomes one IR layer; bidirectional layers concatenate [forwa
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 import re
 import sys
@@ -472,7 +474,7 @@ def _network(layers: list, name: str, where: str) -> Network:
     for layer in layers:
         if (isinstance(layer, Activation) and fused and isinstance(fused[-1], Dense)
                 and fused[-1].activation.name == "Identity"):
-            fused[-1].activation = layer.activation
+            fused[-1] = dataclasses.replace(fused[-1], activation=layer.activation)
             continue
         fused.append(layer)
     if not any(hasattr(l, "input_size") for l in fused):

@@ -47,14 +47,15 @@ class Network:
                 raise NetworkError(f"layer {i}: {type(layer).__name__} is not a streamlstm layer")
         size = self.input_size
         if size is None:
-            size = layers[0].input_size
+            size = getattr(layers[0], "input_size", None)
         if isinstance(size, bool) or size is None or int(size) <= 0:
             raise NetworkError("Network.input_size must be a positive integer")
         object.__setattr__(self, "input_size", int(size))
         width = self.input_size
         for i, layer in enumerate(layers):
-            if layer.input_size is not None and layer.input_size != width:
-                raise NetworkError(f"layer {i} ({layer.label}): input size {layer.input_size} "
+            need = getattr(layer, "input_size", None)
+            if need is not None and need != width:
+                raise NetworkError(f"layer {i} ({layer.label}): input size {need} "
                                    f"does not match the previous output size {width}")
             width = layer.output_width(width)
 

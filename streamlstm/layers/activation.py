@@ -4,7 +4,6 @@ Maths: ``kernels/activation.py``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 from ..kernels.layout import C_ACT_F, C_PARAMS, K_ACT
 from .base import ActLike, Layer, as_act, register
@@ -16,7 +15,7 @@ class Activation(Layer):
     activation: ActLike
     name: str = ""
 
-    kind: ClassVar[str] = "Activation"
+    kind = "Activation"
 
     def __post_init__(self):
         self._set("activation", as_act(self.activation))

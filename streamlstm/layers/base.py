@@ -5,7 +5,8 @@ and read-only) that subclasses ``Layer`` and declares:
 
 - ``kind``: its name in the registry (``LAYER_KINDS``), in native files and in summaries;
 - ``array_fields``: which of its fields are arrays (the native format stores those apart);
-- ``input_size`` / ``output_width(width)``: how wide its input and output are;
+- ``input_size`` (units with weights: the input width they need; elementwise units have
+  none) and ``output_width(width)``: the output width for an input of ``width``;
 - ``pack(builder)``: the rows, weights and state it adds to a Plan (``plan.PlanBuilder``).
 
 ``register`` adds a kind to the registry; nothing else needs to learn its name.
@@ -129,11 +130,6 @@ class Layer:
 
     def validate(self) -> None:
         """A unit is validated once, when it is built; there is nothing left to check."""
-
-    @property
-    def input_size(self) -> int | None:
-        """The input width the unit needs, or None when it takes any (elementwise units)."""
-        return None
 
     def output_width(self, width: int) -> int:
         """The output width for an input of ``width``."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 
@@ -19,8 +18,8 @@ class Dense(Layer):
     activation: ActLike = "Identity"
     name: str = ""
 
-    kind: ClassVar[str] = "Dense"
-    array_fields: ClassVar[tuple[str, ...]] = ("W", "b")
+    kind = "Dense"
+    array_fields = ("W", "b")
 
     def __post_init__(self):
         self._freeze_arrays()

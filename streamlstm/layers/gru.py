@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 
@@ -22,11 +21,11 @@ from .recurrent import Recurrent
 class GRU(Recurrent):
     linear_before_reset: bool = False
 
-    kind: ClassVar[str] = "GRU"
-    array_fields: ClassVar[tuple[str, ...]] = ("W", "R", "Wb", "Rb", "initial_h")
-    gates: ClassVar[int] = 3
-    n_acts: ClassVar[int] = 2
-    default_acts: ClassVar[tuple[str, ...]] = ("Sigmoid", "Tanh")
+    kind = "GRU"
+    array_fields = ("W", "R", "Wb", "Rb", "initial_h")
+    gates = 3
+    n_acts = 2
+    default_acts = ("Sigmoid", "Tanh")
 
     def __post_init__(self):
         self._set("linear_before_reset", bool(self.linear_before_reset))

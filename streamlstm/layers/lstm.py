@@ -10,7 +10,6 @@ Keras/TF forget-bias folding is done by the importers. Maths: ``kernels/lstm.py`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 
@@ -33,11 +32,11 @@ class LSTM(Recurrent):
     input_forget: bool = False
     initial_c: np.ndarray | None = None
 
-    kind: ClassVar[str] = "LSTM"
-    array_fields: ClassVar[tuple[str, ...]] = ("W", "R", "Wb", "Rb", "P", "proj", "initial_h", "initial_c")
-    gates: ClassVar[int] = 4
-    n_acts: ClassVar[int] = 3
-    default_acts: ClassVar[tuple[str, ...]] = DEFAULT_ACTS
+    kind = "LSTM"
+    array_fields = ("W", "R", "Wb", "Rb", "P", "proj", "initial_h", "initial_c")
+    gates = 4
+    n_acts = 3
+    default_acts = DEFAULT_ACTS
 
     def __post_init__(self):
         self._set("input_forget", bool(self.input_forget))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -40,9 +40,9 @@ class Recurrent(Layer):
     merge: str = "concat"
     name: str = ""
 
-    gates: ClassVar[int] = 1
-    n_acts: ClassVar[int] = 1
-    default_acts: ClassVar[tuple[str, ...]] = ()
+    gates = 1
+    n_acts = 1
+    default_acts = ()
 
     def __post_init__(self):
         self._freeze_arrays()

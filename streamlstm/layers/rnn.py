@@ -7,7 +7,6 @@ Maths: ``kernels/rnn.py``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 from ..kernels.layout import C_BIAS, C_WR, C_WX, K_RNN
 from ..kernels.rnn import RNN_CLIPS
@@ -18,11 +17,11 @@ from .recurrent import Recurrent
 @register
 @dataclass(frozen=True, eq=False)
 class RNN(Recurrent):
-    kind: ClassVar[str] = "RNN"
-    array_fields: ClassVar[tuple[str, ...]] = ("W", "R", "Wb", "Rb", "initial_h")
-    gates: ClassVar[int] = 1
-    n_acts: ClassVar[int] = 1
-    default_acts: ClassVar[tuple[str, ...]] = ("Tanh",)
+    kind = "RNN"
+    array_fields = ("W", "R", "Wb", "Rb", "initial_h")
+    gates = 1
+    n_acts = 1
+    default_acts = ("Tanh",)
 
     def row_kind(self, builder) -> int:
         return K_RNN
