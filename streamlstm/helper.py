@@ -22,7 +22,7 @@ from .kernels import layout as L
 from .kernels.split import HELPER_STOPPED, MAILBOX_SIZE, MB_STOP, SPLIT_MIN, helper_loop, wake_helper
 from .plan import aligned_bytes
 
-IDLE_CYCLES = 20_000_000  # cycle-counter ticks (~5-10 ms) of spinning before the helper sleeps
+IDLE_CYCLES = 20_000_000  # cycle-counter ticks of spinning before the helper sleeps
 
 
 def worth_a_helper(plan) -> bool:

@@ -128,7 +128,7 @@ class Model:
         ``threads=2`` gives the stream a helper thread that computes half of every large
         matrix product of ``step`` (bit-identical results; worth it when the weights exceed
         the core's cache, e.g. the zoo's ``big``). The helper spins while steps keep coming and
-        sleeps after ~10 ms without one; ``Session.close()`` stops it."""
+        sleeps after a pause without one; ``Session.close()`` stops it."""
         return Session(self, threads=threads)
 
     def pool(self, capacity: int, *, threads: int = 1) -> "SessionPool":

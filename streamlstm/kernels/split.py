@@ -23,8 +23,8 @@ interleave jobs and wait forever; the one without OWNER computes alone.
 Parking (Linux): after ``idle_cycles`` without a job the helper sets PARKED and sleeps in
 futex(2) on it, still inside the kernel with the GIL released; the next shared product of a
 step swaps PARKED back to 0 and wakes it with one system call. Neither side touches the GIL,
-so a step after a pause never waits for Python's thread switch (waking through a Python
-Event cost the first step after a pause 0.2-3 ms on a 2-vCPU VM). Elsewhere the helper
+so a step after a pause never waits for Python's thread switch (as waking through a Python
+Event did, see docs/ARCHITECTURE.md). Elsewhere the helper
 returns ``HELPER_IDLE`` and its Python loop sleeps on an Event instead.
 """
 
