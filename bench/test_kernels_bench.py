@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import streamlstm as sl
-from streamlstm.kernels.cells import lstm_fused_fast
-from streamlstm.kernels.gemv import gemv_acc
+from streamlstm.kernels.lstm import fused_gates as lstm_fused_fast
+from streamlstm.kernels.simd import panel_acc as gemv_acc
 from streamlstm.kernels.simd import to_panels
 from streamlstm.zoo import NAMES, zoo_network
 

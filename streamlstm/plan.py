@@ -191,7 +191,7 @@ class PlanBuilder:
         """Offset of a block of floats in the weight buffer."""
         return self._pk.add(a)
 
-    def set_panels(self, M: np.ndarray) -> int:
+    def add_panels(self, M: np.ndarray) -> int:
         """Offset of a (K, G) float matrix stored panel-major (read by ``simd.panel_acc``)."""
         return self._pk.add_panels(M)
 

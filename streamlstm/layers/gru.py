@@ -43,7 +43,7 @@ class GRU(Recurrent):
             b[:2 * H] += Rb[:2 * H]
         builder.set_matrix(r, C_WX, gate_packed_t(self.W[d], 3, H, Hp))
         builder.set_matrix(r, C_WR, gate_packed_t(self.R[d][:2 * H], 2, H, Hp))
-        r[GRU_WH] = builder.set_panels(gate_packed_t(self.R[d][2 * H:], 1, H, Hp))
+        r[GRU_WH] = builder.add_panels(gate_packed_t(self.R[d][2 * H:], 1, H, Hp))
         r[C_BIAS] = builder.add(gate_packed_vec(b, 3, H, Hp))
         r[GRU_RBH] = builder.add(gate_packed_vec(Rb[2 * H:] if lbr else np.zeros(H), 1, H, Hp))
         r[GRU_CLIPS] = self.clip is not None

@@ -79,7 +79,7 @@ class LSTM(Recurrent):
         projt = np.zeros((H, Pp))
         if self.proj is not None:
             projt[:, :P] = self.proj[d].T
-        r[LSTM_PROJ] = builder.set_panels(projt)  # (H, 0) when there is no projection
+        r[LSTM_PROJ] = builder.add_panels(projt)  # (H, 0) when there is no projection
         r[LSTM_PROJ_WIDTH] = Pp
         r[LSTM_PEEP] = builder.add(self.P[d] if self.P is not None else np.zeros(3 * H))
         c0 = self.initial_c[d] if self.initial_c is not None else np.zeros(H)
