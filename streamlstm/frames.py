@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 
-def _cast(a, name: str, dtype: np.dtype) -> np.ndarray:
+def cast_array(a, name: str, dtype: np.dtype) -> np.ndarray:
+    """``a`` as a C-contiguous array of ``dtype`` (a same-kind cast), or a clear TypeError."""
     try:
         arr = np.asarray(a)
     except Exception as e:
@@ -26,7 +27,7 @@ def _cast(a, name: str, dtype: np.dtype) -> np.ndarray:
 
 def check_frame(x, name: str, size: int, dtype: np.dtype) -> np.ndarray:
     """A C-contiguous 1-D array of ``size`` values of ``dtype``, or a clear error."""
-    arr = _cast(x, name, dtype)
+    arr = cast_array(x, name, dtype)
     if arr.ndim != 1:
         raise ValueError(f"{name}: expected a 1-D frame of {size} values, got an array of shape {arr.shape}")
     if arr.shape[0] != size:
@@ -36,7 +37,7 @@ def check_frame(x, name: str, size: int, dtype: np.dtype) -> np.ndarray:
 
 def check_sequence(X, name: str, size: int, dtype: np.dtype) -> np.ndarray:
     """A C-contiguous (T, size) array of ``dtype``, or a clear error."""
-    arr = _cast(X, name, dtype)
+    arr = cast_array(X, name, dtype)
     if arr.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D sequence of shape (T, {size}), got shape {arr.shape}")
     if arr.shape[1] != size:
@@ -52,3 +53,13 @@ def check_out(out, dtype: np.dtype, size: int) -> np.ndarray:
     raise ValueError(f"out: expected a writeable {dtype.name} array of shape ({size},), got "
                      f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}"
                      f"{'' if getattr(out, 'flags', None) is None or out.flags.writeable else ' read-only'}")
+
+
+def check_state(state, size: int, dtype: np.dtype) -> np.ndarray:
+    """A finite (size,) state of ``dtype`` (from ``get_state``), or a clear error."""
+    st = cast_array(state, "state", dtype)
+    if st.shape != (size,):
+        raise ValueError(f"state: expected shape ({size},) (state of this model), got {st.shape}")
+    if not np.all(np.isfinite(st)):
+        raise ValueError("state: contains NaN or Inf")
+    return st

@@ -14,7 +14,7 @@ import numpy as np
 
 from numba import from_dtype, types
 
-from .frames import _cast, check_frame, check_out, check_sequence
+from .frames import check_frame, check_out, check_sequence, check_state
 from .helper import Helper
 from .kernels.config import entry_point
 from .kernels.engine import CTX_FIELDS, WRONG_SIZE, advance, advance_at
@@ -350,9 +350,4 @@ class Session:
 
     def set_state(self, state) -> None:
         """Restore a state from ``get_state`` (same model); validated before anything changes."""
-        st = _cast(state, "state", self._plan.dtype)
-        if st.shape != self._state.shape:
-            raise ValueError(f"state: expected shape {self._state.shape} (state of this model), got {st.shape}")
-        if not np.all(np.isfinite(st)):
-            raise ValueError("state: contains NaN or Inf")
-        self._state[:] = st
+        self._state[:] = check_state(state, self._state.shape[0], self._plan.dtype)

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .frames import _cast, check_sequence
+from .frames import check_sequence, check_state
 from .kernels import layout as L
 from .kernels import streams as K
 from .kernels.config import entry_point
@@ -127,12 +127,7 @@ class SessionPool:
 
     def set_state(self, sid: int, state) -> None:
         """Restore a state from ``get_state`` of a pool stream or a Session of the same model."""
-        st = _cast(state, "state", self._dtype)
-        if st.shape != (self._slab.shape[1],):
-            raise ValueError(f"state: expected shape ({self._slab.shape[1]},) (state of this model), "
-                             f"got {st.shape}")
-        if not np.all(np.isfinite(st)):
-            raise ValueError("state: contains NaN or Inf")
+        st = check_state(state, self._slab.shape[1], self._dtype)
         with self._lock:
             self._slab[self._slot(sid, "set_state")] = st
 
