@@ -107,7 +107,9 @@ def _native(source: str | os.PathLike, **options) -> Network:
     """A ``.npz`` written by ``Network.save``."""
     if options:
         raise TypeError(f"native .npz files take no options, got {sorted(options)}")
-    return Network.load(source)
+    from .native import import_native
+
+    return import_native(source)
 
 
 for _fmt in (

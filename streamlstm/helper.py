@@ -22,15 +22,15 @@ from .kernels import layout as L
 from .kernels.split import HELPER_STOPPED, MAILBOX_SIZE, MB_STOP, SPLIT_MIN, helper_loop, wake_helper
 from .plan import aligned_bytes
 
-IDLE_CYCLES = 20_000_000  # cycle-counter ticks (~5-10 ms) of spinning before the helper sleeps
+IDLE_CYCLES = 20_000_000  # cycle-counter ticks of spinning before the helper sleeps
 
 
 def worth_a_helper(plan) -> bool:
-    """True when some product of a step is large enough (SPLIT_MIN) to be shared with a helper."""
+    """True when some stored-matrix product of a step is large enough (SPLIT_MIN) to be shared
+    with a helper."""
     rows = plan.table[1:]
-    recurrent = np.isin(rows[:, L.C_KIND], (L.K_LSTM, L.K_GRU, L.K_RNN))
-    inputs = np.maximum(rows[:, L.C_K], np.where(recurrent, rows[:, L.C_P], 0))
-    return bool(np.any(inputs * rows[:, L.C_G] >= SPLIT_MIN))
+    products = [rows[:, c + L.M_ROWS] * rows[:, c + L.M_COLS] for c in (L.C_WX, L.C_WR)]
+    return bool(np.any(np.maximum(*products) >= SPLIT_MIN))
 
 
 def _serve(loop, mailbox: np.ndarray, like: np.ndarray, wake: threading.Event, parked: list) -> None:

@@ -8,40 +8,27 @@ state and advances every layer.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 
 from numba import from_dtype, types
 
+from .frames import check_frame, check_out, check_sequence, check_state
+from .helper import Helper
 from .kernels.config import entry_point
 from .kernels.engine import CTX_FIELDS, WRONG_SIZE, advance, advance_at
 from .kernels.split import PARKS_IN_KERNEL
-from .helper import Helper
 from .network import Network
 from .plan import Plan, build_plan
-
-if TYPE_CHECKING:
-    from .pool import SessionPool
+from .pool import SessionPool
 
 
-def _entry_point(weights: np.ndarray, table: np.ndarray):
-    """The compiled ``advance`` for this dtype, called without Numba's type dispatch.
-
-    X and Y are typed with any layout ('A'), so strided frames need no copy and callers need
-    no contiguity check. ``entry_point`` does not check dtype or rank: callers guarantee them
-    (the Session checks class, dtype and rank before each call).
-    """
-    work = types.Array(from_dtype(weights.dtype), 1, "C")
-    any_layout = types.Array(from_dtype(weights.dtype), 1, "A")
-    return entry_point(advance, (advance.typeof_pyval(weights), advance.typeof_pyval(table),
-                                 work, work, any_layout, any_layout))
-
-
-def _step_entry_point(dtype: np.dtype):
-    """The compiled ``advance_at`` (one frame, buffers by address) for this dtype."""
-    any_layout = types.Array(from_dtype(dtype), 1, "A")
-    return entry_point(advance_at, (types.int64, any_layout, any_layout))
+def _any_layout(dtype: np.dtype):
+    """1-D arrays of ``dtype`` of any layout ('A'): strided frames need no copy, callers no
+    contiguity check (entry points do not check dtype or rank: the Session checks class, dtype
+    and rank before each call)."""
+    return types.Array(from_dtype(dtype), 1, "A")
 
 
 class Kernel(NamedTuple):
@@ -116,12 +103,16 @@ class Model:
     # ------------------------------------------------------------------ running
     def _kernel(self):
         if self._step_fn is None:
-            self._step_fn = _entry_point(self._plan.weights, self._plan.table)
+            p = self._plan
+            work = types.Array(from_dtype(p.dtype), 1, "C")
+            self._step_fn = entry_point(advance, (p.weights, p.table, work, work, _any_layout(p.dtype),
+                                                  _any_layout(p.dtype)))
         return self._step_fn
 
     def _step_kernel(self):
         if self._step_at_fn is None:
-            self._step_at_fn = _step_entry_point(self._plan.dtype)
+            dt = self._plan.dtype
+            self._step_at_fn = entry_point(advance_at, (types.int64, _any_layout(dt), _any_layout(dt)))
         return self._step_at_fn
 
     def run(self, X) -> np.ndarray:
@@ -137,15 +128,13 @@ class Model:
         ``threads=2`` gives the stream a helper thread that computes half of every large
         matrix product of ``step`` (bit-identical results; worth it when the weights exceed
         the core's cache, e.g. the zoo's ``big``). The helper spins while steps keep coming and
-        sleeps after ~10 ms without one; ``Session.close()`` stops it."""
+        sleeps after a pause without one; ``Session.close()`` stops it."""
         return Session(self, threads=threads)
 
     def pool(self, capacity: int, *, threads: int = 1) -> "SessionPool":
         """Open a pool of up to ``capacity`` streams whose states live in one slab.
 
         ``threads`` > 1 splits steps of many streams over that many threads."""
-        from .pool import SessionPool
-
         return SessionPool(self, capacity, threads=threads)
 
     def kernel(self) -> Kernel:
@@ -178,51 +167,6 @@ def _run_chunk(model: Model, state: np.ndarray, X: np.ndarray, work: np.ndarray)
     if rc < 0:
         raise ValueError(f"X: frame {-rc - 1} contains NaN or Inf; the state is unchanged")
     return Y
-
-
-def _cast(a, name: str, dtype: np.dtype) -> np.ndarray:
-    try:
-        arr = np.asarray(a)
-    except Exception as e:
-        raise TypeError(f"{name}: cannot convert {type(a).__name__} to an array ({e})") from None
-    if arr.dtype != dtype:
-        if arr.dtype.kind not in "biuf" or not np.can_cast(arr.dtype, dtype, "same_kind"):
-            raise TypeError(f"{name}: cannot cast dtype {arr.dtype} to {dtype.name}")
-        with np.errstate(over="ignore"):  # an overflow becomes Inf, which the kernel refuses
-            arr = arr.astype(dtype)
-    if not arr.flags.c_contiguous:
-        arr = arr.copy(order="C")
-    return arr
-
-
-def check_frame(x, name: str, size: int, dtype: np.dtype) -> np.ndarray:
-    """A C-contiguous 1-D array of ``size`` values of ``dtype``, or a clear error."""
-    arr = _cast(x, name, dtype)
-    if arr.ndim != 1:
-        raise ValueError(f"{name}: expected a 1-D frame of {size} values, got an array of shape {arr.shape}")
-    if arr.shape[0] != size:
-        raise ValueError(f"{name}: expected {size} values, got {arr.shape[0]}")
-    return arr
-
-
-def check_sequence(X, name: str, size: int, dtype: np.dtype) -> np.ndarray:
-    """A C-contiguous (T, size) array of ``dtype``, or a clear error."""
-    arr = _cast(X, name, dtype)
-    if arr.ndim != 2:
-        raise ValueError(f"{name}: expected a 2-D sequence of shape (T, {size}), got shape {arr.shape}")
-    if arr.shape[1] != size:
-        raise ValueError(f"{name}: expected {size} values per frame, got shape {arr.shape}")
-    return arr
-
-
-def check_out(out, dtype: np.dtype, size: int) -> np.ndarray:
-    """``out`` if it is a writeable (size,) array of ``dtype`` (any strides), else a clear error."""
-    if (isinstance(out, np.ndarray) and out.dtype == dtype and out.shape == (size,)
-            and out.flags.writeable):
-        return out
-    raise ValueError(f"out: expected a writeable {dtype.name} array of shape ({size},), got "
-                     f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}"
-                     f"{'' if getattr(out, 'flags', None) is None or out.flags.writeable else ' read-only'}")
 
 
 _NAN_FRAME = "x: frame contains NaN or Inf; the session state is unchanged"
@@ -406,9 +350,4 @@ class Session:
 
     def set_state(self, state) -> None:
         """Restore a state from ``get_state`` (same model); validated before anything changes."""
-        st = _cast(state, "state", self._plan.dtype)
-        if st.shape != self._state.shape:
-            raise ValueError(f"state: expected shape {self._state.shape} (state of this model), got {st.shape}")
-        if not np.all(np.isfinite(st)):
-            raise ValueError("state: contains NaN or Inf")
-        self._state[:] = st
+        self._state[:] = check_state(state, self._state.shape[0], self._plan.dtype)

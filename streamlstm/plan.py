@@ -1,12 +1,15 @@
 """Network -> Plan: kernel-ready packed weights, the int layer table and the state layout.
 
-The Plan is immutable once built: one 64-byte aligned weight buffer (read-only), one int64
-table (read-only, see ``kernels/layout.py``), the length and initial value of a stream's
-state vector, and the scratch size needed for a chunk of T frames.
+``build_plan`` hands a ``PlanBuilder`` to every layer unit in turn; each unit's ``pack``
+appends its rows (``kernels/layout.py``), weights and state parts and declares the scratch
+it needs. The Plan is immutable once built: one 64-byte aligned weight buffer (read-only),
+one int64 table (read-only), the length and initial value of a stream's state vector, and the
+scratch size needed for a chunk of T frames.
 """
 
 from __future__ import annotations
 
+import hashlib
 import mmap
 from dataclasses import dataclass
 
@@ -16,28 +19,32 @@ from .kernels import activations as A
 from .kernels import layout as L
 from .kernels.simd import to_panels
 from .errors import NetworkError
-from .network import GRU, LSTM, RNN, Act, Activation, Dense, Network
+from .layers.base import Act, pad as _pad
+from .network import Network
 
 ALIGN_BYTES = 64
 HUGE_PAGE = 2 << 20
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
-def _pad(n: int, lanes: int) -> int:
-    return -(-n // lanes) * lanes
-
-
 class _Packer:
-    """Appends aligned blocks (in the final dtype) and remembers their offsets."""
+    """Appends aligned blocks (in the final dtype) and remembers their offsets.
+
+    A block equal to one already stored gets that block's offset: layers with tied weights
+    (one initializer feeding several nodes) share one packed copy."""
 
     def __init__(self, dtype: np.dtype):
         self.dtype = dtype
         self.lanes = ALIGN_BYTES // dtype.itemsize
         self.blocks: list[np.ndarray] = []
         self.size = 0
+        self._stored: dict[tuple[int, bytes], int] = {}
 
     def _append(self, flat: np.ndarray) -> int:
-        off = self.size
+        key = (flat.size, hashlib.blake2b(np.ascontiguousarray(flat).tobytes(), digest_size=20).digest())
+        if key in self._stored:
+            return self._stored[key]
+        off = self._stored[key] = self.size
         padded = _pad(max(flat.size, 1), self.lanes)
         block = np.zeros(padded, dtype=self.dtype)
         block[:flat.size] = flat
@@ -86,8 +93,8 @@ class _Packer:
 
 def _huge_page_bytes(nbytes: int) -> np.ndarray | None:
     """``nbytes`` of anonymous memory the kernel is asked to back with transparent huge pages
-    (fewer TLB misses while a step streams megabytes of weights: big 6% faster), or None
-    where that cannot be asked (not Linux)."""
+    (fewer TLB misses while a step streams megabytes of weights), or None where that cannot
+    be asked (not Linux)."""
     if not hasattr(mmap, "MADV_HUGEPAGE"):
         return None
     try:
@@ -115,22 +122,6 @@ def to_bf16_bits(M: np.ndarray) -> np.ndarray:
     bits = np.ascontiguousarray(M, dtype=np.float32).view(np.uint32).astype(np.uint64)
     rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
     return rounded.astype(np.uint16)
-
-
-def _gate_packed_t(M: np.ndarray, gates: int, H: int, Hp: int) -> np.ndarray:
-    """(gates*H, K) -> transposed (K, gates*Hp), each gate block starting at a multiple of Hp."""
-    K = M.shape[1]
-    out = np.zeros((K, gates * Hp))
-    for g in range(gates):
-        out[:, g * Hp:g * Hp + H] = M[g * H:(g + 1) * H].T
-    return out
-
-
-def _gate_packed_vec(v: np.ndarray, gates: int, H: int, Hp: int) -> np.ndarray:
-    out = np.zeros(gates * Hp)
-    for g in range(gates):
-        out[g * Hp:g * Hp + H] = v[g * H:(g + 1) * H]
-    return out
 
 
 @dataclass(frozen=True)
@@ -167,14 +158,115 @@ class Plan:
         return int(self.weights.nbytes)
 
 
+class PlanBuilder:
+    """What a layer unit's ``pack`` writes through: rows, weights, state, scratch needs.
+
+    The rows form a chain over two work sequences: a unit reads ``source`` (``width`` values
+    per row), writes the sequence ``next_sequence()`` names, then calls ``advance``.
+    """
+
+    def __init__(self, network: Network, dtype: np.dtype, fast_activations: bool, fmt: int):
+        self.dtype = dtype
+        self.fast_activations = fast_activations
+        self.weight_format = fmt
+        self._pk = _Packer(dtype)
+        self.lanes = self._pk.lanes
+        self.rows: list[np.ndarray] = []
+        self._state: list[np.ndarray] = []
+        self.state_size = 0
+        self.source, self.width = 0, network.input_size
+        self.widest, self.gates, self.vector = network.input_size, self.lanes, self.lanes
+
+    def pad(self, n: int) -> int:
+        """n rounded up to the SIMD width of the dtype."""
+        return _pad(n, self.lanes)
+
+    def code(self, a: Act) -> int:
+        """The kernel code of an activation (its fast form where the Plan uses those)."""
+        c = A.CODES[a.name]
+        return A.FAST_VARIANT.get(c, c) if self.fast_activations else c
+
+    def params(self, acts: tuple, clip: float | None) -> int:
+        """Offset of the float parameters (``layout.PAR_*``) of up to three activations and a clip."""
+        p = np.zeros(L.NPARAMS)
+        for i, a in enumerate(acts):
+            p[L.PAR_F_ALPHA + 2 * i] = 0.0 if np.isnan(a.alpha) else a.alpha
+            p[L.PAR_F_BETA + 2 * i] = 0.0 if np.isnan(a.beta) else a.beta
+        p[L.PAR_CLIP] = clip if clip is not None else 0.0
+        return self._pk.add(p)
+
+    def add(self, a: np.ndarray) -> int:
+        """Offset of a block of floats in the weight buffer."""
+        return self._pk.add(a)
+
+    def add_panels(self, M: np.ndarray) -> int:
+        """Offset of a (K, G) float matrix stored panel-major (read by ``simd.panel_acc``)."""
+        return self._pk.add_panels(M)
+
+    def set_matrix(self, row: np.ndarray, col: int, M: np.ndarray) -> None:
+        """Store the (K, G) matrix M in the Plan's weight format and describe it in the five
+        fields of ``row`` from ``col`` (``layout.M_*``)."""
+        off, soff = self._pk.add_matrix(M, self.weight_format)
+        row[col + L.M_OFF], row[col + L.M_ROWS], row[col + L.M_COLS] = off, M.shape[0], M.shape[1]
+        row[col + L.M_FMT], row[col + L.M_SCALES] = self.weight_format, soff
+
+    def add_state(self, v: np.ndarray) -> int:
+        """Offset of a part of the stream state, starting at ``v``."""
+        off = self.state_size
+        self._state.append(np.asarray(v, dtype=np.float64).ravel())
+        self.state_size += v.size
+        return off
+
+    def next_sequence(self) -> int:
+        """The work sequence a unit writes: the one it does not read."""
+        return 1 if self.source != 1 else 2
+
+    def row(self, kind: int, dst: int, dst_width: int, *, col: int, out: int) -> np.ndarray:
+        """A new row reading ``source`` (``width`` wide) and writing ``out`` columns from ``col``
+        of the sequence ``dst`` (``dst_width`` wide)."""
+        r = np.zeros(L.NCOLS, dtype=np.int64)
+        r[L.C_KIND], r[L.C_SRC], r[L.C_DST], r[L.C_K] = kind, self.source, dst, self.width
+        r[L.C_DW], r[L.C_COL], r[L.C_OUT] = dst_width, col, out
+        self.rows.append(r)
+        return r
+
+    def need(self, *, gates: int = 0, vector: int = 0) -> None:
+        """Scratch a row needs: a gate row of ``gates`` and vectors of ``vector`` values."""
+        self.gates, self.vector = max(self.gates, gates), max(self.vector, vector)
+
+    def advance(self, dst: int, width: int) -> None:
+        """The next unit reads ``dst``, ``width`` wide."""
+        self.source, self.width = dst, width
+        self.widest = max(self.widest, width)
+
+    def build(self, network: Network, weights: str) -> Plan:
+        header = np.zeros(L.NCOLS, dtype=np.int64)
+        header[L.HDR_NROWS] = len(self.rows)
+        header[L.HDR_IN] = network.input_size
+        header[L.HDR_OUT] = self.width
+        header[L.HDR_WMAX] = self.widest
+        header[L.HDR_GMAX] = self.gates
+        header[L.HDR_VMAX] = self.vector
+        header[L.HDR_FINAL] = self.source
+        header[L.HDR_STATE] = self.state_size
+        table = np.ascontiguousarray(np.stack([header] + self.rows))
+        table.flags.writeable = False
+        init = (np.concatenate(self._state) if self._state else np.zeros(0)).astype(self.dtype)
+        init.flags.writeable = False
+        return Plan(network, self.dtype, bool(self.fast_activations), weights, self._pk.build(), table,
+                    init, network.streamable)
+
+
 def build_plan(network: Network, dtype: str = "float32", fast_activations: bool | None = None,
                weights: str = "float") -> Plan:
-    """Pack ``network`` for the kernels. Fast (rational) tanh/sigmoid default on for float32.
+    """Pack ``network`` for the kernels: each unit packs itself. Fast (rational) tanh/sigmoid
+    default on for float32.
 
     ``weights`` stores the input and recurrent matrices (and Dense matrices) as "float" (the
     dtype), "bf16" or "int8" (one scale per stored row); compression needs float32.
     """
-    network.validate()
+    if not isinstance(network, Network):
+        raise TypeError(f"network: expected a streamlstm Network, got {type(network).__name__}")
     if str(dtype) not in DTYPES:
         raise ValueError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
     dt = np.dtype(DTYPES[str(dtype)])
@@ -185,141 +277,10 @@ def build_plan(network: Network, dtype: str = "float32", fast_activations: bool 
         raise ValueError(f"weights={weights!r} needs dtype='float32', got {dt.name}")
     if fast_activations is None:
         fast_activations = dt == np.float32
-    pk = _Packer(dt)
-    lanes = pk.lanes
-    rows: list[np.ndarray] = []
-    state_parts: list[np.ndarray] = []
-    state_size = 0
-    widths, gmax, vmax = [network.input_size], lanes, lanes
-
-    def code(a: Act) -> int:
-        c = A.CODES[a.name]
-        return A.FAST_VARIANT.get(c, c) if fast_activations else c
-
-    def params(acts: tuple, clip: float | None) -> int:
-        p = np.zeros(7)
-        for i, a in enumerate(acts):
-            p[2 * i] = 0.0 if np.isnan(a.alpha) else a.alpha
-            p[2 * i + 1] = 0.0 if np.isnan(a.beta) else a.beta
-        p[6] = clip if clip is not None else 0.0
-        return pk.add(p)
-
-    def new_row(kind, src, dst, K, DW, col, H) -> np.ndarray:
-        r = np.zeros(L.NCOLS, dtype=np.int64)
-        r[L.C_KIND], r[L.C_SRC], r[L.C_DST], r[L.C_K], r[L.C_DW], r[L.C_COL], r[L.C_H] = (
-            kind, src, dst, K, DW, col, H)
-        rows.append(r)
-        return r
-
-    def add_state(v: np.ndarray) -> int:
-        nonlocal state_size
-        off = state_size
-        state_parts.append(np.asarray(v, dtype=np.float64).ravel())
-        state_size += v.size
-        return off
-
-    cur, width = 0, network.input_size
-    try:
-        for layer in network.layers:
-            dst = 1 if cur != 1 else 2
-            if isinstance(layer, (LSTM, GRU, RNN)):
-                D, H = layer.num_directions, layer.hidden_size
-                Hp, P = _pad(H, lanes), layer.unit_output_size
-                DW = D * P
-                for d in range(D):
-                    rev = 1 if (layer.direction == "reverse" or d == 1) else 0
-                    acts = layer.activations[d * layer.n_acts:(d + 1) * layer.n_acts]
-                    Wb = layer.Wb[d] if layer.Wb is not None else np.zeros(layer.W.shape[1])
-                    Rb = layer.Rb[d] if layer.Rb is not None else np.zeros(layer.W.shape[1])
-                    h0 = layer.initial_h[d] if layer.initial_h is not None else np.zeros(P)
-                    kind = {LSTM: L.K_LSTM, GRU: L.K_GRU, RNN: L.K_RNN}[type(layer)]
-                    r = new_row(kind, cur, dst, width, DW, d * P, H)
-                    r[L.C_HP], r[L.C_P], r[L.C_REV] = Hp, P, rev
-                    r[L.C_ACT:L.C_ACT + len(acts)] = [code(a) for a in acts]
-                    r[L.C_PAR] = params(acts, layer.clip)
-                    r[L.C_FLAGS] = layer.clip is not None
-                    r[L.C_SH] = add_state(h0)
-                    if isinstance(layer, LSTM):
-                        G = 4 * Hp
-                        r[L.C_WX], r[L.C_SX] = pk.add_matrix(_gate_packed_t(layer.W[d], 4, H, Hp), fmt)
-                        r[L.C_WR], r[L.C_SR] = pk.add_matrix(_gate_packed_t(layer.R[d], 4, H, Hp), fmt)
-                        r[L.C_B] = pk.add(_gate_packed_vec(Wb + Rb, 4, H, Hp))
-                        Pp = _pad(P, lanes) if layer.proj is not None else 0
-                        projt = np.zeros((H, Pp))
-                        if layer.proj is not None:
-                            projt[:, :P] = layer.proj[d].T
-                        r[L.C_WR2], r[L.C_PP] = pk.add_panels(projt), Pp  # (H, 0) when there is no projection
-                        r[L.C_PEEP] = pk.add(layer.P[d] if layer.P is not None else np.zeros(3 * H))
-                        c0 = layer.initial_c[d] if layer.initial_c is not None else np.zeros(H)
-                        r[L.C_SC] = add_state(c0)
-                        default = [a.name for a in acts] == ["Sigmoid", "Tanh", "Tanh"]
-                        fused = (default and fast_activations and layer.clip is None
-                                 and not layer.input_forget and layer.P is None and layer.proj is None)
-                        r[L.C_FLAGS + 1:L.C_FLAGS + 5] = [layer.input_forget, layer.P is not None,
-                                                          layer.proj is not None, fused]
-                        vmax = max(vmax, Hp, Pp)
-                    elif isinstance(layer, GRU):
-                        G = 3 * Hp
-                        b = Wb.copy()
-                        if not layer.linear_before_reset:
-                            b = b + Rb
-                        else:
-                            b[:2 * H] += Rb[:2 * H]
-                        r[L.C_WX], r[L.C_SX] = pk.add_matrix(_gate_packed_t(layer.W[d], 3, H, Hp), fmt)
-                        r[L.C_WR], r[L.C_SR] = pk.add_matrix(_gate_packed_t(layer.R[d][:2 * H], 2, H, Hp), fmt)
-                        r[L.C_WR2] = pk.add_panels(_gate_packed_t(layer.R[d][2 * H:], 1, H, Hp))
-                        r[L.C_B] = pk.add(_gate_packed_vec(b, 3, H, Hp))
-                        rbh = Rb[2 * H:] if layer.linear_before_reset else np.zeros(H)
-                        r[L.C_B2] = pk.add(_gate_packed_vec(rbh, 1, H, Hp))
-                        r[L.C_FLAGS + 1] = layer.linear_before_reset
-                        vmax = max(vmax, Hp)
-                    else:
-                        G = Hp
-                        r[L.C_WX], r[L.C_SX] = pk.add_matrix(_gate_packed_t(layer.W[d], 1, H, Hp), fmt)
-                        r[L.C_WR], r[L.C_SR] = pk.add_matrix(_gate_packed_t(layer.R[d], 1, H, Hp), fmt)
-                        r[L.C_B] = pk.add(_gate_packed_vec(Wb + Rb, 1, H, Hp))
-                    r[L.C_G], r[L.C_FMT] = G, fmt
-                    gmax = max(gmax, G)
-                widths.append(DW)
-                cur, width = dst, DW
-                if D == 2 and layer.merge != "concat":
-                    dst2 = 1 if cur != 1 else 2
-                    r = new_row(L.K_MERGE, cur, dst2, DW, P, 0, P)
-                    r[L.C_MERGE] = L.MERGE_CODES[layer.merge]
-                    cur, width = dst2, P
-            elif isinstance(layer, Dense):
-                O = layer.output_size
-                G = _pad(O, lanes)
-                r = new_row(L.K_DENSE, cur, dst, width, O, 0, O)
-                r[L.C_G], r[L.C_FMT] = G, fmt
-                r[L.C_WX], r[L.C_SX] = pk.add_matrix(_gate_packed_t(layer.W, 1, O, G), fmt)
-                r[L.C_B] = pk.add(_gate_packed_vec(layer.b if layer.b is not None else np.zeros(O), 1, O, G))
-                r[L.C_ACT] = code(layer.activation)
-                r[L.C_PAR] = params((layer.activation,), None)
-                gmax = max(gmax, G)
-                widths.append(O)
-                cur, width = dst, O
-            elif isinstance(layer, Activation):
-                r = new_row(L.K_ACT, cur, dst, width, width, 0, width)
-                r[L.C_ACT] = code(layer.activation)
-                r[L.C_PAR] = params((layer.activation,), None)
-                cur = dst
-            else:  # pragma: no cover - Network.validate rejects other types
-                raise TypeError(type(layer).__name__)
-    except OverflowError as e:
-        raise NetworkError(f"{layer.label}: {e}; it cannot run in {dt.name}") from None
-
-    header = np.zeros(L.NCOLS, dtype=np.int64)
-    header[L.HDR_NROWS] = len(rows)
-    header[L.HDR_IN] = network.input_size
-    header[L.HDR_OUT] = width
-    header[L.HDR_WMAX] = max(widths)
-    header[L.HDR_GMAX] = gmax
-    header[L.HDR_VMAX] = vmax
-    header[L.HDR_FINAL] = cur
-    header[L.HDR_STATE] = state_size
-    table = np.ascontiguousarray(np.stack([header] + rows))
-    table.flags.writeable = False
-    init = (np.concatenate(state_parts) if state_parts else np.zeros(0)).astype(dt)
-    init.flags.writeable = False
-    return Plan(network, dt, bool(fast_activations), weights, pk.build(), table, init, network.streamable)
+    builder = PlanBuilder(network, dt, bool(fast_activations), fmt)
+    for layer in network.layers:
+        try:
+            layer.pack(builder)
+        except OverflowError as e:
+            raise NetworkError(f"{layer.label}: {e}; it cannot run in {dt.name}") from None
+    return builder.build(network, weights)

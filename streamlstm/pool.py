@@ -1,7 +1,7 @@
 """SessionPool: many streams of one Model, their states in one slab, advanced together.
 
 ``pool.step(ids, X)`` advances n distinct open streams by one frame each in a single native
-call (``kernels/pool.py``), batching the n frames into matrix-matrix products. Ids are opaque
+call (``kernels/streams.py``), batching the n frames into matrix-matrix products. Ids are opaque
 ints: ``id = generation * capacity + slot``, so a closed id stays invalid after its slot is
 reused by a later ``open``.
 """
@@ -14,19 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .frames import check_sequence, check_state
 from .kernels import layout as L
+from .kernels import streams as K
 from .kernels.config import entry_point
-from .kernels import pool as K
-from .model import Model, _cast, check_sequence
 
 _INT_KINDS = "iu"
 _I64 = np.dtype(np.int64)
 _MIN_ROWS_PER_THREAD = 32  # below this, handing rows to another thread costs more than it saves
-
-
-def _entry_point(fn, args: tuple):
-    """The compiled overload of ``fn`` for these argument types, called without type dispatch."""
-    return entry_point(fn, tuple(fn.typeof_pyval(a) for a in args))
 
 
 class SessionPool:
@@ -36,7 +31,7 @@ class SessionPool:
     ``threads - 1`` workers); results are identical to ``threads=1``.
     """
 
-    def __init__(self, model: Model, capacity: int, *, threads: int = 1):
+    def __init__(self, model, capacity: int, *, threads: int = 1):
         p = model.plan
         if not model.streamable:
             raise ValueError(
@@ -75,7 +70,8 @@ class SessionPool:
 
     # ------------------------------------------------------------------ description
     @property
-    def model(self) -> Model:
+    def model(self):
+        """The Model the streams run."""
         return self._model
 
     @property
@@ -131,12 +127,7 @@ class SessionPool:
 
     def set_state(self, sid: int, state) -> None:
         """Restore a state from ``get_state`` of a pool stream or a Session of the same model."""
-        st = _cast(state, "state", self._dtype)
-        if st.shape != (self._slab.shape[1],):
-            raise ValueError(f"state: expected shape ({self._slab.shape[1]},) (state of this model), "
-                             f"got {st.shape}")
-        if not np.all(np.isfinite(st)):
-            raise ValueError("state: contains NaN or Inf")
+        st = check_state(state, self._slab.shape[1], self._dtype)
         with self._lock:
             self._slab[self._slot(sid, "set_state")] = st
 
@@ -188,7 +179,7 @@ class SessionPool:
                     self._hbuf[0], X, out, self._err)
             fn = self._fn
             if fn is None:
-                fn = self._fn = _entry_point(K.pool_advance, args)
+                fn = self._fn = entry_point(K.pool_advance, args)
             if fn(*args):
                 self._raise(ids)
         return out
@@ -196,7 +187,7 @@ class SessionPool:
     def _step_threaded(self, ids: np.ndarray, X: np.ndarray, out: np.ndarray) -> None:
         args = (self._live, self._iwork, ids, X, self._err)
         if self._validate_fn is None:
-            self._validate_fn = _entry_point(K.pool_validate, args)
+            self._validate_fn = entry_point(K.pool_validate, args)
         if self._validate_fn(*args):
             self._raise(ids)
         n = ids.shape[0]
@@ -206,7 +197,7 @@ class SessionPool:
         calls = [(self._w, self._t, self._flat, slots[a:b], self._work[i], self._hbuf[i], X[a:b], out[a:b])
                  for i, (a, b) in enumerate(zip(bounds, bounds[1:]))]
         if self._compute_fn is None:
-            self._compute_fn = _entry_point(K.pool_compute, calls[0])
+            self._compute_fn = entry_point(K.pool_compute, calls[0])
         fn = self._compute_fn
         futures = [self._executor.submit(fn, *c) for c in calls[1:]]
         fn(*calls[0])

@@ -9,6 +9,8 @@ walk) and ``export``.
 
 from __future__ import annotations
 
+import dataclasses
+
 from streamlstm.network import Network
 
 from . import heads, plumbing  # noqa: F401  (importing them fills the op tables in ops)

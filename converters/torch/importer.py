@@ -18,6 +18,8 @@ each stacked layer becomes one IR layer; bidirectional layers concatenate [forwa
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 import re
 import sys

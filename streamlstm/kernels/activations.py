@@ -91,6 +91,13 @@ def softplus(x):
 
 
 @njit(**JIT)
+def clip_(v, lim):
+    """v = min(max(v, -lim), lim) in place (ONNX's ``clip`` of gate pre-activations)."""
+    for j in range(v.shape[0]):
+        v[j] = min(max(v[j], -lim), lim)
+
+
+@njit(**JIT)
 def apply(code, alpha, beta, v):
     """Apply activation ``code`` to the 1-D array ``v`` in place."""
     n = v.shape[0]

@@ -1,4 +1,4 @@
-"""The fused entry point: advance a whole network over T >= 1 frames in one native call.
+"""The stream entry points: advance a whole network over T >= 1 frames in one native call.
 
 ``advance(wbuf, table, state, work, X, Y)``: X is the flat (T*I) input, Y the flat (T*O)
 output (both of any stride: the kernel copies X into ``work`` while checking it), ``state`` the
@@ -16,27 +16,11 @@ import math
 
 from numba import njit
 
-from . import activations as A
-from .cells import gru_cell, lstm_cell, rnn_cell
 from .config import JIT
-from .gemv import project_stored
+from .layout import HDR_GMAX, HDR_IN, HDR_OUT, HDR_VMAX, HDR_WMAX, NCOLS
 from .lean_cache import lean_cache
+from .rows import run_rows, sequence
 from .views import const_floats_at, floats_at, ints_at, matrix, vector
-from .layout import (
-    C_ACT, C_B, C_B2, C_COL, C_DST, C_DW, C_FLAGS, C_FMT, C_G, C_H, C_HP, C_K, C_KIND, C_MERGE,
-    C_P, C_PAR, C_PEEP, C_PP, C_REV, C_SC, C_SH, C_SR, C_SRC, C_SX, C_WR, C_WR2, C_WX, HDR_FINAL,
-    HDR_GMAX, HDR_IN, HDR_NROWS, HDR_OUT, HDR_VMAX, HDR_WMAX, K_ACT, K_DENSE, K_GRU, K_LSTM,
-    K_MERGE, K_RNN, NCOLS,
-)
-
-
-@njit(**JIT)
-def _buffer(i, X, A_, B_):
-    if i == 0:
-        return X
-    if i == 1:
-        return A_
-    return B_
 
 
 @njit(**JIT)
@@ -48,117 +32,6 @@ def load_input(X, dst, I):
             return k // I
         dst[k] = v
     return -1
-
-
-@njit(**JIT)
-def merge_rows(src, dst, mode):
-    """dst[t] = merge of the two halves of src[t]: 1 sum, 2 mul, 3 ave."""
-    P = dst.shape[1]
-    for t in range(src.shape[0]):
-        a = src[t, 0:P]
-        b = src[t, P:2 * P]
-        o = dst[t]
-        if mode == 1:
-            for j in range(P):
-                o[j] = a[j] + b[j]
-        elif mode == 2:
-            for j in range(P):
-                o[j] = a[j] * b[j]
-        else:
-            for j in range(P):
-                o[j] = 0.5 * (a[j] + b[j])
-
-
-@njit(inline="always", **JIT)
-def work_views(work, table, T):
-    """The scratch of a T-frame call: sequences A and B, gate rows Z, vectors u and v."""
-    Wmax = table[0, HDR_WMAX]
-    Gmax = table[0, HDR_GMAX]
-    Vmax = table[0, HDR_VMAX]
-    seq = T * Wmax
-    zoff = 2 * seq
-    return (vector(work, 0, seq), vector(work, seq, seq), vector(work, zoff, T * Gmax),
-            vector(work, zoff + T * Gmax, Vmax), vector(work, zoff + T * Gmax + Vmax, Vmax))
-
-
-@njit(inline="always", **JIT)
-def row_params(wbuf, row):
-    """(activation params + clip, activation codes, flags) of a unit row, as tuples."""
-    pa = row[C_PAR]
-    par = (wbuf[pa], wbuf[pa + 1], wbuf[pa + 2], wbuf[pa + 3], wbuf[pa + 4], wbuf[pa + 5], wbuf[pa + 6])
-    acts = (row[C_ACT], row[C_ACT + 1], row[C_ACT + 2])
-    flags = (row[C_FLAGS], row[C_FLAGS + 1], row[C_FLAGS + 2], row[C_FLAGS + 3], row[C_FLAGS + 4])
-    return par, acts, flags
-
-
-@njit(inline="always", **JIT)
-def activation_rows(wbuf, row, src, dst):
-    """An Activation unit: dst[t] = act(src[t])."""
-    H = row[C_H]
-    pa = row[C_PAR]
-    for t in range(src.shape[0]):
-        o = dst[t]
-        a = src[t]
-        for j in range(H):
-            o[j] = a[j]
-        A.apply(row[C_ACT], wbuf[pa], wbuf[pa + 1], o[0:H])
-
-
-@njit(inline="always", **JIT)
-def dense_rows(Z, dst, code, alpha, beta, H, col):
-    """The end of a Dense unit: dst[t, col:col+H] = act(Z[t, :H]) (Z holds b + W x)."""
-    for t in range(Z.shape[0]):
-        z = Z[t, 0:H]
-        A.apply(code, alpha, beta, z)
-        o = dst[t, col:col + H]
-        for j in range(H):
-            o[j] = z[j]
-
-
-@njit(**JIT)
-def run_rows(wbuf, table, state, work, X, T, mb):
-    """Run every unit row over T frames; returns the buffer id holding the output. ``mb``: the
-    helper mailbox of a two-thread session (empty: one thread).
-
-    Every view below is a borrowed one (``vector``/``matrix``): no reference counting.
-    """
-    A_, B_, Zflat, u, v = work_views(work, table, T)
-    for r in range(1, table[0, HDR_NROWS] + 1):
-        row = vector(table, r * NCOLS, NCOLS)
-        kind = row[C_KIND]
-        K = row[C_K]
-        DW = row[C_DW]
-        col = row[C_COL]
-        src = matrix(_buffer(row[C_SRC], X, A_, B_), 0, T, K)
-        dst = matrix(_buffer(row[C_DST], X, A_, B_), 0, T, DW)
-        if kind == K_MERGE:
-            merge_rows(src, dst, row[C_MERGE])
-            continue
-        if kind == K_ACT:
-            activation_rows(wbuf, row, src, dst)
-            continue
-        G = row[C_G]
-        H = row[C_H]
-        Hp = row[C_HP]
-        Z = matrix(Zflat, 0, T, G)
-        fmt = row[C_FMT]
-        project_stored(wbuf, row[C_WX], K, G, fmt, row[C_SX], vector(wbuf, row[C_B], G), src, Z, mb)
-        R = (wbuf, row[C_WR], fmt, row[C_SR], mb)
-        par, acts, flags = row_params(wbuf, row)
-        rev = row[C_REV] == 1
-        if kind == K_DENSE:
-            dense_rows(Z, dst, acts[0], par[0], par[1], H, col)
-        elif kind == K_LSTM:
-            P = row[C_P]
-            lstm_cell(Z, R, matrix(wbuf, row[C_WR2], H, row[C_PP]), vector(wbuf, row[C_PEEP], 3 * H),
-                      vector(state, row[C_SH], P), vector(state, row[C_SC], H),
-                      u, v, acts, par, flags, H, Hp, P, rev, dst, col)
-        elif kind == K_GRU:
-            gru_cell(Z, R, matrix(wbuf, row[C_WR2], H, Hp), vector(wbuf, row[C_B2], Hp),
-                     vector(state, row[C_SH], H), u, v, acts, par, flags, H, Hp, rev, dst, col)
-        elif kind == K_RNN:
-            rnn_cell(Z, R, vector(state, row[C_SH], H), acts, par, flags, H, rev, dst, col)
-    return table[0, HDR_FINAL]
 
 
 @njit(**JIT)
@@ -177,8 +50,8 @@ def _advance(wbuf, table, state, work, X, Y, mb):
     bad = load_input(X, Xc, I)
     if bad >= 0:
         return -(bad + 1)
-    final = run_rows(wbuf, table, state, work, Xc, T, mb)
-    out = _buffer(final, Xc, vector(work, 0, T * Wmax), vector(work, T * Wmax, T * Wmax))
+    final = run_rows(wbuf, table, state, work, Xc, 0, T, None, None, mb)
+    out = sequence(final, Xc, 0, vector(work, 0, T * Wmax), vector(work, T * Wmax, T * Wmax), 1, T * O)[0]
     for k in range(T * O):
         Y[k] = out[k]
     return 0

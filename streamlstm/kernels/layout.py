@@ -1,9 +1,16 @@
 """The integer layer table shared by the Plan (which writes it) and the kernels (which read it).
 
-Row 0 is a header; every further row is one unit: a recurrent direction, a Dense, an
-Activation or a merge of two directions. Offsets point into the flat weight buffer (W_*),
-the flat state vector (S_*) or, for buffers, name one of: 0 = the caller's input X,
-1 and 2 = the two work sequences.
+Row 0 is a header; every further row is one unit of work: a recurrent direction, a Dense, an
+Activation or a merge of two directions. Its ``C_KIND`` is a specialised row kind: the Plan
+decides once (the fused default LSTM, GRU ``linear_before_reset``) and the kernels never test
+that decision again. Offsets point into the flat weight buffer (``W_``), the flat state of one
+stream (``S_``) or, for sequences, name one of: 0 = the caller's input X, 1 and 2 = the two
+work sequences.
+
+The fields every row has and the fields of recurrent rows are named here; the fields only one
+kind reads are named in that kind's kernel module (from ``FIRST_KIND_FIELD`` on). They live in
+``kernels/`` because a cached kernel is compiled against these positions, and only changes to
+``kernels/*.py`` invalidate the cache (``kernels/__init__.py``).
 """
 
 NCOLS = 36
@@ -15,49 +22,61 @@ HDR_OUT = 2     # network output width O
 HDR_WMAX = 3    # widest intermediate sequence row
 HDR_GMAX = 4    # widest gate/projection row (padded)
 HDR_VMAX = 5    # widest scratch vector (padded)
-HDR_FINAL = 6   # buffer holding the network output
-HDR_STATE = 7   # state vector length
+HDR_FINAL = 6   # sequence holding the network output
+HDR_STATE = 7   # length of one stream's state
 
-# unit kinds
-K_LSTM = 0
-K_GRU = 1
-K_RNN = 2
-K_DENSE = 3
-K_ACT = 4
-K_MERGE = 5
+# row kinds (the interpreter in ``rows.py`` dispatches on them)
+K_LSTM = 0        # LSTM direction, any activations / clip / peepholes / projection / input_forget
+K_LSTM_FUSED = 1  # LSTM direction with the default gates and fast activations, nothing else
+K_GRU = 2         # GRU direction, linear_before_reset = 0
+K_GRU_LBR = 3     # GRU direction, linear_before_reset = 1
+K_RNN = 4         # plain RNN direction
+K_DENSE = 5
+K_ACT = 6
+K_MERGE = 7       # sum / mul / ave of the two directions of a bidirectional layer
+RECURRENT_KINDS = (K_LSTM, K_LSTM_FUSED, K_GRU, K_GRU_LBR, K_RNN)
 
-# unit columns
+# A stored matrix (see ``stored.py``) takes five consecutive fields from its first column.
+M_OFF = 0       # W_: first element of the panel-major matrix
+M_ROWS = 1      # K: rows (the input width of the product)
+M_COLS = 2      # G: columns (padded)
+M_FMT = 3       # storage: FMT_FLOAT, FMT_BF16 or FMT_INT8
+M_SCALES = 4    # W_: one scale per row (int8 only, else 0)
+MATRIX_FIELDS = 5
+
+# fields of every row
 C_KIND = 0
-C_SRC = 1       # source buffer id
-C_DST = 2       # destination buffer id
+C_SRC = 1       # source sequence id
+C_DST = 2       # destination sequence id
 C_K = 3         # input width (source row stride)
 C_DW = 4        # destination row stride
-C_COL = 5       # first destination column written by this unit
-C_H = 6         # hidden size (Dense/Act/Merge: output width)
-C_HP = 7        # gate stride (H padded)
-C_P = 8         # unit output width (LSTM projection size, else H)
-C_G = 9         # padded width of the input projection row
-C_REV = 10      # 1: process frames last to first
-C_WX = 11       # W_: input weights, transposed (K, G)
-C_WR = 12       # W_: recurrent weights, transposed (P, G) (GRU: z,r part (H, 2Hp))
-C_WR2 = 13      # W_: GRU h-gate recurrent weights (H, Hp) / LSTM projection (H, Pp)
-C_B = 14        # W_: bias (G)
-C_B2 = 15       # W_: GRU recurrent h bias for linear_before_reset (Hp)
-C_PEEP = 16     # W_: peepholes (3H) i, o, f
-C_SH = 17       # S_: hidden state h (P)
-C_SC = 18       # S_: cell state c (H)
-C_ACT = 19      # activation codes: 3 columns (f, g, h)
-C_PAR = 22      # W_: 7 floats: f alpha, f beta, g alpha, g beta, h alpha, h beta, clip
-C_FLAGS = 23    # 5 columns: clip, input_forget / linear_before_reset, peephole, projection, fused
-C_PP = 28       # LSTM projection padded width
-C_MERGE = 29    # merge mode: 0 concat (no merge row), 1 sum, 2 mul, 3 ave
-C_FMT = 30      # storage of the C_WX / C_WR matrices: FMT_FLOAT, FMT_BF16 or FMT_INT8
-C_SX = 31       # W_: per-row scales of the C_WX matrix (int8 only)
-C_SR = 32       # W_: per-row scales of the C_WR matrix (int8 only)
+C_COL = 5       # first destination column written by this row
+C_OUT = 6       # number of destination columns written by this row
+C_ACT_F = 7     # activation codes: f (Dense, Activation: the only one), g, h
+C_ACT_G = 8
+C_ACT_H = 9
+C_PARAMS = 10   # W_: float parameters, see PAR_*
+C_WX = 11       # stored input matrix (K, G): C_WX .. C_WX + 4 (Dense, recurrent rows)
+C_BIAS = 16     # W_: bias added to the input product (G)
+# fields of recurrent rows
+C_WR = 17       # stored recurrent matrix (state width, columns): C_WR .. C_WR + 4
+C_STATE_H = 22  # S_: the state fed back through C_WR (its width is that matrix's rows)
+C_HIDDEN = 23   # hidden size H
+C_GATE_STRIDE = 24  # Hp: H padded to the SIMD width; gate k starts at k * Hp
+C_REVERSE = 25  # 1: process frames last to first
+FIRST_KIND_FIELD = 26
+
+# the float parameters at W_[C_PARAMS]
+PAR_F_ALPHA = 0
+PAR_F_BETA = 1
+PAR_G_ALPHA = 2
+PAR_G_BETA = 3
+PAR_H_ALPHA = 4
+PAR_H_BETA = 5
+PAR_CLIP = 6
+NPARAMS = 7
 
 FMT_FLOAT = 0   # the model's dtype
 FMT_BF16 = 1    # bfloat16 bit patterns, two per float32 slot
 FMT_INT8 = 2    # int8 codes, four per float32 slot, times one float scale per stored row
 WEIGHT_FORMATS = {"float": FMT_FLOAT, "bf16": FMT_BF16, "int8": FMT_INT8}
-
-MERGE_CODES = {"concat": 0, "sum": 1, "mul": 2, "ave": 3}

@@ -6,17 +6,14 @@ may be narrower, G being a multiple of one 64-byte vector), and each panel is st
 contiguous (K, width) block. ``panel_acc`` keeps a panel's columns for up to 4 rows of X in
 registers while it streams the panel once from memory, one FMA per weight vector, so the
 weights are read strictly sequentially (Numba's loop vectoriser re-loads and re-stores the
-output for every input row instead; at 64x256 this kernel is 1.3x faster from L2 and 2x from
-L1). Passes over 2-4 rows hold a panel row in 4 zmm vectors (without AVX-512: three ymm of
-it at a time, see ``MANY_ROWS``); one-row passes (every
+output for every input row instead). Passes over 2-4 rows hold a panel row in 4 zmm vectors
+(without AVX-512: three ymm of it at a time, see ``MANY_ROWS``); one-row passes (every
 ``Session.step``) over float weights in 8 ymm vectors: the same bytes per FMA chain step,
-twice the independent chains, and on Zen 4 a weight stream 1.3% faster (enh step 50.1 -> 48.6
-us). Compressed codes are packed by columns: a 32-bit word holds 2 bf16 or 4 int8 columns of
-one row (``CODE_WORDS``), so the shift, mask or byte shuffle that widens each part of a word
-feeds its own FMA chain. With the earlier layout (a word held 2 or 4 rows of one column) all
-parts fed one chain, and a panel row's words stayed live until the last FMA, spilling on AVX2
-(Zen 3: bf16 enh step 56-60 -> 44-50 us, int8 products 12% faster; chunks 1.25-1.7x faster
-per frame).
+twice the independent chains. Compressed codes are packed by columns: a 32-bit word holds 2
+bf16 or 4 int8 columns of one row (``CODE_WORDS``), so the shift, mask or byte shuffle that
+widens each part of a word feeds its own FMA chain. With the earlier layout (a word held 2 or
+4 rows of one column) all parts fed one chain, and a panel row's words stayed live until the
+last FMA, spilling on AVX2. The measurements behind these choices are in docs/ARCHITECTURE.md.
 
 Every output element is one FMA chain over k = 0..K-1 in order, whatever the number of rows
 processed together, so one frame, a chunk of T frames and a pool of streams get bit-identical
@@ -40,10 +37,9 @@ VECTOR_BYTES = 64          # passes over 2-4 rows: 4 zmm vectors per panel row
 ONE_ROW_VECTOR_BYTES = 32  # one-row passes over float weights: 8 ymm vectors
 ROWS_PER_PASS = 4
 # Without AVX-512 there are 16 vector registers, not 32: 4 rows x 4 zmm (legalised to 32 ymm)
-# spilled, and a chunk ran slower per frame than single steps (enh 114 vs 79 us per frame on
-# Zen 3). There, passes over several rows cover 3 ymm of a panel row at a time (passes of
-# 3, 3 and 2 vectors): 12 accumulators for 4 rows (enh chunk 107 -> 58-66 us per frame; 3 rows
-# x 4 ymm, 4 x 2 and 2 x 8 measured slower, 6 x 2 alike).
+# spilled, and a chunk ran slower per frame than single steps. There, passes over several rows
+# cover 3 ymm of a panel row at a time (passes of 3, 3 and 2 vectors): 12 accumulators for 4
+# rows (3 rows x 4 ymm, 4 x 2 and 2 x 8 measured slower, 6 x 2 alike).
 _AVX512 = llvm.get_host_cpu_features().get("avx512f", False)
 
 
@@ -60,9 +56,8 @@ MANY_ROWS = many_rows_geometry(_AVX512)
 # and int8 passes without AVX-512 cover 2 rows, not 4 (4 x 4 accumulators would spill).
 CODE_WORDS = 8
 # One-row passes over codes prefetch the stream this far ahead: widening leaves the loads too
-# sparse for the hardware prefetcher to keep up from L3 (Zen 3, bf16 products: enh-sized
-# 1 MB +6-8%, big's 10 MB +7-16%, enh bf16 step 41 -> 37-39 us; no change from L1/L2). Float
-# passes do not: the same prefetches cost 9-25% from L1/L2 and gained 2-5% from L3.
+# sparse for the hardware prefetcher to keep up from L3 (no change from L1/L2). Float passes
+# do not: there the same prefetches cost more from L1/L2 than they gained from L3.
 CODE_PREFETCH_BYTES = 4096
 
 

@@ -1,4 +1,9 @@
-"""Two cores on one stream: a helper thread computes half of the columns of each large product.
+"""The products of the kernels over stored matrices, and the two-core split of the large ones.
+
+``stored_acc`` and ``stored_project`` are the products every row runs (through
+``stored.columns_acc``). Threading belongs here, not to the cells: given a live helper
+mailbox, a one-row product of at least ``SPLIT_MIN`` multiply-adds has half of its columns
+computed by a helper thread.
 
 A Session opened with ``threads=2`` owns a helper thread that spins (GIL released) on a
 mailbox, an int64 array whose hot fields sit on separate cache lines. For every matrix
@@ -18,8 +23,8 @@ interleave jobs and wait forever; the one without OWNER computes alone.
 Parking (Linux): after ``idle_cycles`` without a job the helper sets PARKED and sleeps in
 futex(2) on it, still inside the kernel with the GIL released; the next shared product of a
 step swaps PARKED back to 0 and wakes it with one system call. Neither side touches the GIL,
-so a step after a pause never waits for Python's thread switch (waking through a Python
-Event cost the first step after a pause 0.2-3 ms on a 2-vCPU VM). Elsewhere the helper
+so a step after a pause never waits for Python's thread switch (as waking through a Python
+Event did, see docs/ARCHITECTURE.md). Elsewhere the helper
 returns ``HELPER_IDLE`` and its Python loop sleeps on an Event instead.
 """
 
@@ -32,12 +37,14 @@ from numba.extending import intrinsic, overload
 from numba.np.arrayobj import make_array
 
 from .config import JIT
-from .layout import FMT_BF16, FMT_FLOAT, FMT_INT8
-from .simd import panel_acc, panel_width_of
-from .views import floats_at, matrix, matrix_i8, matrix_u16
+from .simd import panel_width_of
+from .stored import columns_acc
+from .views import const_floats_at, floats_at
 
 MB_JOB, MB_CLAIM, MB_DONE, MB_STOP, MB_OWNER, MB_PARKED = 0, 8, 16, 24, 32, 40
-MB_ARGS = 48  # fmt, weights address, K, G, x address, y address, scales address, c0, c1
+# the posted job: the weight buffer (address, size), the stored matrix (see ``stored.py``),
+# x and y (addresses) and the helper's column range c0:c1
+MB_W, MB_W_SIZE, MB_OFF, MB_K, MB_G, MB_FMT, MB_SCALES, MB_X, MB_Y, MB_C0, MB_C1 = range(48, 59)
 MAILBOX_SIZE = 64
 SPLIT_MIN = 65536
 HELPER_STOPPED, HELPER_IDLE = 0, 1
@@ -154,70 +161,69 @@ def address(typingctx, arr):
     return types.int64(arr), codegen
 
 
-def _format_of(Wt):
-    """The storage format code of a weight view (compile-time constant)."""
+def stored_acc(w, m, x, y, mb):
+    """y += x @ M for the stored matrix ``m`` of ``w`` (see ``stored.py``); given a live helper
+    mailbox ``mb`` and one row x of a large product, half of the columns run on the helper."""
 
 
-@overload(_format_of, inline="always", jit_options=JIT)
-def _format_of_impl(Wt):
-    fmt = {types.uint16: FMT_BF16, types.int8: FMT_INT8}.get(Wt.dtype, FMT_FLOAT)
-    return lambda Wt: fmt
-
-
-def _post_scale(mb, scale):
-    """The job's scales address (int8 weights only)."""
-
-
-@overload(_post_scale, inline="always", jit_options=JIT)
-def _post_scale_impl(mb, scale):
-    if scale is types.none:
-        return lambda mb, scale: None
-    return lambda mb, scale: store_int(mb, MB_ARGS + 6, address(scale))
-
-
-def split_acc(Wt, x, y, scale, mb):
-    """y += (x * scale) @ Wt, half of the columns on the helper when ``mb`` is a live mailbox."""
-
-
-@overload(split_acc, inline="always", jit_options=JIT)
-def _split_acc(Wt, x, y, scale, mb):
+@overload(stored_acc, inline="always", jit_options=JIT)
+def _stored_acc(w, m, x, y, mb):
     if mb is types.none or x.ndim != 1 or x.layout != "C":
-        return lambda Wt, x, y, scale, mb: panel_acc(Wt, x, y, scale)
+        def local(w, m, x, y, mb):
+            columns_acc(w, m, x, y, 0, -1)
 
-    def impl(Wt, x, y, scale, mb):  # inlined: only the test, the job is a call
-        if mb.shape[0] == 0 or Wt.shape[0] * Wt.shape[1] < SPLIT_MIN:
-            panel_acc(Wt, x, y, scale)
+        return local
+
+    def impl(w, m, x, y, mb):  # inlined: only the test, the job is a call
+        if mb.shape[0] == 0 or m[1] * m[2] < SPLIT_MIN:
+            columns_acc(w, m, x, y, 0, -1)
         else:
-            _shared_acc(Wt, x, y, scale, mb)
+            _shared_acc(w, m, x, y, mb)
 
     return impl
 
 
+@njit(inline="always", **JIT)
+def stored_project(w, m, bias, X, Z, mb):
+    """Z[t, :G] = bias + X[t] @ M for every row t of X (the input product of a row)."""
+    G = m[2]
+    for t in range(X.shape[0]):
+        z = Z[t]
+        for g in range(G):
+            z[g] = bias[g]
+    if X.shape[0] == 1:
+        stored_acc(w, m, X[0], Z[0], mb)
+    else:
+        columns_acc(w, m, X, Z, 0, -1)
+
+
 @njit(**JIT)
-def _shared_acc(Wt, x, y, scale, mb):
-    """``split_acc`` through the helper: post the second half, compute the first, then claim
+def _shared_acc(w, m, x, y, mb):
+    """``stored_acc`` through the helper: post the second half, compute the first, then claim
     the job or wait for the helper's DONE."""
-    K, G = Wt.shape
+    G = m[2]
     if atomic_load(mb, MB_PARKED) != 0:
         wake_helper(mb)
     mid = (G // 2) // panel_width_of(y) * panel_width_of(y)
     if mid == 0 or not compare_exchange(mb, MB_OWNER, 0, 1):
-        panel_acc(Wt, x, y, scale)
+        columns_acc(w, m, x, y, 0, -1)
         return
     job = atomic_load(mb, MB_JOB) + 1
-    store_int(mb, MB_ARGS, _format_of(Wt))
-    store_int(mb, MB_ARGS + 1, address(Wt))
-    store_int(mb, MB_ARGS + 2, K)
-    store_int(mb, MB_ARGS + 3, G)
-    store_int(mb, MB_ARGS + 4, address(x))
-    store_int(mb, MB_ARGS + 5, address(y))
-    _post_scale(mb, scale)
-    store_int(mb, MB_ARGS + 7, mid)
-    store_int(mb, MB_ARGS + 8, G)
+    store_int(mb, MB_W, address(w))
+    store_int(mb, MB_W_SIZE, w.shape[0])
+    store_int(mb, MB_OFF, m[0])
+    store_int(mb, MB_K, m[1])
+    store_int(mb, MB_G, G)
+    store_int(mb, MB_FMT, m[3])
+    store_int(mb, MB_SCALES, m[4])
+    store_int(mb, MB_X, address(x))
+    store_int(mb, MB_Y, address(y))
+    store_int(mb, MB_C0, mid)
+    store_int(mb, MB_C1, G)
     atomic_store(mb, MB_JOB, job)
-    panel_acc(Wt, x, y, scale, 0, mid)
+    columns_acc(w, m, x, y, 0, mid)
     if compare_exchange(mb, MB_CLAIM, job - 1, job):
-        panel_acc(Wt, x, y, scale, mid, G)  # the helper is away: do its half too
+        columns_acc(w, m, x, y, mid, G)  # the helper is away: do its half too
     else:
         while atomic_load(mb, MB_DONE) != job:
             spin_pause()
@@ -226,17 +232,11 @@ def _shared_acc(Wt, x, y, scale, mb):
 
 @njit(**JIT)
 def _run_job(mb, like):
-    fmt, waddr, K, G = mb[MB_ARGS], mb[MB_ARGS + 1], mb[MB_ARGS + 2], mb[MB_ARGS + 3]
-    x = floats_at(mb[MB_ARGS + 4], K, like)
-    y = floats_at(mb[MB_ARGS + 5], G, like)
-    c0, c1 = mb[MB_ARGS + 7], mb[MB_ARGS + 8]
-    buf = floats_at(waddr, K * G, like)
-    if fmt == FMT_FLOAT:
-        panel_acc(matrix(buf, 0, K, G), x, y, None, c0, c1)
-    elif fmt == FMT_BF16:
-        panel_acc(matrix_u16(buf, 0, K, G), x, y, None, c0, c1)
-    else:
-        panel_acc(matrix_i8(buf, 0, K, G), x, y, floats_at(mb[MB_ARGS + 6], K, like), c0, c1)
+    w = const_floats_at(mb[MB_W], mb[MB_W_SIZE], like)
+    m = (mb[MB_OFF], mb[MB_K], mb[MB_G], mb[MB_FMT], mb[MB_SCALES])
+    x = floats_at(mb[MB_X], mb[MB_K], like)
+    y = floats_at(mb[MB_Y], mb[MB_G], like)
+    columns_acc(w, m, x, y, mb[MB_C0], mb[MB_C1])
 
 
 @njit(**JIT)

@@ -1,8 +1,8 @@
 """Cheap C-contiguous views into flat buffers, for the kernels' hot path.
 
 Two Numba costs made plain slicing expensive inside one network step:
-``buf[a:b].reshape(r, c)`` runs a checked, general reshape (~20 ns), and every view passed to
-another function is reference counted with atomic instructions (~13 ns per view). These
+``buf[a:b].reshape(r, c)`` runs a checked, general reshape, and every view passed to another
+function is reference counted with atomic instructions (docs/ARCHITECTURE.md). These
 intrinsics build C-layout views directly and **borrow** the memory: the view carries no
 MemInfo, so Numba's refcounting of it is a null check. They are only for views that live
 inside one kernel call, over buffers the caller keeps alive for that call (the Model and

@@ -7,29 +7,13 @@ import pytest
 
 import streamlstm as sl
 from support.reference import reference_run
+from support.unit_checks import QUANTISE
 
 RNG = np.random.default_rng(11)
 
 
 def _u(*shape, fan):
     return RNG.uniform(-1, 1, size=shape) / np.sqrt(fan)
-
-
-def bf16(a: np.ndarray) -> np.ndarray:
-    """Round to the nearest bfloat16 (ties to even), back as float64."""
-    bits = a.astype(np.float32).view(np.uint32).astype(np.uint64)
-    bits = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
-    return bits.astype(np.uint32).view(np.float32).astype(np.float64)
-
-
-def int8_per_input(W: np.ndarray) -> np.ndarray:
-    """W (outputs, inputs): one scale per input column, codes in [-127, 127]."""
-    scale = np.abs(W).max(axis=0) / 127.0
-    scale[scale == 0] = 1.0
-    return np.clip(np.rint(W / scale), -127, 127) * scale
-
-
-QUANTISE = {"bf16": bf16, "int8": int8_per_input}
 
 
 def network(I=12, H=16, O=5):

@@ -10,7 +10,7 @@ import pytest
 
 import streamlstm as sl
 from support.pool_nets import frames, gru_rnn, lstm_stack
-from streamlstm.kernels import engine, pool as pool_kernels
+from streamlstm.kernels import engine, streams as pool_kernels
 
 THREADS = 4
 STEPS = 500

@@ -8,6 +8,7 @@ the alpha/beta packing), so the comparison really discriminates.
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 
 import numpy as np
@@ -228,7 +229,7 @@ def test_clip_gru_rnn(op, lbr):
     layer = make_layer(op, rng, clip=0.5, lbr=lbr, init=True, wscale=3.0)
     X = rng.normal(size=(19, 3))
     compare(op, layer, X)
-    layer.clip = None
+    layer = dataclasses.replace(layer, clip=None)
     with pytest.raises(AssertionError):  # the clip really changed the result
         compare(op, layer, X, extra_attrs={"clip": 0.5})
 
@@ -239,7 +240,7 @@ def test_clip_applies_to_gate_preactivations_including_peepholes():
     layer = make_layer("LSTM", rng, clip=0.4, peep=True, init=True, wscale=3.0)
     X = rng.normal(size=(12, 3))
     compare("LSTM", layer, X)
-    layer.clip = None
+    layer = dataclasses.replace(layer, clip=None)
     with pytest.raises(AssertionError):
         compare("LSTM", layer, X, extra_attrs={"clip": 0.4})
 
@@ -249,7 +250,7 @@ def test_input_forget_means_f_equals_one_minus_i():
     layer = make_layer("LSTM", rng, input_forget=True, peep=True, init=True)
     X = rng.normal(size=(12, 3))
     compare("LSTM", layer, X)
-    layer.input_forget = False  # the forget weights would be used instead: must differ
+    layer = dataclasses.replace(layer, input_forget=False)  # the forget weights would be used instead: must differ
     with pytest.raises(AssertionError):
         compare("LSTM", layer, X, extra_attrs={"input_forget": 1})
 
@@ -259,8 +260,10 @@ def test_peephole_of_output_gate_uses_new_cell():
     rng = np.random.default_rng(9)
     layer = make_layer("LSTM", rng, peep=True, init=True)
     H = layer.hidden_size
-    layer.P[:, :H] = 0.0
-    layer.P[:, 2 * H:] = 0.0  # only the output-gate peephole
+    P = layer.P.copy()
+    P[:, :H] = 0.0
+    P[:, 2 * H:] = 0.0  # only the output-gate peephole
+    layer = dataclasses.replace(layer, P=P)
     X = rng.normal(size=(12, 3))
     Y, _, _ = run_ort("LSTM", X, layer)
     Yr, _ = reference_run(Network([layer]), X)

@@ -1,0 +1,152 @@
+"""The row interpreter: every row of a Plan's table over a block of T rows of input, for the
+three schedules.
+
+``run_rows(w, table, state, work, X, xoff, T, slots, hbuf, mb)``:
+
+- **one stream** (``slots`` None): the T rows are consecutive frames of the stream whose flat
+  state is ``state`` (one step: T = 1; a chunk: T frames). Recurrent rows run frame after
+  frame, each adding R h to its gate row, in reverse order for a backward direction.
+- **a pool** (``slots`` an int array): the T rows are one frame each of the streams
+  ``slots``, whose states are rows of S values of the slab ``state``. A recurrent row
+  gathers their h into ``hbuf`` and adds R h for all of them in one product.
+
+Either way a row first runs its input product for all T rows at once (``split.stored_project``)
+and the elementwise maths of its kind (``lstm``, ``gru``, ``rnn``, ``dense``, ``activation``,
+``merge``) then reads the row's named fields. ``slots is None`` is decided when Numba compiles
+each entry point, so each schedule compiles to its own loop. Only the products see ``mb``, the
+helper mailbox of a two-thread session. Every view is a borrowed one (``views.py``).
+"""
+
+from numba import njit
+
+from . import gru, lstm, rnn
+from .activation import activation_rows
+from .config import JIT
+from .dense import dense_rows
+from .layout import (
+    C_BIAS, C_COL, C_DST, C_DW, C_K, C_KIND, C_OUT, C_REVERSE, C_SRC, C_STATE_H, C_WR, C_WX,
+    HDR_FINAL, HDR_GMAX, HDR_NROWS, HDR_STATE, HDR_VMAX, HDR_WMAX, K_ACT, K_DENSE, K_GRU, K_GRU_LBR, K_LSTM,
+    K_LSTM_FUSED, K_MERGE, NCOLS,
+)
+from .merge import MERGE_MODE, merge_rows
+from .split import stored_acc, stored_project
+from .stored import described
+from .views import matrix, vector
+
+
+@njit(inline="always", **JIT)
+def work_views(work, table, T):
+    """The scratch of a T-row call: sequences A and B, gate rows Z, vectors u and v."""
+    Wmax = table[0, HDR_WMAX]
+    Gmax = table[0, HDR_GMAX]
+    Vmax = table[0, HDR_VMAX]
+    seq = T * Wmax
+    zoff = 2 * seq
+    return (vector(work, 0, seq), vector(work, seq, seq), vector(work, zoff, T * Gmax),
+            vector(work, zoff + T * Gmax, Vmax), vector(work, zoff + T * Gmax + Vmax, Vmax))
+
+
+@njit(**JIT)
+def sequence(i, X, xoff, A_, B_, rows, cols):
+    """Sequence ``i`` (0: the input X from ``xoff``, 1: A, 2: B) seen as (rows, cols)."""
+    if i == 0:
+        return matrix(X, xoff, rows, cols)
+    if i == 1:
+        return matrix(A_, 0, rows, cols)
+    return matrix(B_, 0, rows, cols)
+
+
+@njit(inline="always", **JIT)
+def emit(h, dst, t, col, P):
+    out = dst[t, col:col + P]  # sliced first: ``dst[t][col + p]`` compiles to scalar stores
+    for p in range(P):
+        out[p] = h[p]
+
+
+@njit(inline="always", **JIT)
+def recurrent_frame(kind, w, row, state, base, z, u, v):
+    """The elementwise maths of one frame of a recurrent row, by its kind."""
+    if kind == K_LSTM_FUSED:
+        lstm.fused_frame(w, row, state, base, z, u, v)
+    elif kind == K_LSTM:
+        lstm.frame(w, row, state, base, z, u, v)
+    elif kind == K_GRU:
+        gru.frame(w, row, state, base, z, u, v)
+    elif kind == K_GRU_LBR:
+        gru.frame_lbr(w, row, state, base, z, u, v)
+    else:
+        rnn.frame(w, row, state, base, z, u, v)
+
+
+@njit(inline="always", **JIT)
+def stream_frames(w, row, state, Z, u, v, dst, mb):
+    """A recurrent row over T consecutive frames of one stream."""
+    T = Z.shape[0]
+    kind = row[C_KIND]
+    rec = described(row, C_WR)
+    h = vector(state, row[C_STATE_H], rec[1])
+    reverse = row[C_REVERSE] == 1
+    col, P = row[C_COL], row[C_OUT]
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        z = Z[t]
+        stored_acc(w, rec, h, z, mb)
+        recurrent_frame(kind, w, row, state, 0, z, u, v)
+        emit(h, dst, t, col, P)
+
+
+@njit(**JIT)
+def gather(slab, S, slots, off, Hb):
+    """Hb[t, :] = the P state values at ``off`` of stream slot ``slots[t]``."""
+    P = Hb.shape[1]
+    for t in range(Hb.shape[0]):
+        b = slots[t] * S + off
+        h = Hb[t]
+        src = slab[b:b + P]
+        for p in range(P):
+            h[p] = src[p]
+
+
+@njit(inline="always", **JIT)
+def pool_frames(w, row, slab, S, slots, hbuf, Z, u, v, dst):
+    """A recurrent row over one frame each of the T pool streams ``slots``."""
+    T = Z.shape[0]
+    kind = row[C_KIND]
+    rec = described(row, C_WR)
+    sh, P = row[C_STATE_H], rec[1]
+    Hb = matrix(hbuf, 0, T, P)
+    gather(slab, S, slots, sh, Hb)
+    stored_acc(w, rec, Hb, Z, None)
+    col, O = row[C_COL], row[C_OUT]
+    for t in range(T):
+        base = slots[t] * S
+        recurrent_frame(kind, w, row, slab, base, Z[t], u, v)
+        emit(vector(slab, base + sh, P), dst, t, col, O)
+
+
+@njit(**JIT)
+def run_rows(w, table, state, work, X, xoff, T, slots, hbuf, mb):
+    """Run every row over T rows of input (see the module docstring); returns the id of the
+    sequence holding the output."""
+    A_, B_, Zflat, u, v = work_views(work, table, T)
+    for r in range(1, table[0, HDR_NROWS] + 1):
+        row = vector(table, r * NCOLS, NCOLS)
+        kind = row[C_KIND]
+        src = sequence(row[C_SRC], X, xoff, A_, B_, T, row[C_K])
+        dst = sequence(row[C_DST], X, xoff, A_, B_, T, row[C_DW])
+        if kind == K_MERGE:
+            merge_rows(src, dst, row[MERGE_MODE])
+            continue
+        if kind == K_ACT:
+            activation_rows(w, row, src, dst)
+            continue
+        wx = described(row, C_WX)
+        Z = matrix(Zflat, 0, T, wx[2])
+        stored_project(w, wx, vector(w, row[C_BIAS], wx[2]), src, Z, mb)
+        if kind == K_DENSE:
+            dense_rows(w, row, Z, dst)
+        elif slots is None:
+            stream_frames(w, row, state, Z, u, v, dst, mb)
+        else:
+            pool_frames(w, row, state, table[0, HDR_STATE], slots, hbuf, Z, u, v, dst)
+    return table[0, HDR_FINAL]

@@ -1,0 +1,36 @@
+"""The stored matrix: a (K, G) matrix in the flat weight buffer, in one of three formats.
+
+A stored matrix is described by five table fields (``layout.M_*``): offset, rows K, columns G,
+format and scale offset. ``columns_acc`` is the one place that turns a description into a
+typed view (float values, bf16 bit patterns as uint16, int8 codes with one scale per stored
+row) and runs ``simd.panel_acc`` over a range of its columns. Every product of the kernels
+(``split.stored_acc``, ``split.stored_project``) and the helper thread's half of a shared
+product go through it.
+"""
+
+from numba import njit
+
+from .config import JIT
+from .layout import FMT_BF16, FMT_FLOAT, M_COLS, M_FMT, M_OFF, M_ROWS, M_SCALES
+from .simd import panel_acc
+from .views import matrix, matrix_i8, matrix_u16, vector
+
+
+@njit(inline="always", **JIT)
+def described(row, col):
+    """(offset, K, G, format, scale offset) of the stored matrix whose fields start at ``col``."""
+    return (row[col + M_OFF], row[col + M_ROWS], row[col + M_COLS], row[col + M_FMT],
+            row[col + M_SCALES])
+
+
+@njit(inline="always", **JIT)
+def columns_acc(w, m, x, y, c0, c1):
+    """y[..., c0:c1] += x @ M[:, c0:c1] for the stored matrix ``m`` of buffer ``w`` (1-D x, y:
+    one row; 2-D: row-wise). c0, c1 as in ``panel_acc`` (c1 = -1: G)."""
+    off, K, G, fmt, soff = m
+    if fmt == FMT_FLOAT:
+        panel_acc(matrix(w, off, K, G), x, y, None, c0, c1)
+    elif fmt == FMT_BF16:
+        panel_acc(matrix_u16(w, off, K, G), x, y, None, c0, c1)
+    else:
+        panel_acc(matrix_i8(w, off, K, G), x, y, vector(w, soff, K), c0, c1)

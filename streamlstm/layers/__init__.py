@@ -1,0 +1,17 @@
+"""Layer units: one module per kind (its frozen IR class, its packing into the Plan), the
+shared base (activations, array checks) and the registry of kinds (``LAYER_KINDS``)."""
+
+from .base import (
+    LAYER_ACTIVATIONS, LAYER_KINDS, RNN_ACTIVATIONS, Act, ActLike, Layer, act, as_act, register,
+)
+from .recurrent import DIRECTIONS, MERGE_MODES, Recurrent
+from .lstm import LSTM
+from .gru import GRU
+from .rnn import RNN
+from .dense import Dense
+from .activation import Activation
+
+__all__ = [
+    "LAYER_ACTIVATIONS", "LAYER_KINDS", "RNN_ACTIVATIONS", "Act", "ActLike", "Layer", "act", "as_act",
+    "register", "DIRECTIONS", "MERGE_MODES", "Recurrent", "LSTM", "GRU", "RNN", "Dense", "Activation",
+]

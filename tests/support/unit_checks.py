@@ -1,0 +1,87 @@
+"""One layer unit alone through every schedule, against the float64 reference equations.
+
+``check_unit(layer, input_size)`` builds a one-layer Network and, for each dtype and weight
+format, checks ``Model.run`` against ``support.reference.reference_run``; when the unit
+streams it also checks that single steps, chunks and pool streams give exactly the same
+numbers as that run (one arithmetic for the three schedules). Compressed formats are checked
+against the reference run on weights quantised here, independently of the Plan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+import streamlstm as sl
+from support.reference import reference_run
+
+TOL = {"float64": 1e-12, "float32": 1e-4}
+COMPRESSED_TOL = 1e-4
+FORMATS = (("float64", "float"), ("float32", "float"), ("float32", "bf16"), ("float32", "int8"))
+
+
+def bf16(a: np.ndarray) -> np.ndarray:
+    """Round to the nearest bfloat16 (ties to even), back as float64."""
+    bits = a.astype(np.float32).view(np.uint32).astype(np.uint64)
+    bits = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
+    return bits.astype(np.uint32).view(np.float32).astype(np.float64)
+
+
+def int8_per_input(W: np.ndarray) -> np.ndarray:
+    """W (outputs, inputs): one scale per input column, codes in [-127, 127]."""
+    scale = np.abs(W).max(axis=0) / 127.0
+    scale[scale == 0] = 1.0
+    return np.clip(np.rint(W / scale), -127, 127) * scale
+
+
+QUANTISE = {"bf16": bf16, "int8": int8_per_input}
+
+
+def quantised(layer, fmt: str):
+    """``layer`` with the matrices a Plan stores in ``fmt`` quantised the way it stores them:
+    input matrices, recurrent matrices (a GRU's z and r blocks only) and Dense matrices."""
+    if fmt == "float" or isinstance(layer, sl.Activation):
+        return layer
+    q = QUANTISE[fmt]
+    if isinstance(layer, sl.Dense):
+        return dataclasses.replace(layer, W=q(layer.W))
+    W = np.stack([q(w) for w in layer.W])
+    R = layer.R.copy()
+    rows = 2 * layer.hidden_size if isinstance(layer, sl.GRU) else R.shape[1]
+    for d in range(R.shape[0]):
+        R[d, :rows] = q(R[d, :rows])
+    return dataclasses.replace(layer, W=W, R=R)
+
+
+def check_unit(layer, input_size: int, *, frames: int = 7, streams: int = 3, formats=FORMATS, seed: int = 0):
+    """Run the checks of the module docstring; returns the number of (dtype, format) cases."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(frames, input_size))
+    for dtype, fmt in formats:
+        net = sl.Network([layer], input_size=input_size)
+        want, _ = reference_run(sl.Network([quantised(layer, fmt)], input_size=input_size), X)
+        model = sl.Model(net, dtype, weights=fmt)
+        Xd = X.astype(dtype)
+        got = model.run(Xd)
+        tol = TOL[dtype] if fmt == "float" else COMPRESSED_TOL
+        err = np.abs(got - want).max()
+        assert err <= tol, f"{layer.label} {dtype}/{fmt}: run differs from the reference by {err:.3g}"
+        if not model.streamable:
+            continue
+        s = model.session()
+        np.testing.assert_array_equal(np.array([s.step(x) for x in Xd]), got, f"{dtype}/{fmt}: steps")
+        s.reset()
+        np.testing.assert_array_equal(np.concatenate([s.run(Xd[:3]), s.run(Xd[3:])]), got,
+                                      f"{dtype}/{fmt}: chunks")
+        pool = model.pool(streams + 1)
+        ids = [pool.open() for _ in range(streams)]
+        scales = np.linspace(1.0, -0.5, streams).astype(dtype)
+        Y = np.stack([pool.step(ids, np.stack([x * a for a in scales])) for x in Xd], axis=1)
+        for k, a in enumerate(scales):
+            np.testing.assert_array_equal(Y[k], model.run(Xd * a), f"{dtype}/{fmt}: pool stream {k}")
+    return len(formats)
+
+
+def uniform(rng: np.random.Generator, *shape, fan: int) -> np.ndarray:
+    return rng.uniform(-1, 1, size=shape) / np.sqrt(fan)
