@@ -55,6 +55,15 @@ def check_out(out, dtype: np.dtype, size: int) -> np.ndarray:
                      f"{'' if getattr(out, 'flags', None) is None or out.flags.writeable else ' read-only'}")
 
 
+def check_sequence_out(out, T: int, size: int, dtype: np.dtype) -> np.ndarray:
+    """``out`` if it is a writeable C-contiguous (T, size) array of ``dtype``, else a clear error."""
+    if (isinstance(out, np.ndarray) and out.dtype == dtype and out.shape == (T, size)
+            and out.flags.c_contiguous and out.flags.writeable):
+        return out
+    raise ValueError(f"out: expected a writeable C-contiguous {dtype.name} array of shape ({T}, {size}), "
+                     f"got {getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}")
+
+
 def check_state(state, size: int, dtype: np.dtype) -> np.ndarray:
     """A finite (size,) state of ``dtype`` (from ``get_state``), or a clear error."""
     st = cast_array(state, "state", dtype)

@@ -14,7 +14,7 @@ import numpy as np
 
 from numba import from_dtype, types
 
-from .frames import check_frame, check_out, check_sequence, check_state
+from .frames import check_frame, check_out, check_sequence, check_sequence_out, check_state
 from .helper import Helper
 from .kernels.config import entry_point
 from .kernels.engine import CTX_FIELDS, WRONG_SIZE, advance, advance_at
@@ -22,6 +22,7 @@ from .kernels.split import PARKS_IN_KERNEL
 from .network import Network
 from .plan import Plan, build_plan
 from .pool import SessionPool
+from . import state as state_format
 
 
 def _any_layout(dtype: np.dtype):
@@ -58,6 +59,26 @@ class Model:
                                       else dtype, fast_activations, weights)
         self._step_fn = None
         self._step_at_fn = None
+        self._fingerprint: bytes | None = None
+
+    def __getstate__(self) -> dict:
+        # Compiled kernels do not pickle: a copy plans the same network again and compiles lazily.
+        p = self._plan
+        return {"network": p.network, "dtype": p.dtype.name, "fast_activations": p.fast_activations,
+                "weights": p.weight_format}
+
+    def __setstate__(self, st: dict) -> None:
+        self.__init__(st["network"], st["dtype"], fast_activations=st["fast_activations"],
+                      weights=st["weights"])
+
+    @property
+    def fingerprint(self) -> bytes:
+        """32 bytes naming this model's function: layers, weights, dtype and numerics."""
+        if self._fingerprint is None:
+            p = self._plan
+            self._fingerprint = state_format.fingerprint(p.network, p.dtype, p.weight_format,
+                                                         p.fast_activations)
+        return self._fingerprint
 
     # ------------------------------------------------------------------ description
     @property
@@ -156,10 +177,12 @@ class Model:
         return export_onnx(self.network, dtype=self.dtype.name, path=path)
 
 
-def _run_chunk(model: Model, state: np.ndarray, X: np.ndarray, work: np.ndarray) -> np.ndarray:
+def _run_chunk(model: Model, state: np.ndarray, X: np.ndarray, work: np.ndarray,
+               Y: np.ndarray | None = None) -> np.ndarray:
     p = model._plan
     T = X.shape[0]
-    Y = np.empty((T, p.output_size), dtype=p.dtype)
+    if Y is None:
+        Y = np.empty((T, p.output_size), dtype=p.dtype)
     if T == 0:
         return Y
     args = (p.weights, p.table, state, work, X.reshape(-1), Y.reshape(-1))
@@ -187,7 +210,8 @@ def _prebound_step(fn, buffers: tuple, dtype: np.dtype, isize: int, osize: int):
     cuts the Python time around the native call. Python checks what the kernel cannot see
     (class, dtype, rank, and that ``out`` is writeable); the kernel checks sizes and values.
     The last ``out`` that passed is remembered (and kept alive, so its identity cannot be
-    reused): a caller stepping into the same buffer pays for ``flags.writeable`` once.
+    reused): a caller stepping into the same buffer skips the shape and class checks, not the
+    writeability check (a buffer can be made read-only between steps).
 
     The kernel finds ``buffers`` (weights, table, state, work, helper mailbox) by address: the
     closure keeps them alive, and they are only ever updated in place.
@@ -203,7 +227,7 @@ def _prebound_step(fn, buffers: tuple, dtype: np.dtype, isize: int, osize: int):
             x = check_frame(x, "x", isize, dtype)
         if out is None:
             out = empty(osize, dtype)
-        elif out is not checked_out or out.dtype is not dtype or out.ndim != 1:
+        elif out is not checked_out or out.dtype is not dtype or out.ndim != 1 or not out.flags.writeable:
             if (out.__class__ is not ndarray or out.dtype is not dtype or out.ndim != 1
                     or not out.flags.writeable):
                 out = check_out(out, dtype, osize)
@@ -287,6 +311,45 @@ class Session:
         step.__doc__ = Session.step.__doc__
         self.step = step  # shadows the method below: the same contract, fewer lookups
 
+    def __repr__(self) -> str:
+        p = self._plan
+        return f"<streamlstm.Session {p.input_size}->{p.output_size} {p.dtype.name} threads={self.threads}>"
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict:
+        return {"model": self._model, "state": self._state.copy(), "threads": 2 if self._helper else 1}
+
+    def __setstate__(self, st: dict) -> None:
+        self.__init__(st["model"], threads=st["threads"])
+        self._state[:] = st["state"]
+
+    def __deepcopy__(self, memo) -> "Session":
+        return self.fork()
+
+    def fork(self) -> "Session":
+        """A new, independent stream of the same model starting from this stream's state."""
+        twin = Session(self._model, threads=2 if self._helper is not None else 1)
+        twin._state[:] = self._state
+        return twin
+
+    def save_state(self) -> bytes:
+        """This stream's state as versioned bytes carrying the model's fingerprint."""
+        return state_format.encode(self._model.fingerprint, self._state[None])
+
+    def load_state(self, data: bytes) -> None:
+        """Restore bytes from ``save_state`` of this model (a Session or a pool stream).
+
+        Raises ValueError, changing nothing, on another model's state, another dtype, another
+        layout version or a damaged record."""
+        p = self._plan
+        st = state_format.decode(data, self._model.fingerprint, p.dtype, p.state_size, count=1)
+        self._state[:] = st[0]
+
     @property
     def threads(self) -> int:
         """2 while the helper thread of a ``threads=2`` session runs, else 1."""
@@ -316,20 +379,26 @@ class Session:
         """
         self._require_streamable("step")
 
-    def run(self, X) -> np.ndarray:
-        """Advance T frames (T, I) -> (T, O) in one native call, continuing this stream."""
+    def run(self, X, out: np.ndarray | None = None) -> np.ndarray:
+        """Advance T frames (T, I) -> (T, O) in one native call, continuing this stream.
+
+        Writes into ``out`` (a writeable C-contiguous (T, O) array of the model's dtype) when given."""
         self._require_streamable("run")
-        X = check_sequence(X, "X", self._plan.input_size, self._plan.dtype)
-        need = self._plan.work_size(X.shape[0])
+        p = self._plan
+        X = check_sequence(X, "X", p.input_size, p.dtype)
+        if out is not None:
+            out = check_sequence_out(out, X.shape[0], p.output_size, p.dtype)
+        need = p.work_size(X.shape[0])
         if self._chunk_work.size < need:
-            self._chunk_work = np.zeros(need, dtype=self._plan.dtype)
-        return _run_chunk(self._model, self._state, X, self._chunk_work)
+            self._chunk_work = np.zeros(need, dtype=p.dtype)
+        return _run_chunk(self._model, self._state, X, self._chunk_work, out)
 
     def stepper(self, out: np.ndarray | None = None) -> Callable[[np.ndarray], np.ndarray]:
         """A one-argument function ``f(x)`` that steps this stream and returns ``out``.
 
         ``out`` (allocated when None) is validated once, here, rather than on every call:
-        the cheapest way to step from Python (the bench's streamlstm peer uses it)."""
+        the cheapest way to step from Python (the bench's streamlstm peer uses it). The function
+        binds ``out``: keep it writeable and of its shape for as long as you call ``f``."""
         self._require_streamable("stepper")
         return self.step.bind(np.empty(self._plan.output_size, self._plan.dtype) if out is None else out)
 
@@ -345,7 +414,8 @@ class Session:
         self._state[:] = self._plan.initial_state
 
     def get_state(self) -> np.ndarray:
-        """A flat copy of the state, restorable into any session of the same model."""
+        """A flat copy of the raw state. Unchecked: ``set_state`` accepts any array of the right
+        size; ``save_state`` / ``load_state`` carry and check the model's identity."""
         return self._state.copy()
 
     def set_state(self, state) -> None:

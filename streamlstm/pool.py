@@ -18,6 +18,7 @@ from .frames import check_sequence, check_state
 from .kernels import layout as L
 from .kernels import streams as K
 from .kernels.config import entry_point
+from . import state as state_format
 
 _INT_KINDS = "iu"
 _I64 = np.dtype(np.int64)
@@ -131,6 +132,69 @@ class SessionPool:
         with self._lock:
             self._slab[self._slot(sid, "set_state")] = st
 
+    def save_state(self, sid: int) -> bytes:
+        """Stream ``sid``'s state as versioned bytes (the format of ``Session.save_state``)."""
+        return self.save_states([sid])
+
+    def load_state(self, sid: int, data: bytes) -> None:
+        """Restore bytes from ``save_state`` of this model (a pool stream or a Session)."""
+        self.load_states([sid], data)
+
+    def save_states(self, ids) -> bytes:
+        """The states of the open streams ``ids`` as one versioned record."""
+        with self._lock:
+            slots = [self._slot(sid, "save_states") for sid in self._id_list(ids, "save_states")]
+            return state_format.encode(self._model.fingerprint, self._slab[slots])
+
+    def load_states(self, ids, data: bytes) -> None:
+        """Restore a record from ``save_states`` into the open streams ``ids`` (same order).
+
+        All or nothing: any unknown id or mismatch raises ValueError before a state changes."""
+        ids = self._id_list(ids, "load_states")
+        p = self._plan
+        states = state_format.decode(data, self._model.fingerprint, p.dtype, p.state_size, count=len(ids))
+        with self._lock:
+            slots = [self._slot(sid, "load_states") for sid in ids]
+            if len(set(slots)) != len(slots):
+                raise ValueError("ids: a stream id appears twice")
+            self._slab[slots] = states
+
+    def _id_list(self, ids, verb: str) -> list:
+        if isinstance(ids, (str, bytes)) or not hasattr(ids, "__len__"):
+            raise ValueError(f"SessionPool.{verb}: expected a sequence of stream ids, got {type(ids).__name__}")
+        return list(ids)
+
+    def __enter__(self) -> "SessionPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close_all()
+
+    def close_all(self) -> None:
+        """Close every stream and stop the worker threads (the pool stays usable: ``open`` again)."""
+        with self._lock:
+            for slot, sid in enumerate(self._live):
+                if sid >= 0:
+                    self._live[slot] = -1
+                    self._free.append(slot)
+            self._free.sort(reverse=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = ThreadPoolExecutor(self._threads - 1, thread_name_prefix="streamlstm-pool")
+
+    def __getstate__(self) -> dict:
+        with self._lock:
+            return {"model": self._model, "capacity": self._cap, "threads": self._threads,
+                    "slab": self._slab.copy(), "live": self._live.copy(), "gen": list(self._gen),
+                    "free": list(self._free)}
+
+    def __setstate__(self, st: dict) -> None:
+        self.__init__(st["model"], st["capacity"], threads=st["threads"])
+        self._slab[:] = st["slab"]
+        self._live[:] = st["live"]
+        self._gen = list(st["gen"])
+        self._free = list(st["free"])
+
     def _slot(self, sid, verb: str) -> int:
         if isinstance(sid, bool) or not isinstance(sid, (int, np.integer)):
             raise ValueError(f"SessionPool.{verb}: expected an int stream id, got {type(sid).__name__}")
@@ -219,7 +283,8 @@ class SessionPool:
             raise ValueError(f"ids: expected a 1-D sequence of stream ids, got shape {arr.shape}")
         if arr.size == 0:
             return np.zeros(0, np.int64)
-        if arr.dtype.kind not in _INT_KINDS:
+        if arr.dtype.kind not in _INT_KINDS or (isinstance(ids, (list, tuple))
+                                                 and any(isinstance(i, (bool, np.bool_)) for i in ids)):
             raise ValueError(f"ids: expected integer stream ids, got dtype {arr.dtype}")
         if arr.dtype.kind == "u" and arr.dtype.itemsize == 8 and arr.max() > np.iinfo(np.int64).max:
             raise ValueError("ids: id out of range")
