@@ -84,7 +84,7 @@ def _recurrent_module(group: list) -> nn.Module:
                 if isinstance(layer, LSTM) and layer.proj is not None:
                     vals["weight_hr"] = layer.proj[d]
                 for name, v in vals.items():
-                    getattr(m, name + sfx).copy_(torch.from_numpy(np.ascontiguousarray(v)))
+                    getattr(m, name + sfx).copy_(torch.from_numpy(np.array(v)))
     return m
 
 
@@ -135,9 +135,9 @@ def _add_dense(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtype) ->
     layer = layers[k]
     lin = nn.Linear(layer.input_size, layer.output_size, bias=layer.b is not None)
     with torch.no_grad():
-        lin.weight.copy_(torch.from_numpy(layer.W))
+        lin.weight.copy_(torch.from_numpy(layer.W.copy()))
         if layer.b is not None:
-            lin.bias.copy_(torch.from_numpy(layer.b))
+            lin.bias.copy_(torch.from_numpy(layer.b.copy()))
     lin = lin.to(dtype)
     net.modules_.append(lin)
     net.steps.append(("fn", lin, -1))
