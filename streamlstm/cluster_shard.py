@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import struct
 import tempfile
 import zipfile
 from pathlib import Path
@@ -21,9 +20,6 @@ import numpy as np
 from .loading import load
 from .pool import SessionPool
 
-_MAGIC = b"SLCS"
-_VERSION = 1
-_HEADER = struct.Struct("<4sH32s8sI")  # magic, version, model digest, dtype name, state size
 _SUFFIX = {"native": ".npz", "onnx": ".onnx", "torch": ".pt", "keras": ".keras"}
 
 
@@ -73,35 +69,15 @@ def load_source(source, options: dict):
         return load(path, format=fmt, **options)
 
 
-def _snapshot(pool: SessionPool, sids, digest: bytes) -> list[bytes]:
-    """The states of streams ``sids`` as self-describing bytes (model digest, dtype, size)."""
-    dtype = pool.model.dtype
-    head = _HEADER.pack(_MAGIC, _VERSION, digest, dtype.name.encode(), pool.model.state_size)
-    return [head + pool.get_state(int(s)).tobytes() for s in sids]
+def _snapshot(pool: SessionPool, sids) -> list[bytes]:
+    """The states of streams ``sids``, one versioned ``save_state`` record each (model
+    fingerprint, dtype, layout version), so any shard of the same model can take any of them."""
+    return [pool.save_state(int(s)) for s in sids]
 
 
-def _restore(pool: SessionPool, sids, blobs, digest: bytes) -> None:
-    """Load ``_snapshot`` bytes into streams ``sids``; ValueError (nothing loaded) if any mismatches."""
-    dtype, size = pool.model.dtype, pool.model.state_size
-    states = []
-    for i, blob in enumerate(blobs):
-        blob = bytes(blob)
-        if len(blob) < _HEADER.size:
-            raise ValueError(f"state {i}: too short to be a streamlstm cluster state")
-        magic, version, their_digest, their_dtype, their_size = _HEADER.unpack_from(blob)
-        if magic != _MAGIC or version != _VERSION:
-            raise ValueError(f"state {i}: not a streamlstm cluster state (version {version})")
-        if their_digest != digest:
-            raise ValueError(f"state {i}: saved by another model (fingerprint differs)")
-        their_dtype = their_dtype.rstrip(b"\0").decode()
-        if their_dtype != dtype.name or their_size != size:
-            raise ValueError(f"state {i}: {their_dtype}[{their_size}], this model needs {dtype.name}[{size}]")
-        body = blob[_HEADER.size:]
-        if len(body) != size * dtype.itemsize:
-            raise ValueError(f"state {i}: truncated")
-        states.append(np.frombuffer(body, dtype=dtype))
-    for sid, st in zip(sids, states):
-        pool.set_state(int(sid), st)
+def _restore(pool: SessionPool, sids, blobs) -> None:
+    """Load ``_snapshot`` records into streams ``sids``; ValueError (nothing loaded) if any mismatches."""
+    pool.load_states([int(s) for s in sids], list(blobs))
 
 
 def _node_id() -> str | None:
@@ -161,13 +137,13 @@ class Shard:
 
     def snapshot(self) -> tuple[list[int], list[bytes]]:
         ids = self._pool.ids()
-        return ids, _snapshot(self._pool, ids, self._digest)
+        return ids, _snapshot(self._pool, ids)
 
     def load(self, blobs: list[bytes]) -> list[int]:
         """Open one stream per blob, restored from it; returns their ids (nothing opened on error)."""
         sids = self.open(len(blobs))
         try:
-            _restore(self._pool, sids, blobs, self._digest)
+            _restore(self._pool, sids, blobs)
         except Exception:
             self.close(sids)
             raise

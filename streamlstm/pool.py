@@ -146,13 +146,21 @@ class SessionPool:
             slots = [self._slot(sid, "save_states") for sid in self._id_list(ids, "save_states")]
             return state_format.encode(self._model.fingerprint, self._slab[slots])
 
-    def load_states(self, ids, data: bytes) -> None:
-        """Restore a record from ``save_states`` into the open streams ``ids`` (same order).
+    def load_states(self, ids, data: bytes | list) -> None:
+        """Restore into the open streams ``ids`` (same order) one record from ``save_states``, or a
+        list of records from ``save_state``, one per id.
 
         All or nothing: any unknown id or mismatch raises ValueError before a state changes."""
         ids = self._id_list(ids, "load_states")
         p = self._plan
-        states = state_format.decode(data, self._model.fingerprint, p.dtype, p.state_size, count=len(ids))
+        if isinstance(data, (list, tuple)):
+            if len(data) != len(ids):
+                raise ValueError(f"state: {len(data)} records for {len(ids)} stream ids")
+            parts = [state_format.decode(d, self._model.fingerprint, p.dtype, p.state_size, count=1)
+                     for d in data]
+            states = np.concatenate(parts) if parts else np.zeros((0, p.state_size), p.dtype)
+        else:
+            states = state_format.decode(data, self._model.fingerprint, p.dtype, p.state_size, count=len(ids))
         with self._lock:
             slots = [self._slot(sid, "load_states") for sid in ids]
             if len(set(slots)) != len(slots):

@@ -13,7 +13,7 @@ import ray
 import streamlstm as sl
 from streamlstm.cluster import StreamCluster
 from streamlstm.cluster_routing import owner
-from streamlstm.cluster_shard import Shard, _restore, _snapshot, model_digest
+from streamlstm.cluster_shard import Shard, _restore, _snapshot
 from support.cluster_reference import Reference, assert_same_states, frames
 
 
@@ -166,12 +166,15 @@ def test_snapshots_refuse_another_models_states(tiny_path, kws_path):
     shard = Shard(tiny_path, 4, {})
     sid = shard.open(1)[0]
     shard.step(np.array([sid]), np.ones((1, 16), np.float32))
-    blob = _snapshot(shard._pool, [sid], shard._digest)[0]
-    other = model_digest(kws_path.read_bytes(), {})
-    with pytest.raises(ValueError, match="another model"):
-        _restore(shard._pool, [sid], [blob], other)
-    with pytest.raises(ValueError, match="too short|truncated"):
-        _restore(shard._pool, [sid], [blob[:-4]], shard._digest)
+    blob = _snapshot(shard._pool, [sid])[0]
+    other = Shard(kws_path, 4, {})
+    osid = other.open(1)[0]
+    before = other.get_state(osid)
+    with pytest.raises(ValueError, match="different model"):
+        _restore(other._pool, [osid], [blob])
+    assert np.array_equal(other.get_state(osid), before)
+    with pytest.raises(ValueError, match="damaged|length"):
+        _restore(shard._pool, [sid], [blob[:-4]])
     restored = shard.load([blob])[0]
     assert np.array_equal(shard.get_state(restored), shard.get_state(sid))
 
