@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Network:
     """An ordered stack of layers; ``input_size`` is needed when the first layer does not fix it
     (an Activation)."""
@@ -93,6 +93,11 @@ class Network:
 
         layers, input_size, name = read_network(path)
         return Network(layers, input_size=input_size, name=name)
+
+    def __repr__(self) -> str:
+        kinds = ", ".join(layer.kind for layer in self.layers[:8]) + (", ..." if len(self.layers) > 8 else "")
+        name = f" {self.name!r}" if self.name else ""
+        return f"<streamlstm.Network{name} input={self.input_size} layers=[{kinds}]>"
 
     def summary(self) -> str:
         lines = [f"Network {self.name!r}: input {self.input_size}" if self.name

@@ -10,7 +10,7 @@ from .base import ActLike, Layer, as_act, register
 
 
 @register
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Activation(Layer):
     activation: ActLike
     name: str = ""

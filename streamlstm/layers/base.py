@@ -121,6 +121,11 @@ class Layer:
     def label(self) -> str:
         return f"{self.kind} {self.name!r}" if self.name else self.kind
 
+    def __repr__(self) -> str:
+        # Bounded: the arrays are summarised by their shapes, never printed.
+        shapes = " ".join(f"{k}{tuple(v.shape)}" for k, v in self.arrays().items())
+        return f"<{self.label}{self.describe()} {shapes}>".replace(" >", ">")
+
     def _err(self, fieldname: str, msg: str) -> NetworkError:
         return NetworkError(f"{self.label}: {fieldname}: {msg}")
 

@@ -11,7 +11,7 @@ from .base import ActLike, Layer, as_act, check_shape, gate_packed_t, gate_packe
 
 
 @register
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Dense(Layer):
     W: np.ndarray
     b: np.ndarray | None = None

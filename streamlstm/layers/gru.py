@@ -17,7 +17,7 @@ from .recurrent import Recurrent
 
 
 @register
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class GRU(Recurrent):
     linear_before_reset: bool = False
 

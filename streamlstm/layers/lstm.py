@@ -25,7 +25,7 @@ DEFAULT_ACTS = ("Sigmoid", "Tanh", "Tanh")
 
 
 @register
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class LSTM(Recurrent):
     P: np.ndarray | None = None
     proj: np.ndarray | None = None

@@ -25,7 +25,7 @@ DIRECTIONS = ("forward", "reverse", "bidirectional")
 MERGE_MODES = tuple(MERGE_CODES)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Recurrent(Layer):
     """Shared fields of LSTM, GRU and RNN; subclasses set the class constants below."""
 

@@ -15,7 +15,7 @@ from .recurrent import Recurrent
 
 
 @register
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class RNN(Recurrent):
     kind = "RNN"
     array_fields = ("W", "R", "Wb", "Rb", "initial_h")

@@ -68,3 +68,13 @@ def test_context_managers_and_reprs(model):
     assert len(pool) == 0
     sid = pool.open()  # still usable after the block
     assert pool.step([sid], _x(model)).shape == (1, model.output_size)
+
+
+def test_network_and_layer_reprs_are_bounded():
+    rng = np.random.default_rng(0)
+    H = 512
+    layers = [sl.LSTM(rng.normal(size=(1, 4 * H, H)), rng.normal(size=(1, 4 * H, H)), name=f"l{i}")
+              for i in range(12)]
+    net = sl.Network(layers, name="deep")
+    assert len(repr(net)) < 200 and "'deep'" in repr(net) and "..." in repr(net)
+    assert len(repr(layers[0])) < 200 and "(1, 2048, 512)" in repr(layers[0])
