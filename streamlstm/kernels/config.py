@@ -1,4 +1,6 @@
-"""Compilation options shared by every kernel."""
+"""Compilation options shared by every kernel, and ``entry_point``, through which every compile goes."""
+
+from .cache import announced_compile
 
 # fastmath without nnan/ninf (NaN/Inf stay detectable) and without afn (exact libm calls).
 FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
@@ -9,8 +11,10 @@ def entry_point(dispatcher, sig: tuple):
     """The compiled overload of ``dispatcher`` for ``sig``, callable without Numba's type dispatch.
 
     Loads it from the on-disk cache when it can. The entry point checks neither dtype, rank nor
-    layout of its arguments: callers guarantee them.
+    layout of its arguments: callers guarantee them. A real compile (not a cache load) is
+    announced on stderr and the ``streamlstm`` logger.
     """
-    dispatcher.compile(sig)
+    with announced_compile(dispatcher, sig):
+        dispatcher.compile(sig)
     cres = dispatcher.overloads.get(sig)
     return cres.entry_point if cres is not None else dispatcher
