@@ -5,6 +5,7 @@
   streamlstm info MODEL             layers, sizes, parameters, state, weight bytes (+ ONNX tensor names)
   streamlstm convert IN OUT         to native .npz or ONNX (.onnx)
   streamlstm verify MODEL           streamlstm vs the framework the file comes from
+  streamlstm compile                fill the kernel cache ahead of time (image builds)
 """
 
 from __future__ import annotations
@@ -157,6 +158,33 @@ def cmd_verify(args) -> int:
     return 0 if v.passed else 1
 
 
+# ---------------------------------------------------------------------------- compile
+def cmd_compile(args) -> int:
+    from .aot import compile as compile_kernels
+
+    done = compile_kernels(dtype=args.dtype, weights=args.weights)
+    kinds = ", ".join(f"{d}/{w}" for d, w in done.kinds)
+    if done.cache_dir is None:
+        print(f"streamlstm compile: compiled {kinds}, but no cache directory is usable, so nothing was kept; "
+              "set NUMBA_CACHE_DIR to a writable directory", file=sys.stderr)
+        return 1
+    state = "" if done.cache_writable else " (read-only: entries missing from it were not saved)"
+    print(f"kernels for {kinds} ready in {done.cache_dir}{state} ({done.seconds:.1f} s)")
+    return 0 if done.cache_writable else 1
+
+
+def _add_compile_parser(sub) -> None:
+    p = sub.add_parser("compile", help="fill the kernel cache ahead of time (image builds)",
+                       description="Compile (or load) every kernel entry point a model can use: Session.step "
+                       "and run on one and two threads, Model.run, SessionPool.step. The cache goes to "
+                       "NUMBA_CACHE_DIR when set (ship that directory; it is tied to the CPU model, Python "
+                       "and Numba versions), else beside the package. Exit code 1 if nothing could be kept.")
+    p.add_argument("--dtype", nargs="+", default=["float32"], choices=("float32", "float64"))
+    p.add_argument("--weights", nargs="+", default=["float"], choices=("float", "bf16", "int8"),
+                   help="weight formats (bf16 and int8 need float32; default float)")
+    p.set_defaults(func=cmd_compile)
+
+
 # ---------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamlstm", description=__doc__,
@@ -216,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--tolerance", type=float, default=1e-4, help="max abs error allowed (default 1e-4)")
     v.add_argument("--seed", type=int, default=0)
     v.set_defaults(func=cmd_verify)
+    _add_compile_parser(sub)
     return parser
 
 
