@@ -56,11 +56,19 @@ class CacheWarning(UserWarning):
 
 
 def source_digest(root: Path = KERNELS_DIR) -> str:
-    """Hex digest of every kernel source (path and bytes) and the interpreter and compiler versions."""
-    h = hashlib.sha256(f"{sys.version}|{numba.__version__}|{llvmlite.__version__}".encode())
+    """Hex digest of every kernel source file under ``root`` (relative path and bytes)."""
+    h = hashlib.sha256()
     for p in sorted(q for q in root.rglob("*.py") if "__pycache__" not in q.parts):
         h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()
+
+
+def cache_key(sources: str) -> str:
+    """``<sources>-<toolchain>``: the kernel sources' digest and one of the Python, Numba and
+    llvmlite versions. Environments that share a source tree (venvs of several Pythons on one
+    checkout) get directories of their own, and only other *sources* count as stale."""
+    toolchain = hashlib.sha256(f"{sys.version}|{numba.__version__}|{llvmlite.__version__}".encode()).hexdigest()
+    return f"{sources[:24]}-{toolchain[:8]}"
 
 
 class Location(NamedTuple):
@@ -105,11 +113,12 @@ def _user_cache_home() -> Path | None:
     return Path(home, ".cache") if home != "~" and os.path.isdir(home) else None
 
 
-def _drop_other_digests(pycache: Path, keep: Path) -> None:
+def _drop_other_sources(pycache: Path, keep: Path) -> None:
     """In the package's own ``__pycache__``: remove entries of other kernel sources (ours only)."""
+    sources = keep.name.split("-")[1]
     try:
         for p in pycache.iterdir():
-            if p.is_dir() and p.name.startswith("streamlstm-") and p != keep:
+            if p.is_dir() and p.name.startswith("streamlstm-") and p.name.split("-")[1] != sources:
                 shutil.rmtree(p, ignore_errors=True)
             elif p.suffix in (".nbi", ".nbc"):  # the flat layout of earlier versions
                 p.unlink(missing_ok=True)
@@ -117,11 +126,11 @@ def _drop_other_digests(pycache: Path, keep: Path) -> None:
         pass
 
 
-def choose_location(digest: str, numba_cache_dir: str = "", *,
+def choose_location(key: str, numba_cache_dir: str = "", *,
                     pycache: Path = KERNELS_DIR / "__pycache__") -> Location:
-    """The first usable cache directory for ``digest`` (see the module docstring); ``pycache``
-    is the package's own."""
-    name = f"streamlstm-{digest[:32]}"
+    """The first usable cache directory for ``key`` (from ``cache_key``; see the module
+    docstring); ``pycache`` is the package's own."""
+    name = f"streamlstm-{key}"
     problems = []
     candidates = []
     if numba_cache_dir:
@@ -133,7 +142,7 @@ def choose_location(digest: str, numba_cache_dir: str = "", *,
     for path, origin in candidates:
         if _writable(path):
             if origin == "package":
-                _drop_other_digests(path.parent, path)
+                _drop_other_sources(path.parent, path)
             if problems:
                 _warn(problems, path)
             return Location(path, True, origin)
@@ -265,7 +274,8 @@ def _cache_file(cache_path, filename_base, source_stamp):
 
 def install() -> None:
     """Put the locator and the checked cache file in front of Numba's (idempotent)."""
-    locators = caching.CacheImpl._locator_classes
+    impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl  # renamed in Numba 0.6x
+    locators = impl._locator_classes
     if KernelCacheLocator not in locators:
         locators.insert(0, KernelCacheLocator)
     caching.IndexDataCacheFile = _cache_file
@@ -329,6 +339,6 @@ def announced_compile(dispatcher, sig: tuple) -> Iterator[None]:
 
 
 _numba_cache_file = IndexDataCacheFile
-DIGEST = source_digest()
-STAMP = ("streamlstm.kernels", DIGEST)
-LOCATION = choose_location(DIGEST, config.CACHE_DIR)
+KEY = cache_key(source_digest())
+STAMP = ("streamlstm.kernels", KEY)
+LOCATION = choose_location(KEY, config.CACHE_DIR)

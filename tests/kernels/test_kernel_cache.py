@@ -10,7 +10,8 @@ from llvmlite import binding as llvm, ir
 from numba.core.caching import FunctionCache
 
 import streamlstm as sl
-from streamlstm.kernels.cache import DIGEST, LOCATION, KernelCacheLocator, Location, choose_location, source_digest
+from streamlstm.kernels.cache import (KEY, LOCATION, KernelCacheLocator, Location, cache_key, choose_location,
+                                     source_digest)
 from streamlstm.kernels.engine import advance, advance_at
 from streamlstm.kernels.lean_cache import names_only
 from streamlstm.zoo import zoo_network
@@ -35,31 +36,41 @@ def test_the_cache_key_covers_every_kernel_source(tmp_path: Path):
 
 def test_the_package_cache_keeps_only_the_current_sources_entries(tmp_path: Path):
     pycache = tmp_path / "__pycache__"
-    old = pycache / ("streamlstm-" + "0" * 32)
-    old.mkdir(parents=True)
-    (old / "engine.advance-1.py311.nbi").write_bytes(b"old")
+    old = pycache / ("streamlstm-" + "0" * 24 + "-" + "1" * 8)  # other sources
+    other_python = pycache / ("streamlstm-" + "a" * 24 + "-" + "2" * 8)  # same sources, another toolchain
+    for d in (old, other_python):
+        d.mkdir(parents=True)
+        (d / "engine.advance-1.py311.nbi").write_bytes(b"compiled")
     flat = [pycache / "engine.advance-1.py311.nbi", pycache / "engine.advance-1.py311.1.nbc"]
     for f in flat:
         f.write_bytes(b"compiled by an earlier layout")
     bytecode = pycache / "engine.cpython-311.pyc"
     bytecode.write_bytes(b"python")
-    loc = choose_location("ab" * 32, "", pycache=pycache)
-    assert loc == Location(pycache / ("streamlstm-" + "ab" * 16), True, "package")
+    key = "a" * 24 + "-" + "3" * 8
+    loc = choose_location(key, "", pycache=pycache)
+    assert loc == Location(pycache / f"streamlstm-{key}", True, "package")
     assert not old.exists() and not any(f.exists() for f in flat)
+    assert other_python.exists()  # a venv of another Python on the same checkout keeps its entries
     assert bytecode.exists()  # only Numba's files go
 
 
 def test_numba_cache_dir_comes_first_and_is_keyed_by_the_sources(tmp_path: Path):
-    loc = choose_location("cd" * 32, str(tmp_path / "shared"), pycache=tmp_path / "pkg")
-    assert loc == Location(tmp_path / "shared" / ("streamlstm-" + "cd" * 16), True, "NUMBA_CACHE_DIR")
-    assert loc.path.is_dir()
-    assert choose_location("ef" * 32, str(tmp_path / "shared"), pycache=tmp_path / "pkg").path != loc.path
+    loc = choose_location("c" * 24 + "-" + "d" * 8, str(tmp_path / "shared"), pycache=tmp_path / "pkg")
+    assert loc == Location(tmp_path / "shared" / ("streamlstm-" + "c" * 24 + "-" + "d" * 8), True, "NUMBA_CACHE_DIR")
+    assert loc.path.is_dir() and not (tmp_path / "pkg").exists()
+
+
+def test_the_key_names_the_sources_and_the_toolchain():
+    key = cache_key("f" * 64)
+    sources, toolchain = key.split("-")
+    assert sources == "f" * 24 and len(toolchain) == 8 and cache_key("e" * 64).split("-")[1] == toolchain
 
 
 def test_kernels_use_the_source_keyed_checked_cache():
     cache = advance._cache
     assert isinstance(cache._impl.locator, KernelCacheLocator)
-    assert Path(cache.cache_path) == LOCATION.path and LOCATION.path.name == f"streamlstm-{DIGEST[:32]}"
+    assert Path(cache.cache_path) == LOCATION.path and LOCATION.path.name == f"streamlstm-{KEY}"
+    assert KEY == cache_key(source_digest())
     assert type(cache._cache_file).__name__ == "_CheckedCacheFile"
 
 
