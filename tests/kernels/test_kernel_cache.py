@@ -114,3 +114,15 @@ def test_step_loaded_from_the_lean_cache_in_a_new_process_is_bit_identical(tmp_p
                              capture_output=True, text=True, timeout=600)
         assert out.returncode == 0, out.stderr
         assert np.array_equal(np.load(tmp_path / "Y.npy"), expect)
+
+
+def test_other_numba_code_keeps_numbas_own_cache(tmp_path: Path):
+    """The locator and the checked files apply to streamlstm's kernels only: a user's
+    ``@njit(cache=True)`` function imported after streamlstm is cached by Numba as usual."""
+    (tmp_path / "user_mod.py").write_text("from numba import njit\n\n@njit(cache=True)\ndef twice(x):\n    return 2 * x\n")
+    code = "import streamlstm, user_mod; assert user_mod.twice(21) == 42"
+    env = {k: v for k, v in __import__("os").environ.items() if k != "NUMBA_CACHE_DIR"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    index = list((tmp_path / "__pycache__").glob("user_mod.twice-*.nbi"))
+    assert len(index) == 1 and not index[0].read_bytes().startswith(b"streamlstm-cache")
