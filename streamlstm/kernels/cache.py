@@ -294,11 +294,18 @@ def jit_enabled() -> Iterator[None]:
         config.DISABLE_JIT = 1
 
 
-# What each entry point serves, and a rough guess of its first compile's seconds for the notice.
+# What each entry point serves, and rough guesses of a first compile's seconds for the notice:
+# the first compile in a process also builds the callees the entry points share.
 _SERVES = {"advance_at": "Session.step", "advance": "Model.run", "pool_advance": "SessionPool.step",
            "pool_validate": "SessionPool.step (threads)", "pool_compute": "SessionPool.step (threads)",
            "helper_loop": "Session(threads=2)", "wake_helper": "Session(threads=2)"}
-_TYPICAL_SECONDS = {"advance_at": 40, "advance": 10, "pool_advance": 25, "pool_compute": 20}
+_GUESS_FIRST = {"advance_at": 35, "advance": 25, "pool_advance": 25, "pool_compute": 25}
+_GUESS_LATER = {"advance_at": 15, "advance": 5, "pool_advance": 20, "pool_compute": 20}
+_compiled_before = False
+
+
+def _guess_seconds(name: str) -> int:
+    return (_GUESS_LATER if _compiled_before else _GUESS_FIRST).get(name, 5)
 
 
 def _dtype_of(sig: tuple) -> str:
@@ -317,7 +324,7 @@ class _CompileNotice(event.Listener):
     def on_start(self, event) -> None:
         if self.started is None:
             self.started = time.perf_counter()
-            guess = _TYPICAL_SECONDS.get(self.name, 5)
+            guess = _guess_seconds(self.name)
             notice(f"compiling {self.dtype}kernels for {_SERVES.get(self.name, self.name)} "
                    f"(first use only, ~{guess} s)")
 
@@ -334,6 +341,8 @@ def announced_compile(dispatcher, sig: tuple) -> Iterator[None]:
     with jit_enabled(), event.install_listener("numba:compile", listener):
         yield
     if listener.started is not None:
+        global _compiled_before
+        _compiled_before = True
         notice(f"compiled {listener.dtype}kernels for {_SERVES.get(name, name)} in "
                f"{time.perf_counter() - listener.started:.1f} s")
 
