@@ -13,6 +13,7 @@ from .network import GRU, LSTM, RNN, Act, Activation, Dense, Network, act
 from .model import Kernel, Model, Session
 from .pool import SessionPool
 from .loading import load
+from .aot import compile  # sl.compile(); kept out of __all__ so that "import *" leaves the builtin alone
 
 __all__ = [
     "load", "Model", "Session", "SessionPool", "Kernel", "Network", "LSTM", "GRU", "RNN", "Dense", "Activation", "Act", "act",

@@ -1,6 +1,8 @@
-"""Compilation options shared by every kernel, and the one way the runtime takes an entry point."""
+"""Compilation options shared by every kernel, and ``entry_point``, through which every compile goes."""
 
 from numba.core.types import Type
+
+from .cache import announced_compile
 
 # fastmath without nnan/ninf (NaN/Inf stay detectable) and without afn (exact libm calls).
 FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
@@ -12,9 +14,11 @@ def entry_point(dispatcher, args: tuple):
 
     ``args`` holds Numba types or sample values (typed as Numba would type them). Loads the
     overload from the on-disk cache when it can. The entry point checks neither dtype, rank nor
-    layout of its arguments: callers guarantee them.
+    layout of its arguments: callers guarantee them. A real compile (not a cache load) is
+    announced on stderr and the ``streamlstm`` logger.
     """
     sig = tuple(a if isinstance(a, Type) else dispatcher.typeof_pyval(a) for a in args)
-    dispatcher.compile(sig)
+    with announced_compile(dispatcher, sig):
+        dispatcher.compile(sig)
     cres = dispatcher.overloads.get(sig)
     return cres.entry_point if cres is not None else dispatcher

@@ -6,6 +6,7 @@
   streamlstm convert IN OUT         to native .npz or ONNX (.onnx)
   streamlstm verify MODEL           streamlstm vs an independent origin: onnxruntime, Keras, or
                                     your own PyTorch module (--module pkg.mod:Class)
+  streamlstm compile                fill the kernel cache ahead of time (image builds)
   streamlstm serve MODEL            streams over WebSocket on a Ray StreamCluster (extra [serve]);
                                     see ``streamlstm serve --help``
 
@@ -210,6 +211,33 @@ def cmd_verify(args) -> int:
     return OK if v.passed else FAILED
 
 
+# ---------------------------------------------------------------------------- compile
+def cmd_compile(args) -> int:
+    from ..aot import compile as compile_kernels
+
+    done = compile_kernels(dtype=args.dtype, weights=args.weights)
+    kinds = ", ".join(f"{d}/{w}" for d, w in done.kinds)
+    if done.cache_dir is None:
+        print(f"streamlstm compile: compiled {kinds}, but no cache directory is usable, so nothing was kept; "
+              "set NUMBA_CACHE_DIR to a writable directory", file=sys.stderr)
+        return 1
+    state = "" if done.cache_writable else " (read-only: entries missing from it were not saved)"
+    print(f"kernels for {kinds} ready in {done.cache_dir}{state} ({done.seconds:.1f} s)")
+    return 0 if done.cache_writable else 1
+
+
+def _add_compile_parser(sub) -> None:
+    p = sub.add_parser("compile", help="fill the kernel cache ahead of time (image builds)",
+                       description="Compile (or load) every kernel entry point a model can use: Session.step "
+                       "and run on one and two threads, Model.run, SessionPool.step. The cache goes to "
+                       "NUMBA_CACHE_DIR when set (ship that directory; it is tied to the CPU model, Python "
+                       "and Numba versions), else beside the package. Exit code 1 if nothing could be kept.")
+    p.add_argument("--dtype", nargs="+", default=["float32"], choices=("float32", "float64"))
+    p.add_argument("--weights", nargs="+", default=["float"], choices=("float", "bf16", "int8"),
+                   help="weight formats (bf16 and int8 need float32; default float)")
+    p.set_defaults(func=cmd_compile)
+
+
 # ---------------------------------------------------------------------------- parser
 def _dtype(p: argparse.ArgumentParser, help: str | None = None) -> None:
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"), help=help)
@@ -288,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=bounded_int(0, 2**63 - 1), default=0)
     v.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     v.set_defaults(func=cmd_verify)
+    _add_compile_parser(sub)
     return parser
 
 

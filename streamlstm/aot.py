@@ -1,0 +1,96 @@
+"""Ahead-of-time compile: fill the kernel cache for every entry point a model can use.
+
+``sl.compile()`` (and ``streamlstm compile``) runs each entry point once on a small network
+that holds every layer kind: ``Session.step`` and ``Session.run`` with one and two threads,
+``Model.run``, ``SessionPool.step`` on one thread and split over threads. The compiled code
+lands in the kernel cache (``kernels/cache.py``), so a later process of any model with the same
+dtype and weight format loads it instead of compiling. See docs/DEPLOYMENT.md.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+from .kernels.cache import LOCATION
+from .model import Model
+from .network import GRU, LSTM, RNN, Activation, Dense, Network
+
+WEIGHT_FORMATS = ("float", "bf16", "int8")
+DTYPES = ("float32", "float64")
+_POOL_THREADED_STREAMS = 64  # enough streams for SessionPool to split a step over threads
+
+
+class Compiled(NamedTuple):
+    """What ``compile`` built: (dtype, weights) pairs, the cache directory (None: no cache,
+    nothing was kept), whether it took writes, and the seconds taken."""
+
+    kinds: tuple[tuple[str, str], ...]
+    cache_dir: Path | None
+    cache_writable: bool
+    seconds: float
+
+
+def _names(value: str | Sequence[str], known: tuple[str, ...], what: str) -> tuple[str, ...]:
+    items = (value,) if isinstance(value, str) else tuple(value)
+    bad = [v for v in items if v not in known]
+    if bad or not items:
+        raise ValueError(f"{what}: expected some of {', '.join(known)}, got {', '.join(map(repr, items)) or 'none'}")
+    return items
+
+
+def coverage_network(seed: int = 0) -> Network:
+    """A small network with one layer of every kind the kernels run."""
+    rng = np.random.default_rng(seed)
+
+    def w(*shape):
+        return rng.uniform(-0.5, 0.5, size=shape)
+
+    I, H = 8, 16
+    return Network([
+        LSTM(W=w(1, 4 * H, I), R=w(1, 4 * H, H), Wb=w(1, 4 * H), Rb=w(1, 4 * H)),
+        GRU(W=w(1, 3 * H, H), R=w(1, 3 * H, H), Wb=w(1, 3 * H), Rb=w(1, 3 * H), linear_before_reset=True),
+        RNN(W=w(1, H, H), R=w(1, H, H), Wb=w(1, H), Rb=w(1, H)),
+        Dense(W=w(H, H), b=w(H), activation="Relu"),
+        Activation("Sigmoid"),
+    ], name="aot-coverage")
+
+
+def _exercise(model: Model) -> None:
+    dt = model.dtype
+    X = np.zeros((3, model.input_size), dt)
+    model.run(X)
+    for threads in (1, 2):
+        s = model.session(threads=threads)
+        try:
+            s.step(X[0])
+            s.run(X)
+        finally:
+            s.close()
+    pool = model.pool(2)
+    pool.step([pool.open(), pool.open()], X[:2])
+    pool = model.pool(_POOL_THREADED_STREAMS, threads=2)
+    ids = [pool.open() for _ in range(_POOL_THREADED_STREAMS)]
+    pool.step(ids, np.zeros((len(ids), model.input_size), dt))
+
+
+def compile(dtype: str | Sequence[str] = "float32", weights: str | Sequence[str] = "float") -> Compiled:
+    """Compile, or load from the cache, every kernel entry point for each ``dtype`` and
+    ``weights`` format (compressed formats need float32; other pairs are skipped).
+
+    Run it where the cache will be used (same CPU model, Python, Numba): at an image build,
+    with ``NUMBA_CACHE_DIR`` set to the directory to ship. Compiles are announced on stderr.
+    """
+    dtypes = _names(dtype, DTYPES, "dtype")
+    formats = _names(weights, WEIGHT_FORMATS, "weights")
+    kinds = tuple((d, f) for d in dtypes for f in formats if f == "float" or d == "float32")
+    if not kinds:
+        raise ValueError(f"weights={formats} need dtype='float32' (got dtype={dtypes})")
+    t0 = time.perf_counter()
+    net = coverage_network()
+    for d, f in kinds:
+        _exercise(Model(net, dtype=d, weights=f))
+    return Compiled(kinds, LOCATION.path, LOCATION.writable, time.perf_counter() - t0)
