@@ -26,7 +26,7 @@ import json, sys, time
 t0, c0 = time.perf_counter(), time.process_time()
 import numpy as np
 import streamlstm as sl
-from streamlstm.zoo import zoo_network
+from streamlstm.tools.zoo import zoo_network
 times = {"import": time.perf_counter() - t0, "cpu import": time.process_time() - c0}
 model = sl.Model(zoo_network(sys.argv[1]), dtype=sys.argv[2], weights=sys.argv[3])
 x = np.zeros(model.input_size, model.dtype)

@@ -1,4 +1,4 @@
-"""Numba kernels: activations, the SIMD product, cells and the fused network entry points.
+"""Numba kernels: activations, the SIMD product, each kind's maths, the row interpreter, entry points.
 
 Importing this package first installs the kernels' compile cache (``cache.py``): entries keyed
 on the digest of all kernel sources wherever the cache lives, checked on load, and a fallback

@@ -2,10 +2,7 @@
 
 import pytest
 
-try:
-    from streamlstm.tools.zoo import zoo_network
-except ImportError:
-    from streamlstm.zoo import zoo_network
+from streamlstm.tools.zoo import zoo_network
 
 
 @pytest.fixture(scope="module")

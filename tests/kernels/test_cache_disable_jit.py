@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 import streamlstm as sl
-from streamlstm.zoo import zoo_network
+from streamlstm.tools.zoo import zoo_network
 from support.compile_cache import USE_ALL, env_with_cache, python, warm_cache
 
 USER_CODE = "from numba import njit\n@njit\ndef mine(x):\n    return x\nassert not hasattr(mine, 'py_func')\n"

@@ -13,7 +13,7 @@ import pytest
 
 import streamlstm as sl
 from streamlstm.kernels.engine import advance
-from streamlstm.zoo import zoo_network
+from streamlstm.tools.zoo import zoo_network
 from support.compile_cache import COMPILE_NOTICE, RUN, env_with_cache, python, warm_cache
 
 

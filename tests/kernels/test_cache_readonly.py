@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import streamlstm as sl
-from streamlstm.zoo import zoo_network
+from streamlstm.tools.zoo import zoo_network
 from support.compile_cache import COMPILE_NOTICE, PACKAGE, env_with_cache, python
 
 STEP = r"""

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 import streamlstm as sl
-from streamlstm.zoo import zoo_network
+from streamlstm.tools.zoo import zoo_network
 from support.compile_cache import COMPILE_NOTICE, RUN, copy_package, env_with_cache, python, warm_cache
 
 

@@ -66,7 +66,7 @@ def test_compile_notices_start_and_end_on_stderr_and_the_logger(tmp_path: Path):
 
 def test_the_cli_compiles_into_numba_cache_dir_and_reports_it(tmp_path_factory):
     cache = warm_cache(tmp_path_factory)
-    out = python("import sys; from streamlstm.cli import main; sys.exit(main(['compile', '--dtype', 'float32']))",
+    out = python("import sys; from streamlstm.tools.cli import main; sys.exit(main(['compile', '--dtype', 'float32']))",
                  env=env_with_cache(cache))
     assert COMPILE_NOTICE not in out.stderr, out.stderr  # already built: loads only
     assert out.stdout.startswith("kernels for float32/float ready in ") and str(cache) in out.stdout
@@ -84,7 +84,7 @@ def test_compile_refuses_unknown_dtypes_and_formats(kwargs, message):
 
 
 def test_the_cli_refuses_an_unknown_dtype_with_exit_code_2(capsys):
-    from streamlstm.cli import main
+    from streamlstm.tools.cli import main
 
     with pytest.raises(SystemExit) as e:
         main(["compile", "--dtype", "float16"])
