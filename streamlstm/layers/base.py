@@ -45,13 +45,21 @@ LAYER_ACTIVATIONS: dict[str, tuple[float, float]] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Act:
     """An activation by ONNX name, with its alpha/beta (nan where the function has none)."""
 
     name: str
     alpha: float = _NAN
     beta: float = _NAN
+
+    # Equal when the JSON forms are: an unused (nan) alpha equals another unused one, on every
+    # Python (3.13's dataclass equality compares fields with ==, and nan != nan).
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Act) and self.to_json() == other.to_json()
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.to_json()))
 
     def to_json(self) -> list:
         return [self.name, _json_float(self.alpha), _json_float(self.beta)]

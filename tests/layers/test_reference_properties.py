@@ -99,3 +99,10 @@ def test_bidirectional_is_forward_and_reverse(kind, merge):
     # the reverse direction's output at t=T-1 is its first step from the initial state
     first = reference_run(Network([half(1, "reverse")]), X[-1:])[0][0]
     np.testing.assert_allclose(Yr[-1], first, rtol=1e-14)
+
+
+def test_activations_with_unused_parameters_compare_equal():
+    from streamlstm.layers.base import act
+
+    assert act("Tanh") == act("Tanh") and hash(act("Tanh")) == hash(act("Tanh"))
+    assert act("LeakyRelu", 0.1) != act("LeakyRelu", 0.2)
