@@ -26,6 +26,7 @@ cannot run as Python; the user's own code still runs as Python), and announces c
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import pickle
 import shutil
@@ -44,7 +45,19 @@ from numba import types
 from numba.core import caching, config, event
 from numba.core.caching import IndexDataCacheFile, _CacheLocator
 
-from ..log import logger, notice
+logger = logging.getLogger("streamlstm")
+
+
+def notice(message: str) -> None:
+    """Log ``message`` at INFO and, unless ``STREAMLSTM_QUIET=1``, print it on stderr as
+    ``streamlstm: message``, so a long pause (a first compile) is explained even where logging
+    is not configured."""
+    logger.info(message)
+    if os.environ.get("STREAMLSTM_QUIET", "") in ("", "0"):
+        try:
+            print(f"streamlstm: {message}", file=sys.stderr, flush=True)
+        except (OSError, ValueError):  # a closed or broken stderr must not break a step
+            pass
 
 KERNELS_DIR = Path(__file__).resolve().parent
 _MAGIC = b"streamlstm-cache-1\n"

@@ -67,8 +67,11 @@ def python(code: str, *args, env: dict, cwd: Path | None = None, preexec_fn=None
 
 
 def copy_package(dest: Path) -> Path:
-    """A copy of the streamlstm package (sources only) under ``dest``; returns ``dest``."""
-    shutil.copytree(PACKAGE, dest / "streamlstm", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    """A copy of the streamlstm package (sources only, with ``converters/`` laid in as
+    ``streamlstm/converters`` as the wheel ships it) under ``dest``; returns ``dest``."""
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(PACKAGE, dest / "streamlstm", ignore=skip)
+    shutil.copytree(PACKAGE.parent / "converters", dest / "streamlstm" / "converters", ignore=skip)
     return dest
 
 
