@@ -52,8 +52,9 @@ def notice(message: str) -> None:
     """Log ``message`` at INFO and, unless ``STREAMLSTM_QUIET=1``, print it on stderr as
     ``streamlstm: message``, so a long pause (a first compile) is explained even where logging
     is not configured."""
-    logger.info(message)
-    if os.environ.get("STREAMLSTM_QUIET", "") in ("", "0"):
+    printed = os.environ.get("STREAMLSTM_QUIET", "") in ("", "0")
+    logger.info(message, extra={"streamlstm_on_stderr": printed})  # a stderr handler can skip it
+    if printed:
         try:
             print(f"streamlstm: {message}", file=sys.stderr, flush=True)
         except (OSError, ValueError):  # a closed or broken stderr must not break a step

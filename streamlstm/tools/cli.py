@@ -330,6 +330,8 @@ def _configure_logging(quiet: bool) -> tuple[logging.Handler, int]:
     """Records of the ``streamlstm`` logger go to stderr while the command runs."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_StderrFormatter())
+    # compile notices print their own stderr line: one line each, not two
+    handler.addFilter(lambda record: not getattr(record, "streamlstm_on_stderr", False))
     level = log.level
     log.addHandler(handler)
     log.setLevel(logging.ERROR if quiet else logging.INFO)

@@ -112,3 +112,19 @@ def test_missing_optional_dependency_is_one_line_naming_it(tmp_path, monkeypatch
     assert main(["info", str(path)]) in (1, 2)   # 2 once the converter itself reports it as bad input
     err = capsys.readouterr().err
     assert "h5py" in err and "pip install" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_compile_notice_shows_once_while_the_cli_logs_to_stderr(capsys, monkeypatch):
+    from streamlstm.kernels.cache import notice
+    from streamlstm.tools import cli
+
+    monkeypatch.delenv("STREAMLSTM_QUIET", raising=False)
+    handler, level = cli._configure_logging(quiet=False)
+    try:
+        notice("compiling float32 kernels for Session.step (first use only, ~1 s)")
+        cli.log.info("an ordinary record")
+    finally:
+        cli.log.removeHandler(handler)
+        cli.log.setLevel(level)
+    err = capsys.readouterr().err
+    assert err.count("compiling float32 kernels") == 1 and "an ordinary record" in err, err
