@@ -21,6 +21,7 @@ from .kernels.config import entry_point
 from . import state as state_format
 
 _INT_KINDS = "iu"
+_BOOL_TYPES = frozenset((bool, np.bool_))  # a bool in a list of ids becomes an int in the array
 _I64 = np.dtype(np.int64)
 _MIN_ROWS_PER_THREAD = 32  # below this, handing rows to another thread costs more than it saves
 
@@ -292,7 +293,7 @@ class SessionPool:
         if arr.size == 0:
             return np.zeros(0, np.int64)
         if arr.dtype.kind not in _INT_KINDS or (isinstance(ids, (list, tuple))
-                                                 and any(isinstance(i, (bool, np.bool_)) for i in ids)):
+                                                 and not _BOOL_TYPES.isdisjoint(map(type, ids))):
             raise ValueError(f"ids: expected integer stream ids, got dtype {arr.dtype}")
         if arr.dtype.kind == "u" and arr.dtype.itemsize == 8 and arr.max() > np.iinfo(np.int64).max:
             raise ValueError("ids: id out of range")
