@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .frames import check_sequence, check_state
+from .frames import check_sequence, check_sequence_out, check_state
 from .kernels import layout as L
 from .kernels import streams as K
 from .kernels.config import entry_point
@@ -237,9 +237,7 @@ class SessionPool:
             out = np.empty((n, self._osize), self._dtype)
         elif (out.__class__ is not np.ndarray or out.dtype is not self._dtype
               or out.shape != (n, self._osize) or not out.flags.c_contiguous or not out.flags.writeable):
-            raise ValueError(f"out: expected a writeable C-contiguous {self._dtype.name} array of shape "
-                             f"({n}, {self._osize}), got {getattr(out, 'dtype', type(out).__name__)} "
-                             f"{getattr(out, 'shape', '')}")
+            out = check_sequence_out(out, n, self._osize, self._dtype)
         if n == 0:
             return out
         if not ids.flags.c_contiguous:
