@@ -1,7 +1,8 @@
 """The native ``.npz`` file: a JSON config plus float64 arrays, no pickle.
 
 Layout: member ``__config__`` holds ``{"format": "streamlstm-network", "version": 1,
-"input_size", "name", "layers": [{"kind", <the unit's config()>}, ...]}`` as UTF-8 bytes;
+"input_size", "name", "layers": [{"kind", <the unit's config()>}, ...], "sources"?}``
+(``sources`` only for a graph that is not a chain) as UTF-8 bytes;
 member ``layer<i>.<field>`` holds array field ``field`` of layer i (which fields are arrays is
 each unit's ``array_fields``). Reading refuses object arrays, zip bombs and arrays larger than
 their member.
@@ -35,13 +36,15 @@ def write_network(network, path: str | Path) -> None:
             arrays[f"layer{i}.{f}"] = v
     meta = {"format": FORMAT, "version": 1, "input_size": network.input_size,
             "name": network.name, "layers": config}
+    if network.sources is not None:
+        meta["sources"] = [list(s) for s in network.sources]
     arrays["__config__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     with open(path, "wb") as fh:
         np.savez(fh, **arrays)
 
 
-def read_network(path: str | Path) -> tuple[list, int, str]:
-    """(layers, input_size, name) of the native file ``path``; NetworkError if it is malformed.
+def read_network(path: str | Path) -> tuple[list, int, str, list | None]:
+    """(layers, input_size, name, sources) of the native file ``path``; NetworkError if it is malformed.
 
     A path that is not a regular file is refused before it is opened (a FIFO would hang); the
     read runs under the active load budget, or one of its own when called directly."""
@@ -51,7 +54,7 @@ def read_network(path: str | Path) -> tuple[list, int, str]:
         return _read_network(path)
 
 
-def _read_network(path: str | Path) -> tuple[list, int, str]:
+def _read_network(path: str | Path) -> tuple[list, int, str, list | None]:
     try:
         arrays = _read_npz(path)
         if "__config__" not in arrays:
@@ -71,7 +74,11 @@ def _read_network(path: str | Path) -> tuple[list, int, str]:
     input_size = meta.get("input_size")
     if not isinstance(input_size, int) or isinstance(input_size, bool):
         raise NetworkError(f"{path}: input_size must be an integer, got {input_size!r}")
-    return layers, input_size, str(meta.get("name", ""))
+    sources = meta.get("sources")
+    if sources is not None and not (isinstance(sources, list) and len(sources) == len(layers)
+                                    and all(isinstance(e, list) and len(e) <= 64 for e in sources)):
+        raise NetworkError(f"{path}: sources must be a list of index lists, one per layer")
+    return layers, input_size, str(meta.get("name", "")), sources
 
 
 def _layer(path, i: int, cfg, arrays: dict):

@@ -35,12 +35,14 @@ def fuse_activations(layers: Iterable) -> list:
     return out
 
 
-def normalise(layers: Iterable, *, source: str, input_size: int | None = None, name: str = "") -> Network:
+def normalise(layers: Iterable, *, source: str, input_size: int | None = None, name: str = "",
+              sources=None) -> Network:
     """The Network of ``layers`` after the shared pass; ``source`` names the origin in errors.
 
-    ``input_size`` is needed only when no layer has weights to tell it.
+    ``input_size`` is needed only when no layer has weights to tell it. A graph (``sources``,
+    see ``Network``) keeps its layers as they are.
     """
-    chain = fuse_activations(layers)
+    chain = list(layers) if sources is not None else fuse_activations(layers)
     if input_size is None:
         input_size = next((l.input_size for l in chain if hasattr(l, "input_size")), None)
     if not chain:
@@ -49,6 +51,6 @@ def normalise(layers: Iterable, *, source: str, input_size: int | None = None, n
         raise ConversionError(f"{source}: cannot tell the input width (no layer has weights and no "
                               "input shape is declared)")
     try:
-        return Network(chain, input_size=input_size, name=str(name or ""))
+        return Network(chain, input_size=input_size, name=str(name or ""), sources=sources)
     except NetworkError as e:
         raise ConversionError(f"{source}: imported layers do not form a valid network: {e}") from None

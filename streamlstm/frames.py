@@ -72,3 +72,24 @@ def check_state(state, size: int, dtype: np.dtype) -> np.ndarray:
     if not np.all(np.isfinite(st)):
         raise ValueError("state: contains NaN or Inf")
     return st
+
+
+def bad_frame(x: np.ndarray, vocab: int) -> str:
+    """What is wrong with a frame the kernel refused (NaN/Inf, or not a token id)."""
+    if vocab <= 0 or not np.all(np.isfinite(x)):
+        return "contains NaN or Inf"
+    return f"is not a token id: expected an integer in [0, {vocab}), got {x[0]:g}"
+
+
+def token_frame(x, vocab: int, dtype: np.dtype) -> np.ndarray:
+    """A token id (a Python or NumPy integer, or a one-element integer array) as the (1,)
+    frame of a model whose input is token ids, or a clear error."""
+    arr = np.asarray(x)
+    if arr.dtype == bool or arr.dtype.kind not in "iu" or arr.size != 1 or arr.ndim > 1:
+        raise TypeError(f"x: expected a token id (an integer, or a one-element integer array), got "
+                        f"{type(x).__name__}{'' if arr.ndim == 0 else f' of shape {arr.shape}'}"
+                        f"{'' if arr.dtype.kind in 'iu' else f' dtype {arr.dtype}'}")
+    v = int(arr.reshape(-1)[0])
+    if not 0 <= v < vocab:
+        raise ValueError(f"x: token id {v} is out of range: the vocabulary has {vocab} ids [0, {vocab})")
+    return np.array([v], dtype=dtype)

@@ -28,7 +28,7 @@ IDLE_CYCLES = 20_000_000  # cycle-counter ticks of spinning before the helper sl
 def worth_a_helper(plan) -> bool:
     """True when some stored-matrix product of a step is large enough (SPLIT_MIN) to be shared
     with a helper."""
-    rows = plan.table[1:]
+    rows = plan.rows
     products = [rows[:, c + L.M_ROWS] * rows[:, c + L.M_COLS] for c in (L.C_WX, L.C_WR)]
     return bool(np.any(np.maximum(*products) >= SPLIT_MIN))
 

@@ -14,7 +14,8 @@ import numpy as np
 
 from numba import from_dtype, types
 
-from .frames import check_frame, check_out, check_sequence, check_sequence_out, check_state
+from .frames import bad_frame, check_frame, check_out, check_sequence, check_sequence_out, check_state, token_frame
+from .kernels import layout as L
 from .helper import Helper
 from .kernels.config import entry_point
 from .kernels.engine import CTX_FIELDS, WRONG_SIZE, advance, advance_at
@@ -136,10 +137,24 @@ class Model:
             self._step_at_fn = entry_point(advance_at, (types.int64, _any_layout(dt), _any_layout(dt)))
         return self._step_at_fn
 
-    def run(self, X) -> np.ndarray:
-        """Run a whole sequence (T, I) -> (T, O) from a fresh (initial) state. Bidirectional OK."""
+    @property
+    def vocabulary(self) -> int:
+        """The number of token ids when the input is one token id per frame (an Embedding
+        first), else 0."""
+        return int(self._plan.table[0, L.HDR_VOCAB])
+
+    def _sequence(self, X) -> np.ndarray:
         p = self._plan
-        X = check_sequence(X, "X", p.input_size, p.dtype)
+        if self.vocabulary and np.ndim(X) == 1:
+            X = np.asarray(X).reshape(-1, 1)  # a token model takes a plain (T,) array of ids
+        return check_sequence(X, "X", p.input_size, p.dtype)
+
+    def run(self, X) -> np.ndarray:
+        """Run a whole sequence (T, I) -> (T, O) from a fresh (initial) state. Bidirectional OK.
+
+        A model whose input is token ids also takes X as a (T,) integer array."""
+        p = self._plan
+        X = self._sequence(X)
         state = p.initial_state.copy()
         return _run_chunk(self, state, X, np.empty(p.work_size(X.shape[0]), p.dtype))
 
@@ -188,26 +203,25 @@ def _run_chunk(model: Model, state: np.ndarray, X: np.ndarray, work: np.ndarray,
     args = (p.weights, p.table, state, work, X.reshape(-1), Y.reshape(-1))
     rc = model._kernel()(*args)
     if rc < 0:
-        raise ValueError(f"X: frame {-rc - 1} contains NaN or Inf; the state is unchanged")
+        t = -rc - 1
+        raise ValueError(f"X: frame {t} {bad_frame(X[t], model.vocabulary)}; the state is unchanged")
     return Y
 
 
-_NAN_FRAME = "x: frame contains NaN or Inf; the session state is unchanged"
-
-
-def _step_error(rc: int, x: np.ndarray, out: np.ndarray, isize: int, osize: int) -> ValueError:
+def _step_error(rc: int, x: np.ndarray, out: np.ndarray, isize: int, osize: int, vocab: int) -> ValueError:
     if rc != WRONG_SIZE:
-        return ValueError(_NAN_FRAME)
+        return ValueError(f"x: frame {bad_frame(x, vocab)}; the session state is unchanged")
     if x.shape[0] != isize:
         return ValueError(f"x: expected {isize} values, got {x.shape[0]}")
     return ValueError(f"out: expected shape ({osize},), got {out.shape}")
 
 
-def _prebound_step(fn, buffers: tuple, dtype: np.dtype, isize: int, osize: int):
+def _prebound_step(fn, buffers: tuple, dtype: np.dtype, isize: int, osize: int, vocab: int = 0):
     """``Session.step`` as a closure over the kernel and the session's buffer addresses.
 
     Every name the hot path reads is a local of this closure rather than an attribute, which
-    cuts the Python time around the native call. Python checks what the kernel cannot see
+    cuts the Python time around the native call. A model whose input is token ids (``vocab``)
+    also takes a Python or NumPy integer, or a one-element integer array. Python checks what the kernel cannot see
     (class, dtype, rank, and that ``out`` is writeable); the kernel checks sizes and values.
     The last ``out`` that passed is remembered (and kept alive, so its identity cannot be
     reused): a caller stepping into the same buffer skips the shape and class checks, not the
@@ -221,10 +235,15 @@ def _prebound_step(fn, buffers: tuple, dtype: np.dtype, isize: int, osize: int):
     ndarray, empty, address = np.ndarray, np.empty, ctx.ctypes.data
     checked_out = None
 
+    def check_frame_(x, name, isize, dtype):
+        if vocab:
+            return token_frame(x, vocab, dtype)
+        return check_frame(x, name, isize, dtype)
+
     def step(x, out=None):
         nonlocal checked_out
         if x.__class__ is not ndarray or x.dtype is not dtype or x.ndim != 1:
-            x = check_frame(x, "x", isize, dtype)
+            x = check_frame_(x, "x", isize, dtype)
         if out is None:
             out = empty(osize, dtype)
         elif out is not checked_out or out.dtype is not dtype or out.ndim != 1 or not out.flags.writeable:
@@ -234,7 +253,7 @@ def _prebound_step(fn, buffers: tuple, dtype: np.dtype, isize: int, osize: int):
             checked_out = out
         rc = fn(address, x, out)
         if rc:
-            raise _step_error(rc, x, out, isize, osize)
+            raise _step_error(rc, x, out, isize, osize, vocab)
         return out
 
     def bind(out: np.ndarray):
@@ -243,12 +262,12 @@ def _prebound_step(fn, buffers: tuple, dtype: np.dtype, isize: int, osize: int):
 
         def step_into(x):
             if x.__class__ is not ndarray or x.dtype is not dtype or x.ndim != 1:
-                x = check_frame(x, "x", isize, dtype)
+                x = check_frame_(x, "x", isize, dtype)
             if out.ndim != 1:
                 raise ValueError(f"out: expected shape ({osize},), got {out.shape} (reshaped in place)")
             rc = fn(address, x, out)
             if rc:
-                raise _step_error(rc, x, out, isize, osize)
+                raise _step_error(rc, x, out, isize, osize, vocab)
             return out
 
         step_into.buffers = step.buffers
@@ -305,7 +324,7 @@ class Session:
             self._helper = Helper(p.dtype)
             mailbox = self._helper.mailbox
         step = _prebound_step(model._step_kernel(), (p.weights, p.table, self._state, self._work, mailbox),
-                              p.dtype, p.input_size, p.output_size)
+                              p.dtype, p.input_size, p.output_size, model.vocabulary)
         if self._helper is not None and not PARKS_IN_KERNEL:
             step = _waking(step, self._helper)
         step.__doc__ = Session.step.__doc__
@@ -385,7 +404,7 @@ class Session:
         Writes into ``out`` (a writeable C-contiguous (T, O) array of the model's dtype) when given."""
         self._require_streamable("run")
         p = self._plan
-        X = check_sequence(X, "X", p.input_size, p.dtype)
+        X = self._model._sequence(X)
         if out is not None:
             out = check_sequence_out(out, X.shape[0], p.output_size, p.dtype)
         need = p.work_size(X.shape[0])

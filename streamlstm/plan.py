@@ -150,8 +150,15 @@ class Plan:
         return int(self.table[0, L.HDR_OUT])
 
     def work_size(self, frames: int) -> int:
+        """Scratch elements of a call over ``frames`` rows (the layout of ``rows.work_offsets``)."""
         h = self.table[0]
-        return int(frames * (2 * h[L.HDR_WMAX] + h[L.HDR_GMAX] + h[L.HDR_IN]) + 2 * h[L.HDR_VMAX])
+        per_row = h[L.HDR_NSEQ] * h[L.HDR_WMAX] + h[L.HDR_GMAX] + h[L.HDR_CMAX] + h[L.HDR_IN]
+        return int(frames * per_row + 2 * h[L.HDR_VMAX])
+
+    @property
+    def rows(self) -> np.ndarray:
+        """The unit rows of the table (without the header and the integer data after them)."""
+        return self.table[1:1 + self.table[0, L.HDR_NROWS]]
 
     @property
     def weight_bytes(self) -> int:
@@ -161,8 +168,9 @@ class Plan:
 class PlanBuilder:
     """What a layer unit's ``pack`` writes through: rows, weights, state, scratch needs.
 
-    The rows form a chain over two work sequences: a unit reads ``source`` (``width`` values
-    per row), writes the sequence ``next_sequence()`` names, then calls ``advance``.
+    A unit reads ``source`` (``width`` values per row; a unit of several inputs finds them all
+    in ``inputs``), writes the sequence ``next_sequence()`` names, then calls ``advance``. The
+    builder hands out work sequences so that a value stays until its last reader has run.
     """
 
     def __init__(self, network: Network, dtype: np.dtype, fast_activations: bool, fmt: int):
@@ -175,7 +183,14 @@ class PlanBuilder:
         self._state: list[np.ndarray] = []
         self.state_size = 0
         self.source, self.width = 0, network.input_size
-        self.widest, self.gates, self.vector = network.input_size, self.lanes, self.lanes
+        self.inputs: list[tuple[int, int]] = [(0, network.input_size)]
+        self.widest, self.gates, self.vector, self.cols = network.input_size, self.lanes, self.lanes, 0
+        self.sequences = 0
+        self.vocabulary = 0
+        self._ints: list[np.ndarray] = []
+        self._nints = 0
+        self._values: dict[int, tuple[int, int]] = {-1: (0, network.input_size)}
+        self._kept: set[int] = set()   # sequences holding values read by later layers
 
     def pad(self, n: int) -> int:
         """n rounded up to the SIMD width of the dtype."""
@@ -217,22 +232,48 @@ class PlanBuilder:
         self.state_size += v.size
         return off
 
-    def next_sequence(self) -> int:
-        """The work sequence a unit writes: the one it does not read."""
-        return 1 if self.source != 1 else 2
+    def add_ints(self, a) -> int:
+        """Offset of a block of integers (an index map) in the table's data area."""
+        flat = np.asarray(a, dtype=np.int64).ravel()
+        off = self._nints
+        self._ints.append(flat)
+        self._nints += flat.size
+        return off
 
-    def row(self, kind: int, dst: int, dst_width: int, *, col: int, out: int) -> np.ndarray:
-        """A new row reading ``source`` (``width`` wide) and writing ``out`` columns from ``col``
-        of the sequence ``dst`` (``dst_width`` wide)."""
+    def next_sequence(self) -> int:
+        """A work sequence the unit may write: none of its inputs, nor its own last output, nor
+        a value a later layer reads."""
+        busy = self._kept | {s for s, _ in self.inputs} | {self.source}
+        seq = next(i for i in range(1, len(busy) + 2) if i not in busy)
+        self.sequences = max(self.sequences, seq)
+        return seq
+
+    def begin(self, network: Network, i: int) -> None:
+        """Point the builder at the inputs of layer i, and keep the values later layers read."""
+        self.inputs = [self._values[j] for j in network.inputs_of(i)]
+        self.source, self.width = self.inputs[0]
+        later = {j for k in range(i + 1, len(network.layers)) for j in network.inputs_of(k)}
+        self._kept = {self._values[j][0] for j in later if j in self._values}
+
+    def end(self, i: int) -> None:
+        self._values[i] = (self.source, self.width)
+
+    def row(self, kind: int, dst: int, dst_width: int, *, col: int, out: int,
+            src: tuple[int, int] | None = None) -> np.ndarray:
+        """A new row reading ``src`` (sequence, width; default ``source``) and writing ``out``
+        columns from ``col`` of the sequence ``dst`` (``dst_width`` wide)."""
+        seq, width = (self.source, self.width) if src is None else src
         r = np.zeros(L.NCOLS, dtype=np.int64)
-        r[L.C_KIND], r[L.C_SRC], r[L.C_DST], r[L.C_K] = kind, self.source, dst, self.width
+        r[L.C_KIND], r[L.C_SRC], r[L.C_DST], r[L.C_K] = kind, seq, dst, width
         r[L.C_DW], r[L.C_COL], r[L.C_OUT] = dst_width, col, out
         self.rows.append(r)
         return r
 
-    def need(self, *, gates: int = 0, vector: int = 0) -> None:
-        """Scratch a row needs: a gate row of ``gates`` and vectors of ``vector`` values."""
+    def need(self, *, gates: int = 0, vector: int = 0, cols: int = 0) -> None:
+        """Scratch a row needs per input row: a gate row of ``gates``, vectors of ``vector``
+        values and gathered windows of ``cols`` values."""
         self.gates, self.vector = max(self.gates, gates), max(self.vector, vector)
+        self.cols = max(self.cols, cols)
 
     def advance(self, dst: int, width: int) -> None:
         """The next unit reads ``dst``, ``width`` wide."""
@@ -249,7 +290,12 @@ class PlanBuilder:
         header[L.HDR_VMAX] = self.vector
         header[L.HDR_FINAL] = self.source
         header[L.HDR_STATE] = self.state_size
-        table = np.ascontiguousarray(np.stack([header] + self.rows))
+        header[L.HDR_NSEQ] = max(self.sequences, 1)
+        header[L.HDR_CMAX] = self.cols
+        header[L.HDR_VOCAB] = self.vocabulary
+        data = np.concatenate(self._ints) if self._ints else np.zeros(0, np.int64)
+        data = np.concatenate([data, np.zeros(-data.size % L.NCOLS, np.int64)]).reshape(-1, L.NCOLS)
+        table = np.ascontiguousarray(np.concatenate([np.stack([header] + self.rows), data]))
         table.flags.writeable = False
         init = (np.concatenate(self._state) if self._state else np.zeros(0)).astype(self.dtype)
         init.flags.writeable = False
@@ -278,9 +324,11 @@ def build_plan(network: Network, dtype: str = "float32", fast_activations: bool 
     if fast_activations is None:
         fast_activations = dt == np.float32
     builder = PlanBuilder(network, dt, bool(fast_activations), fmt)
-    for layer in network.layers:
+    for i, layer in enumerate(network.layers):
+        builder.begin(network, i)
         try:
             layer.pack(builder)
         except OverflowError as e:
             raise NetworkError(f"{layer.label}: {e}; it cannot run in {dt.name}") from None
+        builder.end(i)
     return builder.build(network, weights)

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .frames import check_sequence, check_sequence_out, check_state
+from .frames import bad_frame, check_sequence, check_sequence_out, check_state
 from .kernels import layout as L
 from .kernels import streams as K
 from .kernels.config import entry_point
@@ -252,15 +252,15 @@ class SessionPool:
             if fn is None:
                 fn = self._fn = entry_point(K.pool_advance, args)
             if fn(*args):
-                self._raise(ids)
+                self._raise(ids, X)
         return out
 
     def _step_threaded(self, ids: np.ndarray, X: np.ndarray, out: np.ndarray) -> None:
-        args = (self._live, self._iwork, ids, X, self._err)
+        args = (self._live, self._iwork, ids, X, int(self._t[0, L.HDR_VOCAB]), self._err)
         if self._validate_fn is None:
             self._validate_fn = entry_point(K.pool_validate, args)
         if self._validate_fn(*args):
-            self._raise(ids)
+            self._raise(ids, X)
         n = ids.shape[0]
         parts = min(self._threads, n // _MIN_ROWS_PER_THREAD)
         bounds = [n * i // parts for i in range(parts + 1)]
@@ -276,6 +276,8 @@ class SessionPool:
             f.result()
 
     def _check_frames(self, X, n: int) -> np.ndarray:
+        if self._t[0, L.HDR_VOCAB] and np.ndim(X) == 1:
+            X = np.asarray(X).reshape(-1, 1)  # token ids, one per stream
         X = check_sequence(X, "X", self._isize, self._dtype)
         if X.shape[0] != n:
             raise ValueError(f"X: expected one frame per id ({n} ids), got {X.shape[0]} frames")
@@ -297,11 +299,12 @@ class SessionPool:
             raise ValueError("ids: id out of range")
         return np.ascontiguousarray(arr, dtype=np.int64)
 
-    def _raise(self, ids: np.ndarray):
+    def _raise(self, ids: np.ndarray, X: np.ndarray):
         kind, i = int(self._err[0]), int(self._err[1])
         sid = int(ids[i])
         if kind == K.ERR_ID:
             raise ValueError(f"ids[{i}]: {self._describe(sid)}; no stream was advanced")
         if kind == K.ERR_DUPLICATE:
             raise ValueError(f"ids[{i}]: stream id {sid} appears twice in one step; no stream was advanced")
-        raise ValueError(f"X: frame {i} (stream id {sid}) contains NaN or Inf; no stream was advanced")
+        raise ValueError(f"X: frame {i} (stream id {sid}) {bad_frame(X[i], int(self._t[0, L.HDR_VOCAB]))}; "
+                         "no stream was advanced")

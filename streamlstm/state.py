@@ -54,6 +54,8 @@ def fingerprint(network, dtype: np.dtype, weight_format: str, fast_activations: 
     _feed(h, [str(np.dtype(dtype)), str(weight_format), bool(fast_activations), LAYOUT_VERSION])
     for layer in network.layers:
         _feed(h, layer)
+    if network.sources is not None:  # a chain hashes as it did before graphs existed
+        _feed(h, ["sources", list(network.sources)])
     return h.digest()
 
 

@@ -3,10 +3,11 @@
 ``advance(wbuf, table, state, work, X, Y)``: X is the flat (T*I) input, Y the flat (T*O)
 output (both of any stride: the kernel copies X into ``work`` while checking it), ``state`` the
 stream's flat state (updated in place), ``work`` scratch of ``Plan.work_size(T)`` elements laid
-out as [sequence A | sequence B | gate rows Z | u | v | input copy]. Layers run one after the
+out by ``rows.work_offsets``: [the work sequences | gate rows Z | u | v | gather windows | input copy]. Layers run one after the
 other over the whole chunk (the input projection of all T frames is one batched product), so one
 frame and T frames share the same arithmetic. Returns 0, or -(t+1) when frame t holds NaN/Inf
-(then nothing was touched).
+(then nothing was touched), or when it is not a token id of the vocabulary (a model whose input
+is token ids: ``HDR_VOCAB``).
 
 ``advance_at(ctx, x, y)`` is the same step for a Session, with its four buffers passed by
 address (``ctx``: see ``session_context``) so that only three arguments cross from Python.
@@ -17,18 +18,26 @@ import math
 from numba import njit
 
 from .config import JIT
-from .layout import HDR_GMAX, HDR_IN, HDR_OUT, HDR_VMAX, HDR_WMAX, NCOLS
+from .layout import HDR_IN, HDR_OUT, HDR_VOCAB, HDR_WMAX, NCOLS
 from .lean_cache import lean_cache
-from .rows import run_rows, sequence
+from .rows import run_rows, sequence, work_offsets
 from .views import const_floats_at, floats_at, ints_at, matrix, vector
 
 
+@njit(inline="always", **JIT)
+def bad_value(v, vocab):
+    """True when ``v`` is NaN/Inf, or (vocab > 0) not an integer id in [0, vocab)."""
+    if not math.isfinite(v):
+        return True
+    return vocab > 0 and not (v >= 0 and v < vocab and math.floor(v) == v)
+
+
 @njit(**JIT)
-def load_input(X, dst, I):
-    """Copy X into dst; returns the index of the first frame holding NaN/Inf, or -1."""
+def load_input(X, dst, I, vocab):
+    """Copy X into dst; returns the index of the first bad frame (``bad_value``), or -1."""
     for k in range(X.shape[0]):
         v = X[k]
-        if not math.isfinite(v):
+        if bad_value(v, vocab):
             return k // I
         dst[k] = v
     return -1
@@ -44,14 +53,13 @@ def _advance(wbuf, table, state, work, X, Y, mb):
     I = table[0, HDR_IN]
     O = table[0, HDR_OUT]
     T = X.shape[0] // I
-    Wmax = table[0, HDR_WMAX]
-    xo = T * (2 * Wmax + table[0, HDR_GMAX]) + 2 * table[0, HDR_VMAX]
+    xo = work_offsets(table, T)[4]
     Xc = vector(work, xo, T * I)
-    bad = load_input(X, Xc, I)
+    bad = load_input(X, Xc, I, table[0, HDR_VOCAB])
     if bad >= 0:
         return -(bad + 1)
     final = run_rows(wbuf, table, state, work, Xc, 0, T, None, None, mb)
-    out = sequence(final, Xc, 0, vector(work, 0, T * Wmax), vector(work, T * Wmax, T * Wmax), 1, T * O)[0]
+    out = sequence(final, Xc, 0, work, T * table[0, HDR_WMAX], 1, T * O)[0]
     for k in range(T * O):
         Y[k] = out[k]
     return 0

@@ -4,8 +4,10 @@ Row 0 is a header; every further row is one unit of work: a recurrent direction,
 Activation or a merge of two directions. Its ``C_KIND`` is a specialised row kind: the Plan
 decides once (the fused default LSTM, GRU ``linear_before_reset``) and the kernels never test
 that decision again. Offsets point into the flat weight buffer (``W_``), the flat state of one
-stream (``S_``) or, for sequences, name one of: 0 = the caller's input X, 1 and 2 = the two
-work sequences.
+stream (``S_``) or, for sequences, name one of: 0 = the caller's input X, 1 .. ``HDR_NSEQ`` = the work sequences
+(the Plan allocates them so that every value lives until its last reader). Integer data of
+rows (index maps) follows the unit rows in the table: offsets into it count from the first
+element after row ``HDR_NROWS``.
 
 The fields every row has and the fields of recurrent rows are named here; the fields only one
 kind reads are named in that kind's kernel module (from ``FIRST_KIND_FIELD`` on). They live in
@@ -24,6 +26,9 @@ HDR_GMAX = 4    # widest gate/projection row (padded)
 HDR_VMAX = 5    # widest scratch vector (padded)
 HDR_FINAL = 6   # sequence holding the network output
 HDR_STATE = 7   # length of one stream's state
+HDR_NSEQ = 8    # number of work sequences (ids 1 .. NSEQ; 0 is the caller's input)
+HDR_CMAX = 9    # widest per-frame gather scratch (im2col windows of the convolutions)
+HDR_VOCAB = 10  # > 0: the input is one token id per frame, below this vocabulary size
 
 # row kinds (the interpreter in ``rows.py`` dispatches on them)
 K_LSTM = 0        # LSTM direction, any activations / clip / peepholes / projection / input_forget
@@ -34,6 +39,14 @@ K_RNN = 4         # plain RNN direction
 K_DENSE = 5
 K_ACT = 6
 K_MERGE = 7       # sum / mul / ave of the two directions of a bidirectional layer
+K_EMBED = 8       # token id -> a row of the embedding table
+K_GATHER = 9      # dst[j] = src[index[j]] (0 where index is -1): slice, transpose, pad, concat parts
+K_REDUCE = 10     # dst[j] = mean / sum / max of src over a group of indices: reductions, pooling
+K_ELEM = 11       # dst = op(src, c) elementwise, c a constant vector
+K_BINARY = 12     # dst = op(src, src2) elementwise between two sequences
+K_CONV = 13       # Conv1d within a frame: im2col gather, one product, channel-first epilogue
+K_TCONV = 14      # Conv1d over time: past inputs kept in the stream state
+K_NORM = 15       # LayerNorm over consecutive groups of the frame
 RECURRENT_KINDS = (K_LSTM, K_LSTM_FUSED, K_GRU, K_GRU_LBR, K_RNN)
 
 # A stored matrix (see ``stored.py``) takes five consecutive fields from its first column.

@@ -12,7 +12,8 @@ three schedules.
 
 Either way a row first runs its input product for all T rows at once (``split.stored_project``)
 and the elementwise maths of its kind (``lstm``, ``gru``, ``rnn``, ``dense``, ``activation``,
-``merge``) then reads the row's named fields. ``slots is None`` is decided when Numba compiles
+``merge``) then reads the row's named fields. Rows without an input product (``embedding``,
+``frame``, ``conv``, ``norm``) run their own module's function over the T rows. ``slots is None`` is decided when Numba compiles
 each entry point, so each schedule compiles to its own loop. Only the products see ``mb``, the
 helper mailbox of a two-thread session. Every view is a borrowed one (``views.py``).
 """
@@ -22,38 +23,43 @@ from numba import njit
 from . import gru, lstm, rnn
 from .activation import activation_rows
 from .config import JIT
+from .conv import conv_rows, tconv_pool, tconv_stream
 from .dense import dense_rows
+from .embedding import embed_rows
+from .frame import BINARY_SRC2, binary_rows, elem_rows, gather_rows, reduce_rows
 from .layout import (
     C_BIAS, C_COL, C_DST, C_DW, C_K, C_KIND, C_OUT, C_REVERSE, C_SRC, C_STATE_H, C_WR, C_WX,
-    HDR_FINAL, HDR_GMAX, HDR_NROWS, HDR_STATE, HDR_VMAX, HDR_WMAX, K_ACT, K_DENSE, K_GRU, K_GRU_LBR, K_LSTM,
-    K_LSTM_FUSED, K_MERGE, NCOLS,
+    HDR_CMAX, HDR_FINAL, HDR_GMAX, HDR_NROWS, HDR_NSEQ, HDR_STATE, HDR_VMAX, HDR_WMAX, K_ACT,
+    K_BINARY, K_CONV, K_DENSE, K_ELEM, K_EMBED, K_GATHER, K_GRU, K_GRU_LBR, K_LSTM, K_LSTM_FUSED,
+    K_MERGE, K_NORM, K_REDUCE, K_TCONV, NCOLS,
 )
 from .merge import MERGE_MODE, merge_rows
+from .norm import norm_rows
 from .split import stored_acc, stored_project
 from .stored import described
 from .views import matrix, vector
 
 
 @njit(inline="always", **JIT)
-def work_views(work, table, T):
-    """The scratch of a T-row call: sequences A and B, gate rows Z, vectors u and v."""
-    Wmax = table[0, HDR_WMAX]
-    Gmax = table[0, HDR_GMAX]
-    Vmax = table[0, HDR_VMAX]
-    seq = T * Wmax
-    zoff = 2 * seq
-    return (vector(work, 0, seq), vector(work, seq, seq), vector(work, zoff, T * Gmax),
-            vector(work, zoff + T * Gmax, Vmax), vector(work, zoff + T * Gmax + Vmax, Vmax))
+def work_offsets(table, T):
+    """Where the scratch of a T-row call starts: (gate rows Z, vector u, vector v, gather
+    windows, input copy); the NSEQ sequences of T * Wmax values come first. ``Plan.work_size``
+    is the end of this layout."""
+    h = table[0]
+    zoff = h[HDR_NSEQ] * T * h[HDR_WMAX]
+    uoff = zoff + T * h[HDR_GMAX]
+    voff = uoff + h[HDR_VMAX]
+    coff = voff + h[HDR_VMAX]
+    return zoff, uoff, voff, coff, coff + T * h[HDR_CMAX]
 
 
-@njit(**JIT)
-def sequence(i, X, xoff, A_, B_, rows, cols):
-    """Sequence ``i`` (0: the input X from ``xoff``, 1: A, 2: B) seen as (rows, cols)."""
+@njit(inline="always", **JIT)
+def sequence(i, X, xoff, work, span, rows, cols):
+    """Sequence ``i`` (0: the input X from ``xoff``; i >= 1: work sequence i, each ``span``
+    values long) seen as (rows, cols)."""
     if i == 0:
         return matrix(X, xoff, rows, cols)
-    if i == 1:
-        return matrix(A_, 0, rows, cols)
-    return matrix(B_, 0, rows, cols)
+    return matrix(work, (i - 1) * span, rows, cols)
 
 
 @njit(inline="always", **JIT)
@@ -128,25 +134,50 @@ def pool_frames(w, row, slab, S, slots, hbuf, Z, u, v, dst):
 def run_rows(w, table, state, work, X, xoff, T, slots, hbuf, mb):
     """Run every row over T rows of input (see the module docstring); returns the id of the
     sequence holding the output."""
-    A_, B_, Zflat, u, v = work_views(work, table, T)
-    for r in range(1, table[0, HDR_NROWS] + 1):
+    zoff, uoff, voff, coff, _ = work_offsets(table, T)
+    span = T * table[0, HDR_WMAX]
+    Zflat = vector(work, zoff, T * table[0, HDR_GMAX])
+    u = vector(work, uoff, table[0, HDR_VMAX])
+    v = vector(work, voff, table[0, HDR_VMAX])
+    cols = vector(work, coff, T * table[0, HDR_CMAX])
+    nrows = table[0, HDR_NROWS]
+    ints = table.reshape(table.size)[(nrows + 1) * NCOLS:]
+    for r in range(1, nrows + 1):
         row = vector(table, r * NCOLS, NCOLS)
         kind = row[C_KIND]
-        src = sequence(row[C_SRC], X, xoff, A_, B_, T, row[C_K])
-        dst = sequence(row[C_DST], X, xoff, A_, B_, T, row[C_DW])
+        src = sequence(row[C_SRC], X, xoff, work, span, T, row[C_K])
+        dst = sequence(row[C_DST], X, xoff, work, span, T, row[C_DW])
         if kind == K_MERGE:
             merge_rows(src, dst, row[MERGE_MODE])
-            continue
-        if kind == K_ACT:
+        elif kind == K_ACT:
             activation_rows(w, row, src, dst)
-            continue
-        wx = described(row, C_WX)
-        Z = matrix(Zflat, 0, T, wx[2])
-        stored_project(w, wx, vector(w, row[C_BIAS], wx[2]), src, Z, mb)
-        if kind == K_DENSE:
-            dense_rows(w, row, Z, dst)
-        elif slots is None:
-            stream_frames(w, row, state, Z, u, v, dst, mb)
+        elif kind == K_GATHER:
+            gather_rows(row, ints, src, dst)
+        elif kind == K_ELEM:
+            elem_rows(w, row, src, dst)
+        elif kind == K_BINARY:
+            binary_rows(row, src, sequence(row[BINARY_SRC2], X, xoff, work, span, T, row[C_OUT]), dst)
+        elif kind == K_REDUCE:
+            reduce_rows(w, row, ints, src, dst)
+        elif kind == K_EMBED:
+            embed_rows(w, row, src, dst)
+        elif kind == K_NORM:
+            norm_rows(w, row, src, dst)
+        elif kind == K_CONV:
+            conv_rows(w, row, ints, src, dst, cols, Zflat, mb)
+        elif kind == K_TCONV:
+            if slots is None:
+                tconv_stream(w, row, state, src, dst, cols, Zflat, mb)
+            else:
+                tconv_pool(w, row, state, table[0, HDR_STATE], slots, src, dst, cols, Zflat)
         else:
-            pool_frames(w, row, state, table[0, HDR_STATE], slots, hbuf, Z, u, v, dst)
+            wx = described(row, C_WX)
+            Z = matrix(Zflat, 0, T, wx[2])
+            stored_project(w, wx, vector(w, row[C_BIAS], wx[2]), src, Z, mb)
+            if kind == K_DENSE:
+                dense_rows(w, row, Z, dst)
+            elif slots is None:
+                stream_frames(w, row, state, Z, u, v, dst, mb)
+            else:
+                pool_frames(w, row, state, table[0, HDR_STATE], slots, hbuf, Z, u, v, dst)
     return table[0, HDR_FINAL]

@@ -21,20 +21,19 @@ same FMA chain however many rows it processes together), so pool streams and ses
 bit for bit (tests/runtime/test_pool.py checks it).
 """
 
-import math
 
 from numba import njit
 
 from .config import JIT
-from .layout import HDR_IN, HDR_OUT, HDR_WMAX
+from .engine import bad_value
+from .layout import HDR_IN, HDR_OUT, HDR_VOCAB, HDR_WMAX
 from .rows import run_rows, sequence
-from .views import vector
 
 BLOCK = 16  # streams per block: keeps the block's Z and sequences in L1/L2 while weights stream
 
 ERR_ID = 1         # ids[index] is not open in this pool (closed, unknown or negative)
 ERR_DUPLICATE = 2  # ids[index] repeats an earlier id of the same call
-ERR_FRAME = 3      # X[index] holds NaN or Inf
+ERR_FRAME = 3      # X[index] holds NaN or Inf (or, for a token-id input, a value that is no id)
 
 
 def block_rows(capacity: int) -> int:
@@ -43,7 +42,7 @@ def block_rows(capacity: int) -> int:
 
 
 @njit(**JIT)
-def validate(live, iwork, ids, X, I, err):
+def validate(live, iwork, ids, X, I, vocab, err):
     """Check ids (open, distinct) and frames (finite); fill iwork[cap:cap+n] with slots."""
     cap = live.shape[0]
     n = ids.shape[0]
@@ -71,7 +70,7 @@ def validate(live, iwork, ids, X, I, err):
         err[1] = dup
         return 1
     for k in range(n * I):
-        if not math.isfinite(X[k]):
+        if bad_value(X[k], vocab):
             err[0] = ERR_FRAME
             err[1] = k // I
             return 1
@@ -90,7 +89,7 @@ def pool_compute(wbuf, table, slab, slots, work, hbuf, X, Y):
     for b0 in range(0, n, NB):
         T = min(NB, n - b0)
         final = run_rows(wbuf, table, slab, work, Xf, b0 * I, T, slots[b0:b0 + T], hbuf, None)
-        out = sequence(final, Xf, b0 * I, vector(work, 0, T * Wmax), vector(work, T * Wmax, T * Wmax), T, O)
+        out = sequence(final, Xf, b0 * I, work, T * Wmax, T, O)
         for t in range(T):
             o = out[t]
             y = Y[b0 + t]
@@ -101,7 +100,7 @@ def pool_compute(wbuf, table, slab, slots, work, hbuf, X, Y):
 @njit(**JIT)
 def pool_advance(wbuf, table, slab, live, iwork, ids, work, hbuf, X, Y, err):
     """Validate, then advance the streams ``ids`` by X (n, I) into Y (n, O). Returns 0 or 1 (see err)."""
-    if validate(live, iwork, ids, X.reshape(-1), table[0, HDR_IN], err):
+    if validate(live, iwork, ids, X.reshape(-1), table[0, HDR_IN], table[0, HDR_VOCAB], err):
         return 1
     cap = live.shape[0]
     pool_compute(wbuf, table, slab, iwork[cap:cap + ids.shape[0]], work, hbuf, X, Y)
@@ -109,6 +108,6 @@ def pool_advance(wbuf, table, slab, live, iwork, ids, work, hbuf, X, Y, err):
 
 
 @njit(**JIT)
-def pool_validate(live, iwork, ids, X, err):
+def pool_validate(live, iwork, ids, X, vocab, err):
     """``validate`` alone, for a step whose compute is split over threads. Returns 0 or 1."""
-    return validate(live, iwork, ids, X.reshape(-1), X.shape[1], err)
+    return validate(live, iwork, ids, X.reshape(-1), X.shape[1], vocab, err)

@@ -10,8 +10,13 @@ from .gru import GRU
 from .rnn import RNN
 from .dense import Dense
 from .activation import Activation
+from .embedding import Embedding
+from .conv import Conv1d, TimeConv1d
+from .norm import LayerNorm
+from .frame import Binary, Concat, Elementwise, Rearrange, Reduce
 
 __all__ = [
     "LAYER_ACTIVATIONS", "LAYER_KINDS", "RNN_ACTIVATIONS", "Act", "ActLike", "Layer", "act", "as_act",
     "register", "DIRECTIONS", "MERGE_MODES", "Recurrent", "LSTM", "GRU", "RNN", "Dense", "Activation",
+    "Embedding", "Conv1d", "TimeConv1d", "LayerNorm", "Rearrange", "Reduce", "Elementwise", "Binary", "Concat",
 ]

@@ -7,7 +7,9 @@ and read-only) that subclasses ``Layer`` and declares:
 - ``array_fields``: which of its fields are arrays (the native format stores those apart);
 - ``input_size`` (units with weights: the input width they need; elementwise units have
   none) and ``output_width(width)``: the output width for an input of ``width``;
-- ``pack(builder)``: the rows, weights and state it adds to a Plan (``plan.PlanBuilder``).
+- ``pack(builder)``: the rows, weights and state it adds to a Plan (``plan.PlanBuilder``);
+- ``arity``: how many values it reads (1; None for any number, with ``output_width_of``);
+- ``streamable``: False when it needs future frames (only whole sequences can run it).
 
 ``register`` adds a kind to the registry; nothing else needs to learn its name.
 """
@@ -123,7 +125,16 @@ class Layer:
 
     kind: ClassVar[str] = ""
     array_fields: ClassVar[tuple[str, ...]] = ()
+    arity: ClassVar[int | None] = 1
     name: str
+
+    @property
+    def streamable(self) -> bool:
+        return True
+
+    def output_width_of(self, widths: tuple[int, ...]) -> int:
+        """The output width of a unit reading several values (``arity`` != 1)."""
+        raise NotImplementedError(f"{type(self).__name__}.output_width_of")
 
     @property
     def label(self) -> str:

@@ -56,7 +56,7 @@ def test_reverse_and_bidirectional(direction, merge):
 def test_row_kind_is_decided_by_the_plan():
     """The default LSTM gets the fused row kind with fast activations only; anything else the
     general kind, whose extras are named fields."""
-    kinds = lambda layer, **kw: sl.Model(sl.Network([layer]), **kw).plan.table[1:, L.C_KIND].tolist()  # noqa: E731
+    kinds = lambda layer, **kw: sl.Model(sl.Network([layer]), **kw).plan.rows[:, L.C_KIND].tolist()  # noqa: E731
     assert kinds(build("default")) == [L.K_LSTM_FUSED]
     assert kinds(build("default"), dtype="float64") == [L.K_LSTM]
     for name in ("peepholes_clip", "projection", "input_forget", "activations"):

@@ -6,7 +6,8 @@ one time step at a time, so tests can compare the kernels (and the converters) a
 ``reference_run(network, X, state=None) -> (Y, state)``: X is (T, I), Y is (T, O). ``state`` is a
 list with one entry per layer: None for Dense/Activation, else ``{"h": (D, Hr), "c": (D, H)}``
 (``"c"`` only for LSTM). With ``state=None`` every recurrent layer starts from its
-``initial_h``/``initial_c`` (zeros where absent). Reverse directions walk t = T-1 .. 0 and store
+``initial_h``/``initial_c`` (zeros where absent); a TimeConv1d's entry is ``{"past": (left,
+C_in)}``, its last inputs. Layers read the values ``network.inputs_of(i)`` names. Reverse directions walk t = T-1 .. 0 and store
 each output at its input's time position; the returned state of a reverse direction is the one
 after t = 0.
 """
@@ -15,7 +16,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from streamlstm.network import GRU, LSTM, RNN, Act, Activation, Dense, Network
+import math
+
+from streamlstm.network import (
+    GRU, LSTM, RNN, Act, Activation, Binary, Concat, Conv1d, Dense, Elementwise, Embedding, LayerNorm, Network,
+    Rearrange, Reduce, TimeConv1d,
+)
 
 
 def activation(a: Act, x: np.ndarray) -> np.ndarray:
@@ -162,24 +168,123 @@ def recurrent_run(layer, X: np.ndarray, st: dict) -> tuple[np.ndarray, dict]:
     return Y, new
 
 
-def reference_run(network: Network, X, state: list | None = None) -> tuple[np.ndarray, list]:
-    """Run the whole network over X (T, I) in float64; returns (Y (T, O), state after the last frame)."""
-    Y = np.array(X, dtype=np.float64)
-    if Y.ndim != 2 or Y.shape[1] != network.input_size:
-        raise ValueError(f"X must be (T, {network.input_size}), got {Y.shape}")
-    if state is None:
-        state = [initial_state(l) for l in network.layers]
-    new_state = []
-    for layer, st in zip(network.layers, state):
-        if isinstance(layer, (LSTM, GRU, RNN)):
-            Y, st = recurrent_run(layer, Y, st)
-        elif isinstance(layer, Dense):
+def conv1d_frame(layer: Conv1d, x: np.ndarray) -> np.ndarray:
+    """A frame-local Conv1d of one flat (C_in * length) frame, by the definition."""
+    Ci, L = layer.in_channels, layer.length
+    xm = x.reshape(Ci, L)
+    mode = {"zeros": "constant", "reflect": "reflect", "edge": "edge"}[layer.pad_mode]
+    xp = np.pad(xm, ((0, 0), layer.padding), mode=mode)
+    Co, Cg, k = layer.W.shape
+    per_group = Co // layer.groups
+    Lo = layer.out_length
+    y = np.zeros((Co, Lo))
+    for o in range(Co):
+        g = o // per_group
+        for p in range(Lo):
+            acc = 0.0 if layer.b is None else layer.b[o]
+            for c in range(Cg):
+                for j in range(k):
+                    acc += layer.W[o, c, j] * xp[g * Cg + c, p * layer.stride + j * layer.dilation]
+            y[o, p] = acc
+    return activation(layer.activation, y).reshape(-1)
+
+
+def time_conv(layer: TimeConv1d, X: np.ndarray, past: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A TimeConv1d over X (T, C_in) after the inputs ``past``; returns (Y, the new past)."""
+    left, right = layer.padding
+    full = np.concatenate([past, X, np.zeros((right, X.shape[1]))])
+    Co, Cg, k = layer.W.shape
+    per_group = Co // layer.groups
+    Y = np.zeros((X.shape[0], Co))
+    for t in range(X.shape[0]):
+        for o in range(Co):
+            g = o // per_group
+            acc = 0.0 if layer.b is None else layer.b[o]
+            for j in range(k):
+                acc += layer.W[o, :, j] @ full[t + j * layer.dilation, g * Cg:(g + 1) * Cg]
+            Y[t, o] = acc
+    seen = np.concatenate([past, X])
+    return activation(layer.activation, Y), seen[len(seen) - left:] if left else past
+
+
+def _elementwise(op: str, x: np.ndarray, c) -> np.ndarray:
+    ops = {"add": lambda: x + c, "mul": lambda: x * c, "sub_from": lambda: c - x, "div": lambda: x / c,
+           "div_into": lambda: c / x, "pow": lambda: np.power(x, c), "max": lambda: np.maximum(x, c),
+           "min": lambda: np.minimum(x, c), "sqrt": lambda: np.sqrt(x), "abs": lambda: np.abs(x),
+           "neg": lambda: -x, "exp": lambda: np.exp(x), "log": lambda: np.log(x), "square": lambda: x * x,
+           "reciprocal": lambda: 1.0 / x, "erf": lambda: np.vectorize(math.erf)(x)}
+    return ops[op]()
+
+
+def _binary(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "max": np.maximum,
+            "min": np.minimum, "pow": np.power}[op](a, b)
+
+
+def frame_layer(layer, ins: list[np.ndarray]) -> np.ndarray:
+    """A layer without state over every frame of its inputs (each (T, width))."""
+    X = ins[0]
+    rows = []
+    for t in range(X.shape[0]):
+        x = X[t]
+        if isinstance(layer, Dense):
             b = np.zeros(layer.output_size) if layer.b is None else layer.b
-            Y = np.stack([activation(layer.activation, layer.W @ y + b) for y in Y]) if len(Y) else \
-                np.zeros((0, layer.output_size))
+            y = activation(layer.activation, layer.W @ x + b)
         elif isinstance(layer, Activation):
-            Y = np.stack([activation(layer.activation, y) for y in Y]) if len(Y) else Y.copy()
+            y = activation(layer.activation, x)
+        elif isinstance(layer, Embedding):
+            y = layer.table[int(x[0])]
+        elif isinstance(layer, Conv1d):
+            y = conv1d_frame(layer, x)
+        elif isinstance(layer, LayerNorm):
+            n = layer.gamma.size
+            g = x.reshape(-1, n)
+            mean = g.mean(axis=1, keepdims=True)
+            var = ((g - mean) ** 2).mean(axis=1, keepdims=True)
+            beta = 0.0 if layer.beta is None else layer.beta
+            y = ((g - mean) / np.sqrt(var + layer.eps) * layer.gamma + beta).reshape(-1)
+        elif isinstance(layer, Rearrange):
+            idx = layer.index.astype(int)
+            y = np.where(idx >= 0, x[np.maximum(idx, 0)], 0.0)
+        elif isinstance(layer, Reduce):
+            idx = layer.index.astype(int)
+            y = np.zeros(idx.shape[0])
+            for j, grp in enumerate(idx):
+                vals = x[grp[grp >= 0]]
+                y[j] = {"sum": np.sum, "mean": np.mean, "max": np.max}[layer.mode](vals)
+        elif isinstance(layer, Elementwise):
+            y = _elementwise(layer.op, x, layer.c)
+        elif isinstance(layer, Binary):
+            y = _binary(layer.op, x, ins[1][t])
+        elif isinstance(layer, Concat):
+            y = np.concatenate([v[t] for v in ins])
         else:
             raise TypeError(f"unknown layer {type(layer).__name__}")
+        rows.append(np.asarray(y, dtype=np.float64))
+    width = layer.output_width_of(tuple(v.shape[1] for v in ins)) if layer.arity != 1 else \
+        layer.output_width(X.shape[1])
+    return np.stack(rows) if rows else np.zeros((0, width))
+
+
+def reference_run(network: Network, X, state: list | None = None) -> tuple[np.ndarray, list]:
+    """Run the whole network over X (T, I) in float64; returns (Y (T, O), state after the last frame)."""
+    X = np.array(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] != network.input_size:
+        raise ValueError(f"X must be (T, {network.input_size}), got {X.shape}")
+    if state is None:
+        state = [{"past": np.zeros((l.padding[0], l.in_channels))} if isinstance(l, TimeConv1d)
+                 else initial_state(l) for l in network.layers]
+    values = {-1: X}
+    new_state = []
+    for i, (layer, st) in enumerate(zip(network.layers, state)):
+        ins = [values[j] for j in network.inputs_of(i)]
+        if isinstance(layer, (LSTM, GRU, RNN)):
+            Y, st = recurrent_run(layer, ins[0], st)
+        elif isinstance(layer, TimeConv1d):
+            Y, past = time_conv(layer, ins[0], st["past"])
+            st = {"past": past}
+        else:
+            Y = frame_layer(layer, ins)
+        values[i] = Y
         new_state.append(st)
-    return Y, new_state
+    return values[len(network.layers) - 1], new_state

@@ -41,9 +41,18 @@ QUANTISE = {"bf16": bf16, "int8": int8_per_input}
 def quantised(layer, fmt: str):
     """``layer`` with the matrices a Plan stores in ``fmt`` quantised the way it stores them:
     input matrices, recurrent matrices (a GRU's z and r blocks only) and Dense matrices."""
-    if fmt == "float" or isinstance(layer, sl.Activation):
+    q = QUANTISE.get(fmt)
+    if isinstance(layer, (sl.Conv1d, sl.TimeConv1d)) and q is not None:
+        Co, Cg, k = layer.W.shape
+        Mq = q(layer.window_matrix().T).T       # (C_in * k, C_out), one scale per stored row
+        W = np.zeros_like(layer.W)
+        per_group = Co // layer.groups
+        for o in range(Co):
+            g = o // per_group
+            W[o] = Mq[g * Cg * k:(g + 1) * Cg * k, o].reshape(Cg, k)
+        return dataclasses.replace(layer, W=W)
+    if fmt == "float" or not isinstance(layer, (sl.Dense, sl.LSTM, sl.GRU, sl.RNN)):
         return layer
-    q = QUANTISE[fmt]
     if isinstance(layer, sl.Dense):
         return dataclasses.replace(layer, W=q(layer.W))
     W = np.stack([q(w) for w in layer.W])
@@ -54,13 +63,18 @@ def quantised(layer, fmt: str):
     return dataclasses.replace(layer, W=W, R=R)
 
 
-def check_unit(layer, input_size: int, *, frames: int = 7, streams: int = 3, formats=FORMATS, seed: int = 0):
-    """Run the checks of the module docstring; returns the number of (dtype, format) cases."""
+def check_unit(layer, input_size: int, *, frames: int = 7, streams: int = 3, formats=FORMATS, seed: int = 0,
+               X: np.ndarray | None = None, sources=None, extra: tuple = ()):
+    """Run the checks of the module docstring; returns the number of (dtype, format) cases.
+
+    ``extra`` layers run before ``layer`` (a graph with ``sources``); ``X`` replaces the
+    random frames (it must stay valid when scaled by the pool's factors)."""
     rng = np.random.default_rng(seed)
-    X = rng.normal(size=(frames, input_size))
+    X = rng.normal(size=(frames, input_size)) if X is None else np.asarray(X, dtype=np.float64)
     for dtype, fmt in formats:
-        net = sl.Network([layer], input_size=input_size)
-        want, _ = reference_run(sl.Network([quantised(layer, fmt)], input_size=input_size), X)
+        net = sl.Network([*extra, layer], input_size=input_size, sources=sources)
+        want, _ = reference_run(sl.Network([*(quantised(l, fmt) for l in extra), quantised(layer, fmt)],
+                                           input_size=input_size, sources=sources), X)
         model = sl.Model(net, dtype, weights=fmt)
         Xd = X.astype(dtype)
         got = model.run(Xd)

@@ -1,0 +1,146 @@
+"""Convolution rows: ``K_CONV`` within a frame and ``K_TCONV`` over time.
+
+Both are one matrix product over gathered windows (im2col): the windows of every output
+position of every row go into the scratch ``cols``, and one ``stored_project`` multiplies them
+by the packed (window, channels) weight matrix, so a convolution runs as blocked products over
+packed weights whatever its geometry.
+
+- ``K_CONV``: a frame is a channel-first (C_in, L_in) map; ``CONV_INDEX`` holds, for each of
+  the ``CONV_POSITIONS`` output positions, the frame position of every window element (-1:
+  zero padding; reflect padding is folded into the positions). The output is channel-first.
+- ``K_TCONV``: a frame is one time step of C_in values; tap j of output t reads the input at
+  t - LEFT + j * DILATION. Inputs before the chunk come from the stream's history (the last
+  LEFT frames, oldest first, in the state at ``TCONV_HIST``), inputs after it are zeros (only
+  a non-causal layer, which does not stream, reads them).
+"""
+
+from numba import njit
+
+from . import activations as A
+from .config import JIT
+from .layout import C_ACT_F, C_BIAS, C_COL, C_K, C_OUT, C_PARAMS, C_WX, FIRST_KIND_FIELD, PAR_F_ALPHA, PAR_F_BETA
+from .split import stored_project
+from .stored import described
+from .views import matrix, vector
+
+CONV_INDEX = FIRST_KIND_FIELD          # ints: positions * window frame positions
+CONV_POSITIONS = FIRST_KIND_FIELD + 1  # output positions L_out
+
+TCONV_TAPS = FIRST_KIND_FIELD
+TCONV_DILATION = FIRST_KIND_FIELD + 1
+TCONV_LEFT = FIRST_KIND_FIELD + 2      # frames of history: (taps - 1) * dilation - right padding
+TCONV_HIST = FIRST_KIND_FIELD + 3      # S_: LEFT frames of C_in inputs, oldest first
+
+
+@njit(inline="always", **JIT)
+def _project(w, row, C, Zflat, mb):
+    wx = described(row, C_WX)
+    Z = matrix(Zflat, 0, C.shape[0], wx[2])
+    stored_project(w, wx, vector(w, row[C_BIAS], wx[2]), C, Z, mb)
+    pa = row[C_PARAMS]
+    return Z, row[C_ACT_F], w[pa + PAR_F_ALPHA], w[pa + PAR_F_BETA]
+
+
+@njit(**JIT)
+def conv_rows(w, row, ints, src, dst, cols, Zflat, mb):
+    T = src.shape[0]
+    L = row[CONV_POSITIONS]
+    Kc = row[C_WX + 1]
+    index = ints[row[CONV_INDEX]:row[CONV_INDEX] + L * Kc]
+    C = matrix(cols, 0, T * L, Kc)
+    for t in range(T):
+        a = src[t]
+        for p in range(L):
+            c = C[t * L + p]
+            ix = index[p * Kc:(p + 1) * Kc]
+            for j in range(Kc):
+                k = ix[j]
+                c[j] = a[k] if k >= 0 else 0.0
+    Z, code, alpha, beta = _project(w, row, C, Zflat, mb)
+    O, col = row[C_OUT], row[C_COL]
+    Cout = O // L
+    for t in range(T):
+        o = dst[t, col:col + O]
+        for p in range(L):
+            z = Z[t * L + p, 0:Cout]
+            A.apply(code, alpha, beta, z)
+            for c in range(Cout):
+                o[c * L + p] = z[c]
+
+
+@njit(inline="always", **JIT)
+def _copy(dst, src, n):
+    for j in range(n):
+        dst[j] = src[j]
+
+
+@njit(inline="always", **JIT)
+def _finish(Z, code, alpha, beta, dst, col, O):
+    for t in range(Z.shape[0]):
+        z = Z[t, 0:O]
+        A.apply(code, alpha, beta, z)
+        o = dst[t, col:col + O]
+        for j in range(O):
+            o[j] = z[j]
+
+
+@njit(**JIT)
+def tconv_stream(w, row, state, src, dst, cols, Zflat, mb):
+    """A temporal conv row over T consecutive frames of one stream."""
+    T, Ci = src.shape[0], row[C_K]
+    k, d, Lp = row[TCONV_TAPS], row[TCONV_DILATION], row[TCONV_LEFT]
+    hist = vector(state, row[TCONV_HIST], Lp * Ci)
+    C = matrix(cols, 0, T, k * Ci)
+    for t in range(T):
+        c = C[t]
+        for j in range(k):
+            tau = t - Lp + j * d
+            seg = c[j * Ci:(j + 1) * Ci]
+            if tau < 0:
+                _copy(seg, hist[(Lp + tau) * Ci:(Lp + tau + 1) * Ci], Ci)
+            elif tau < T:
+                _copy(seg, src[tau], Ci)
+            else:
+                seg[:] = 0.0
+    Z, code, alpha, beta = _project(w, row, C, Zflat, mb)
+    _finish(Z, code, alpha, beta, dst, row[C_COL], row[C_OUT])
+    if Lp == 0:
+        return
+    if T >= Lp:
+        for f in range(Lp):
+            _copy(hist[f * Ci:(f + 1) * Ci], src[T - Lp + f], Ci)
+    else:
+        keep = (Lp - T) * Ci
+        for j in range(keep):
+            hist[j] = hist[j + T * Ci]
+        for f in range(T):
+            _copy(hist[keep + f * Ci:keep + (f + 1) * Ci], src[f], Ci)
+
+
+@njit(**JIT)
+def tconv_pool(w, row, slab, S, slots, src, dst, cols, Zflat):
+    """A temporal conv row over one frame each of the pool streams ``slots``."""
+    T, Ci = src.shape[0], row[C_K]
+    k, d, Lp = row[TCONV_TAPS], row[TCONV_DILATION], row[TCONV_LEFT]
+    C = matrix(cols, 0, T, k * Ci)
+    for t in range(T):
+        hist = vector(slab, slots[t] * S + row[TCONV_HIST], Lp * Ci)
+        c = C[t]
+        for j in range(k):
+            tau = j * d - Lp
+            seg = c[j * Ci:(j + 1) * Ci]
+            if tau < 0:
+                _copy(seg, hist[(Lp + tau) * Ci:(Lp + tau + 1) * Ci], Ci)
+            elif tau == 0:
+                _copy(seg, src[t], Ci)
+            else:
+                seg[:] = 0.0
+    Z, code, alpha, beta = _project(w, row, C, Zflat, None)
+    _finish(Z, code, alpha, beta, dst, row[C_COL], row[C_OUT])
+    if Lp == 0:
+        return
+    for t in range(T):
+        hist = vector(slab, slots[t] * S + row[TCONV_HIST], Lp * Ci)
+        for j in range((Lp - 1) * Ci):
+            hist[j] = hist[j + Ci]
+        _copy(hist[(Lp - 1) * Ci:Lp * Ci], src[t], Ci)
