@@ -32,7 +32,7 @@ def import_onnx(source: OnnxSource, *, inputs: list[str] | None = None,
 
     ``constants`` fixes graph inputs to values (``{"sr": 16000}``): ``If`` nodes whose condition
     then folds keep only the branch taken. ``dims`` sizes the free dimensions of the inputs
-    (``{"sequence": 576}``) of a graph whose one call is one frame (an audio chunk through a
+    (``{"sequence": 576}``, or an input's whole shape: ``{"input": (1, 576)}``) of a graph whose one call is one frame (an audio chunk through a
     front end and one recurrent step, state fed back through inputs and outputs): such a graph
     imports whole, front end included (``frame.py``).
     """

@@ -75,7 +75,10 @@ def import_frame_graph(g: Graph, model: onnx.ModelProto, data: str | None, outpu
 class _FrameImporter:
     def __init__(self, g: Graph, model: onnx.ModelProto, dims: dict, name: str):
         self.g, self.model, self.name = g, model, name
-        self.dims = {str(k): _positive(k, v) for k, v in dims.items()}
+        # a named free dimension -> its size, or a graph input -> its whole shape
+        self.shapes = {str(k): tuple(_positive(k, d) for d in v) for k, v in dims.items()
+                       if isinstance(v, (tuple, list))}
+        self.dims = {str(k): _positive(k, v) for k, v in dims.items() if not isinstance(v, (tuple, list))}
         self.folder = _EnvFolder(g, self)
         self.layers: list = []
         self.sources: list = []
@@ -104,9 +107,9 @@ class _FrameImporter:
         for n, t in g.initializers.items():
             if n not in self.env:
                 self.env[n] = ("lazy", t)
-        unknown = set(self.dims) - self.used_dims
+        unknown = (set(self.dims) | set(self.shapes)) - self.used_dims
         if unknown:
-            raise ConversionError(f"dims: the graph inputs have no free dimension named {sorted(unknown)}")
+            raise ConversionError(f"dims: the graph inputs have no free dimension or input named {sorted(unknown)}")
         self._walk(g.nodes, 0)
         return self._network(output)
 
@@ -133,8 +136,11 @@ class _FrameImporter:
 
     def _concrete(self, name: str) -> tuple:
         vi = next((v for v in list(self.model.graph.input) if v.name == name), None)
+        if name in self.shapes:
+            self.used_dims.add(name)
+            return self.shapes[name]
         if vi is None or not vi.type.tensor_type.HasField("shape"):
-            raise ConversionError(f"input {name!r}: its shape is not declared")
+            raise ConversionError(f"input {name!r}: its shape is not declared; give it with dims={{{name!r}: (...)}}")
         out = []
         for d in vi.type.tensor_type.shape.dim:
             if d.HasField("dim_value"):
