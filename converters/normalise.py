@@ -1,9 +1,9 @@
 """The post-import normalisation pass every converter ends with: IR layers in, a Network out.
 
 Converters emit the layers they read, one for one. This pass removes what does not compute
-(Identity activations), fuses an Activation into the Dense right before it when that Dense has
-none, and builds the Network (validated once), turning a validation failure into a
-``ConversionError`` that names the source. It builds new layer objects and never changes the
+(Identity activations), fuses an Activation into the Dense or convolution right before it when
+that has none (a convolution only an elementwise one), and builds the Network (validated once),
+turning a validation failure into a ``ConversionError`` that names the source. It builds new layer objects and never changes the
 ones it is given.
 """
 
@@ -29,8 +29,9 @@ def fuse_activations(layers: Iterable) -> list:
         if _is_identity(layer):
             continue
         prev = out[-1] if out else None
-        if (isinstance(layer, Activation) and isinstance(prev, Dense)
-                and prev.activation.name == "Identity"):
+        if (isinstance(layer, Activation) and isinstance(prev, FUSES_ACTIVATION)
+                and prev.activation.name == "Identity"
+                and (isinstance(prev, Dense) or layer.activation.name != "Softmax")):
             out[-1] = replace(prev, activation=layer.activation)
         else:
             out.append(layer)
