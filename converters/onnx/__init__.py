@@ -29,6 +29,7 @@ def import_onnx(source: OnnxSource, *, inputs: list[str] | None = None,
                 outputs: list[str] | None = None, constants: dict | None = None,
                 dims: dict | None = None) -> Network:
     """Import an ONNX model; ``inputs``/``outputs`` name tensors to import only the part between them.
+    Several ``outputs`` give a model that returns a tuple (one array per output).
 
     ``constants`` fixes graph inputs to values (``{"sr": 16000}``): ``If`` nodes whose condition
     then folds keep only the branch taken. ``dims`` sizes the free dimensions of the inputs
@@ -49,8 +50,8 @@ def import_onnx(source: OnnxSource, *, inputs: list[str] | None = None,
             raise ConversionError(f"dims: expected a dict of dimension name -> size, got {type(dims).__name__}")
         if inputs is not None and len(inputs) != 1:
             raise ConversionError("inputs: a graph of one frame per call takes one data input")
-        return import_frame_graph(graph, model, inputs[0] if inputs else None,
-                                  outputs[0] if outputs else None, dims, model.graph.name or "")
+        return import_frame_graph(graph, model, inputs[0] if inputs else None, outputs, dims,
+                                  model.graph.name or "")
     try:
         return import_graph(graph, inputs, outputs, model.graph.name or "")
     except ConversionError as e:

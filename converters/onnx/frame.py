@@ -28,7 +28,7 @@ import onnx
 from streamlstm.errors import ConversionError, NetworkError
 from streamlstm.network import (
     DIRECTIONS, GRU, LSTM, RNN, Activation, Binary, Concat, Conv1d, Dense, Elementwise, Embedding, LayerNorm,
-    Rearrange, Reduce, act,
+    Network, Rearrange, Reduce, act,
 )
 
 from ..normalise import normalise
@@ -67,9 +67,9 @@ class Port:
     what: str
 
 
-def import_frame_graph(g: Graph, model: onnx.ModelProto, data: str | None, output: str | None,
+def import_frame_graph(g: Graph, model: onnx.ModelProto, data: str | None, outputs: list[str] | None,
                        dims: dict, name: str = ""):
-    return _FrameImporter(g, model, dims, name).run(data, output)
+    return _FrameImporter(g, model, dims, name).run(data, outputs)
 
 
 class _FrameImporter:
@@ -87,7 +87,7 @@ class _FrameImporter:
         self.used_dims: set = set()
 
     # ------------------------------------------------------------------ driver
-    def run(self, data: str | None, output: str | None):
+    def run(self, data: str | None, outputs: list[str] | None):
         g = self.g
         plain = [n for n in g.input_names if n not in g.initializers]
         if data is None:
@@ -111,7 +111,7 @@ class _FrameImporter:
         if unknown:
             raise ConversionError(f"dims: the graph inputs have no free dimension or input named {sorted(unknown)}")
         self._walk(g.nodes, 0)
-        return self._network(output)
+        return self._network(outputs)
 
     def _feeds_recurrent_state(self, name: str) -> bool:
         """True when ``name`` reaches a recurrent node's initial state (in any branch)."""
@@ -590,21 +590,29 @@ class _FrameImporter:
         return outs[:len(node.output)]
 
     # ------------------------------------------------------------------ result
-    def _network(self, output: str | None):
-        names = [output] if output else self.g.outputs
-        data = [(n, self.env.get(n)) for n in names if isinstance(self.env.get(n), View)]
-        if output and not data:
-            raise ConversionError(f"outputs: tensor {output!r} is not computed from the input {self.input_name!r}")
-        if len(data) != 1:
+    def _network(self, outputs: list[str] | None):
+        names = outputs or self.g.outputs
+        found = [(n, self.env.get(n)) for n in names]
+        data = [(n, v) for n, v in found if isinstance(v, View)]
+        if outputs:
+            for n, v in found:
+                if not isinstance(v, View):
+                    raise ConversionError(f"outputs: tensor {n!r} is not computed from the input {self.input_name!r}")
+        elif len(data) != 1:
             raise ConversionError(f"cannot tell the data output among {names}; name it with outputs=['tensor_name']")
-        name, v = data[0]
         if not self.layers:
-            raise ConversionError(f"output {name!r}: no layer between the input and it")
-        vid = self._laid_out(v)
-        if vid != len(self.layers) - 1:
-            self._emit(Rearrange(np.arange(self._width(vid))), [vid])
-        return normalise(self.layers, source=f"output {name!r}", input_size=self.input_size, name=self.name,
-                         sources=self.sources)
+            raise ConversionError(f"output {data[0][0]!r}: no layer between the input and it")
+        ends = [self._laid_out(v) for _, v in data]
+        if len(ends) > 1:
+            self._emit(Concat(), ends)
+        elif ends[0] != len(self.layers) - 1:
+            self._emit(Rearrange(np.arange(self._width(ends[0]))), ends)
+        net = normalise(self.layers, source=f"outputs {[n for n, _ in data]}", input_size=self.input_size,
+                        name=self.name, sources=self.sources)
+        if len(ends) == 1:
+            return net
+        return Network(net.layers, input_size=net.input_size, name=net.name, sources=net.sources,
+                       outputs=[int(np.prod(v.shape)) for _, v in data])
 
 
 class _EnvFolder(Folder):
