@@ -408,6 +408,17 @@ def _shape_Slice(walk: Walker, node, ins, a, w):
     return [ShapeVal(ins[0].dims[py_slice(starts[0], ends[0], steps[0])])]
 
 
+@shape_op("Reshape")
+def _shape_Reshape(walk: Walker, node, ins, a, w):
+    """A shape vector reshaped to 1-D (``[-1]`` or its own length) keeps its entries."""
+    if not isinstance(ins[0], ShapeVal):
+        return [None]
+    target = np.asarray(walk.const(node, 1, "shape", w)).reshape(-1)
+    if target.size != 1 or int(target[0]) not in (-1, len(ins[0].dims)):
+        raise ConversionError(f"{w}: reshapes a shape vector to {target.tolist()}")
+    return [ins[0]]
+
+
 @shape_op("Unsqueeze", "Squeeze")
 def _shape_Unsqueeze(walk: Walker, node, ins, a, w):
     return [ins[0]]
@@ -422,6 +433,13 @@ def _shape_Mul(walk: Walker, node, ins, a, w):
         if len(dims) != 1:
             return [None]
         parts.append(walk.norm_ax(dims[0]) if isinstance(dims[0], Ax) else dims[0])
+    if any(isinstance(p, Ax) and p.kind in ("F", "D") for p in parts):
+        # D * F of a recurrent output (the dynamo exporter's view to (T, B, D*H)): the merged width
+        sizes = [feature_size(p) if isinstance(p, Ax) else int(p) for p in parts]
+        if None in sizes or any(isinstance(p, Ax) and p.kind not in ("F", "D") and not p.unit
+                                for p in parts):
+            return [None]
+        return [ShapeVal((int(np.prod(sizes)),))]
     for p in parts:
         if isinstance(p, Ax):
             if p.kind != "N":
