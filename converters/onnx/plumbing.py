@@ -131,7 +131,9 @@ def reshape_stream(walk: Walker, s: Stream, entries: list, w: str) -> Stream:
     entries = [walk.norm_ax(e) if isinstance(e, Ax) else e for e in entries]
     nonunit = [ax for ax in s.axes if not ax.unit]
     seen = False
-    for ax in nonunit:
+    # a feature of width 1 (a (1, 1, T) conv head) can sit before the time axis: nothing mixes
+    width1 = all(feature_size(ax) == 1 for ax in s.axes if ax.kind in ("F", "D"))
+    for ax in ([] if width1 else nonunit):
         if ax.kind in ("F", "D"):
             seen = True
         elif seen:
