@@ -359,6 +359,11 @@ def _op_Concat(walk: Walker, node, i, ins, a, w):
             v is None for v in ins):
         raise ConversionError(f"{w}: concatenates the data with a tensor that is not on the "
                               "data path")
+    if (len(ins) > 1 and all(v.state for v in ins) and len({v.state for v in ins}) == 1
+            and len({id(b.src) for v in ins for b in v.blocks}) > 1):
+        # next states of several layers stacked into one output (keras2onnx): a state output,
+        # like the packed state input the prepass traces; never data
+        return [replace(ins[0], state=ins[0].state + "*", fresh_dense=False)]
     ss = [walk.settle(v, w) for v in ins]
     r = ss[0].rank
     if any(x.rank != r for x in ss):
