@@ -19,6 +19,7 @@ from .fold import Folder, Graph, Zeros, attrs, where
 from .load import to_array
 from .ops import SHAPE_OPS, STREAM_OPS, stream_op, supported_ops
 from .plumbing import reshape_stream
+from .unroll import reroll
 from .stream import Ax, Block, Pending, ShapeVal, Stream, feature_size, finish, fold_unit_d, n_axis
 from .walk import HINT, Broken, Walker
 
@@ -37,7 +38,7 @@ def _s(v) -> str:
 
 def import_graph(graph: Graph, inputs: list[str] | None, outputs: list[str] | None,
                  name: str = "") -> Network:
-    return _Importer(graph, inputs, outputs, name).run()
+    return _Importer(reroll(graph), inputs, outputs, name).run()
 
 
 class _Importer(Walker):
