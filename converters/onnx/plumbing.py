@@ -242,8 +242,9 @@ def _frame_pick(ax: Ax, idxs: list, w: str) -> None:
             continue
         raise ConversionError(f"{w}: picks frame {k} of the time axis; only the last frame (-1) "
                               "matches a per-frame stream (a graph that takes time steps apart "
-                              "usually has its recurrence unrolled, as torch.onnx.export(dynamo=True) "
-                              "does for nn.RNN; export with dynamo=False to keep an RNN node)")
+                              "usually has its recurrence unrolled; the importer re-rolls the form "
+                              "torch.onnx.export(dynamo=True) writes for nn.RNN with a zero initial "
+                              "state, and any other form needs an export with dynamo=False)")
 
 
 @stream_op("Slice")
