@@ -205,7 +205,8 @@ def reshape_stream(walk: Walker, s: Stream, entries: list, w: str) -> Stream:
         inf = [k for k, ax in enumerate(pre) if ax.size is None]
         if inf and fprod % kp == 0:
             pre[inf[0]] = n_axis(fprod // kp)
-        elif not inf and kp != fprod:
+        elif not inf and kp != fprod and not (P == 1 and "infer" in entries[j + 1:]):
+            # (with a width-1 feature, an inferred tail entry holds the frames: reshape(-1))
             raise ConversionError(f"{w}: frame dimensions {known} do not match the input's ({fprod})")
     in_frames = [ax for ax in frames if not ax.unit]
     big = [k for k, ax in enumerate(pre) if ax.size != 1]
@@ -360,17 +361,18 @@ def _op_Concat(walk: Walker, node, i, ins, a, w):
             v is None for v in ins):
         raise ConversionError(f"{w}: concatenates the data with a tensor that is not on the "
                               "data path")
-    if (len(ins) > 1 and all(v.state for v in ins) and len({v.state for v in ins}) == 1
-            and len({id(b.src) for v in ins for b in v.blocks}) > 1):
-        # next states of several layers stacked into one output (keras2onnx): a state output,
-        # like the packed state input the prepass traces; never data
-        return [replace(ins[0], state=ins[0].state + "*", fresh_dense=False)]
     ss = [walk.settle(v, w) for v in ins]
     r = ss[0].rank
     if any(x.rank != r for x in ss):
         raise ConversionError(f"{w}: inputs of different ranks")
     ax = a["axis"] % r
     kinds = {x.axes[ax].kind for x in ss}
+    if (len(ss) > 1 and kinds == {"N"} and all(x.axes[ax].unit for x in ss)
+            and all(x.state for x in ss) and len({x.state for x in ss}) == 1
+            and len({id(b.src) for x in ss for b in x.blocks}) > 1):
+        # next states of several layers stacked on a unit axis into one output (keras2onnx): a
+        # state output, like the packed state input the prepass traces; never data
+        return [replace(ss[0], state=ss[0].state + "*", fresh_dense=False)]
     posts = {(x.post, x.combine) for x in ss}
     if len(posts) != 1 or kinds not in ({"D"}, {"F"}):
         raise ConversionError(f"{w}: concatenation along axis {ax} is supported only to join "

@@ -134,7 +134,9 @@ def test_unrolled_rnn_with_a_nonzero_first_step_constant_stays_refused():
 
 
 # ---------------------------------------------------------------- a width-1 head reshaped to (-1)
-def test_conv1x1_sigmoid_head_reshaped_to_minus_one():
+@pytest.mark.parametrize("time", ["T", 40])
+@pytest.mark.parametrize("target", [[-1], [1, -1], [-1, 1]])
+def test_conv1x1_sigmoid_head_reshaped_to_minus_one(time, target):
     """LSTM -> (1, H, T) -> Conv k=1 to one channel -> Sigmoid -> Reshape(-1), as VAD heads end."""
     rng = np.random.default_rng(1)
     I, H = 3, 5
@@ -146,12 +148,13 @@ def test_conv1x1_sigmoid_head_reshaped_to_minus_one():
              helper.make_node("Reshape", ["s", "m1"], ["y"])]                 # (T,)
     inits = [_floats(rng, "W", (1, 4 * H, I)), _floats(rng, "R", (1, 4 * H, H)),
              _floats(rng, "B", (1, 8 * H)), _floats(rng, "Wc", (1, H, 1)), _floats(rng, "bc", (1,)),
-             _ints("a1", [1]), _ints("m1", [-1])]
-    m = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["T", 1, I])],
+             _ints("a1", [1]), _ints("m1", target)]
+    m = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [time, 1, I])],
                [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
     X = rng.standard_normal((40, I)).astype(np.float32)
     ref = ort_session(m).run(None, {"x": X[:, None]})[0]
-    assert ref.shape == (40,)
+    assert ref.size == 40
+    ref = ref.reshape(-1)
     model = sl.load(m)
     assert model.output_size == 1
     assert _err(model.run(X)[:, 0], ref) <= TOL and _err(_stream(model, X)[:, 0], ref) <= TOL
