@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper, numpy_helper
 
-from .fold import Folder, Graph, Zeros, attrs, axes_param, slice_params
+from .fold import Folder, Graph, attrs, axes_param, slice_params
 
 ACTS = {"Tanh": "Tanh", "Relu": "Relu"}
 
@@ -21,7 +21,7 @@ ACTS = {"Tanh": "Tanh", "Relu": "Relu"}
 def reroll(g: Graph) -> Graph:
     """The graph with every matched unrolled RNN replaced by an RNN node (in place)."""
     folder = Folder(g)
-    for i, node in enumerate(list(g.nodes)):
+    for node in list(g.nodes):
         if node.op_type != "Concat" or len(node.output) != 1:
             continue
         found = _match(g, folder, node)
@@ -107,6 +107,12 @@ def _match(g: Graph, folder: Folder, cat):
         return None
     L = R = bh = first = None
     for t, a in enumerate(acts):
+        direct = _step_slice(g, folder, a.input[0]) if t == 0 else None
+        if direct is not None:             # no bias and h0 = 0: a_0 = act(L[0])
+            if direct[1] != 0:
+                return None
+            L, first = direct[0], np.zeros(1)
+            continue
         add = _prod(g, a.input[0], "Add")
         if add is None:
             return None
@@ -142,8 +148,9 @@ def _match(g: Graph, folder: Folder, cat):
     if bh.size != H or bi.size != H:
         return None
     # the first step's constant is h0 @ R + b_hh; only a zero initial state is re-rolled
-    if isinstance(first, Zeros) or first.size % H or not np.allclose(
-            first.reshape(-1, H), bh.reshape(1, H), rtol=0, atol=1e-7 * (1 + np.abs(bh).max())):
+    first = first.reshape(-1)
+    if first.size not in (1, H) or not np.allclose(first, bh.reshape(-1), rtol=0,
+                                                   atol=1e-7 * (1 + np.abs(bh).max())):
         return None
     dt = Wt.dtype if Wt.dtype in (np.float32, np.float64) else np.float32
     W = Wt.T[None].astype(dt)

@@ -294,3 +294,30 @@ def test_torch_legacy_view_without_input_shape():
     ref = ort_session(m).run(None, {"x": X[:, None]})[0][:, 0]
     got = sl.load(m).run(X)
     assert _err(got, truth) <= TOL and _err(got, ref) <= TOL
+
+
+@pytest.mark.parametrize("nonlinearity,bias", [("relu", True), ("tanh", False)])
+def test_dynamo_unrolled_rnn_relu_and_no_bias(nonlinearity, bias):
+    pytest.importorskip("onnxscript", reason="torch.onnx.export(dynamo=True) needs onnxscript")
+    torch.manual_seed(5)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = torch.nn.RNN(4, 6, num_layers=2, nonlinearity=nonlinearity, bias=bias)
+
+        def forward(self, x):
+            return self.rnn(x)[0]
+
+    net = Net().eval()
+    x = torch.randn(8, 1, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = torch.onnx.export(net, (x,), dynamo=True, verbose=False).model_proto
+    with torch.no_grad():
+        truth = net(x).numpy()[:, 0]
+    ort_y = ort_session(m).run(None, {m.graph.input[0].name: x.numpy()})[0][:, 0]
+    model = sl.load(m)
+    assert [layer.kind for layer in model.network.layers] == ["RNN", "RNN"]
+    got = model.run(x[:, 0].numpy())
+    assert _err(got, truth) <= TOL and _err(got, ort_y) <= TOL
