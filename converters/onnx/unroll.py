@@ -29,10 +29,12 @@ def reroll(g: Graph) -> Graph:
             continue
         x, W, R, B, act = found
         base = f"{node.output[0]}__rerolled"
-        for name, v in ((f"{base}_W", W), (f"{base}_R", R), (f"{base}_B", B), (f"{base}_ax", np.array([1], np.int64))):
-            g.initializers[name] = numpy_helper.from_array(v, name)
+        consts = {"W": W, "R": R, "B": B, "ax": np.array([1], np.int64)}
+        for k, v in consts.items():
+            g.initializers[f"{base}_{k}"] = numpy_helper.from_array(v, f"{base}_{k}")
         rnn = helper.make_node("RNN", [x, f"{base}_W", f"{base}_R", f"{base}_B"], [f"{base}_Y"],
-                               name=f"{node.name or base}.rnn", hidden_size=int(W.shape[1]), activations=[act])
+                               name=f"{node.name or base}.rnn", hidden_size=int(W.shape[1]),
+                               activations=[act])
         sq = helper.make_node("Squeeze", [f"{base}_Y", f"{base}_ax"], list(node.output),
                               name=f"{node.name or base}.squeeze")
         k = g.nodes.index(node)
