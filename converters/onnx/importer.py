@@ -19,12 +19,14 @@ from .fold import Folder, Graph, Zeros, attrs, where
 from .load import to_array
 from .ops import SHAPE_OPS, STREAM_OPS, stream_op, supported_ops
 from .plumbing import reshape_stream
+from .unroll import reroll
 from .stream import Ax, Block, Pending, ShapeVal, Stream, feature_size, finish, fold_unit_d, n_axis
 from .walk import HINT, Broken, Walker
 
 RECURRENT = {"LSTM": (LSTM, 4, 3), "GRU": (GRU, 3, 2), "RNN": (RNN, 1, 1)}
 STATE_PLUMBING = {"Identity", "Squeeze", "Unsqueeze", "Reshape", "Transpose", "Cast", "Concat",
                   "Slice", "Gather", "Split", "Flatten", "Expand"}
+RANK_KEEPING = {"Identity", "Cast", "Dropout", "Transpose", "Reshape", "Relu", "Tanh", "Sigmoid"}
 # onnxruntime consumes activation_alpha/beta only for the activations that take them, in order.
 NEEDS_ALPHA = {"LeakyRelu", "ThresholdedRelu", "Elu", "Affine", "ScaledTanh", "HardSigmoid"}
 NEEDS_BETA = {"Affine", "ScaledTanh", "HardSigmoid"}
@@ -36,7 +38,7 @@ def _s(v) -> str:
 
 def import_graph(graph: Graph, inputs: list[str] | None, outputs: list[str] | None,
                  name: str = "") -> Network:
-    return _Importer(graph, inputs, outputs, name).run()
+    return _Importer(reroll(graph), inputs, outputs, name).run()
 
 
 class _Importer(Walker):
@@ -79,6 +81,8 @@ class _Importer(Walker):
         self.state_folder = Folder(g, overrides)
         name = data[0]
         shape = g.shape(name)
+        if shape is None:
+            shape = self._shape_from_consumer(name)
         if shape is None or len(shape) == 0:
             raise ConversionError(f"input {name!r}: its shape is unknown; the importer needs its rank "
                                   "(declare the shape or pick another tensor with inputs=[...])")
@@ -139,6 +143,51 @@ class _Importer(Walker):
                         name=self.name, sources=sources)
         return Network(net.layers, input_size=net.input_size, name=net.name, sources=net.sources,
                        outputs=[widths[e][1] for e in ends])
+    def _shape_from_consumer(self, name: str) -> list | None:
+        """Shape of an input without a declared one, from the recurrent node its data reaches
+        through rank-keeping ops (a Reshape to a shape built from its own Shape keeps it, as in
+        the legacy ``x.view(T, B, -1)`` export): that node's X is rank 3 with W's input width
+        last (unknown if a Transpose moved the axes)."""
+        g, t, moved = self.g, name, False
+        for _ in range(len(g.nodes)):
+            users = [g.nodes[k] for k in g.consumers.get(t, ())]
+            users = [n for n in users if n.op_type != "Shape"]
+            if len(users) != 1 or not users[0].input or users[0].input[0] != t:
+                return None
+            n = users[0]
+            if n.op_type in RECURRENT:
+                W = self.folder.value(n.input[1]) if len(n.input) > 1 else None
+                width = int(W.shape[2]) if isinstance(W, np.ndarray) and W.ndim == 3 else None
+                return [None, None, None if moved else width]
+            if n.op_type not in RANK_KEEPING or not n.output:
+                return None
+            if n.op_type == "Reshape" and not self._shape_of_own_dims(n.input[1], t):
+                return None
+            moved = moved or n.op_type == "Transpose"
+            t = n.output[0]
+        return None
+
+    def _shape_of_own_dims(self, shape: str, t: str) -> bool:
+        """Whether a Reshape target is built only from constants and the dims of ``t`` itself
+        (Shape -> Gather/Slice -> Unsqueeze -> Concat), so the reshape keeps ``t``'s rank."""
+        g, stack, seen = self.g, [shape], set()
+        while stack:
+            x = stack.pop()
+            if not x or x in seen or x in g.initializers:
+                continue
+            seen.add(x)
+            if x not in g.producer:
+                return False
+            n = g.nodes[g.producer[x]]
+            if n.op_type == "Shape":
+                if n.input[0] != t:
+                    return False
+            elif n.op_type in ("Gather", "Slice", "Unsqueeze", "Squeeze", "Concat", "Cast",
+                               "Identity", "Constant"):
+                stack.extend(n.input)
+            else:
+                return False
+        return True
 
     def _plain_inputs(self) -> list[str]:
         return [n for n in self.g.input_names if n not in self.g.initializers]

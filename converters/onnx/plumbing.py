@@ -137,7 +137,9 @@ def reshape_stream(walk: Walker, s: Stream, entries: list, w: str) -> Stream:
     entries = [walk.norm_ax(e) if isinstance(e, Ax) else e for e in entries]
     nonunit = [ax for ax in s.axes if not ax.unit]
     seen = False
-    for ax in nonunit:
+    # a feature of width 1 (a (1, 1, T) conv head) can sit before the time axis: nothing mixes
+    width1 = all(feature_size(ax) == 1 for ax in s.axes if ax.kind in ("F", "D"))
+    for ax in ([] if width1 else nonunit):
         if ax.kind in ("F", "D"):
             seen = True
         elif seen:
@@ -209,7 +211,8 @@ def reshape_stream(walk: Walker, s: Stream, entries: list, w: str) -> Stream:
         inf = [k for k, ax in enumerate(pre) if ax.size is None]
         if inf and fprod % kp == 0:
             pre[inf[0]] = n_axis(fprod // kp)
-        elif not inf and kp != fprod:
+        elif not inf and kp != fprod and not (P == 1 and "infer" in entries[j + 1:]):
+            # (with a width-1 feature, an inferred tail entry holds the frames: reshape(-1))
             raise ConversionError(f"{w}: frame dimensions {known} do not match the input's ({fprod})")
     in_frames = [ax for ax in frames if not ax.unit]
     big = [k for k, ax in enumerate(pre) if ax.size != 1]
@@ -246,8 +249,9 @@ def _frame_pick(ax: Ax, idxs: list, w: str) -> None:
             continue
         raise ConversionError(f"{w}: picks frame {k} of the time axis; only the last frame (-1) "
                               "matches a per-frame stream (a graph that takes time steps apart "
-                              "usually has its recurrence unrolled, as torch.onnx.export(dynamo=True) "
-                              "does for nn.RNN; export with dynamo=False to keep an RNN node)")
+                              "usually has its recurrence unrolled; the importer re-rolls the form "
+                              "torch.onnx.export(dynamo=True) writes for nn.RNN with a zero initial "
+                              "state, and any other form needs an export with dynamo=False)")
 
 
 @stream_op("Slice")
@@ -371,6 +375,12 @@ def _op_Concat(walk: Walker, node, i, ins, a, w):
         raise ConversionError(f"{w}: inputs of different ranks")
     ax = a["axis"] % r
     kinds = {x.axes[ax].kind for x in ss}
+    if (len(ss) > 1 and kinds == {"N"} and all(x.axes[ax].unit for x in ss)
+            and all(x.state for x in ss) and len({x.state for x in ss}) == 1
+            and len({id(b.src) for x in ss for b in x.blocks}) > 1):
+        # next states of several layers stacked on a unit axis into one output (keras2onnx): a
+        # state output, like the packed state input the prepass traces; never data
+        return [replace(ss[0], state=ss[0].state + "*", fresh_dense=False)]
     posts = {(x.post, x.combine) for x in ss}
     if len(posts) != 1 or kinds not in ({"D"}, {"F"}):
         raise ConversionError(f"{w}: concatenation along axis {ax} is supported only to join "
@@ -416,6 +426,17 @@ def _shape_Slice(walk: Walker, node, ins, a, w):
     return [ShapeVal(ins[0].dims[py_slice(starts[0], ends[0], steps[0])])]
 
 
+@shape_op("Reshape")
+def _shape_Reshape(walk: Walker, node, ins, a, w):
+    """A shape vector reshaped to 1-D (``[-1]`` or its own length) keeps its entries."""
+    if not isinstance(ins[0], ShapeVal):
+        return [None]
+    target = np.asarray(walk.const(node, 1, "shape", w)).reshape(-1)
+    if target.size != 1 or int(target[0]) not in (-1, len(ins[0].dims)):
+        raise ConversionError(f"{w}: reshapes a shape vector to {target.tolist()}")
+    return [ins[0]]
+
+
 @shape_op("Unsqueeze", "Squeeze")
 def _shape_Unsqueeze(walk: Walker, node, ins, a, w):
     return [ins[0]]
@@ -430,6 +451,13 @@ def _shape_Mul(walk: Walker, node, ins, a, w):
         if len(dims) != 1:
             return [None]
         parts.append(walk.norm_ax(dims[0]) if isinstance(dims[0], Ax) else dims[0])
+    if any(isinstance(p, Ax) and p.kind in ("F", "D") for p in parts):
+        # D * F of a recurrent output (the dynamo exporter's view to (T, B, D*H)): the merged width
+        sizes = [feature_size(p) if isinstance(p, Ax) else int(p) for p in parts]
+        if None in sizes or any(isinstance(p, Ax) and p.kind not in ("F", "D") and not p.unit
+                                for p in parts):
+            return [None]
+        return [ShapeVal((int(np.prod(sizes)),))]
     for p in parts:
         if isinstance(p, Ax):
             if p.kind != "N":

@@ -658,7 +658,8 @@ def test_torch_backward_final_state_is_refused():
 
 @pytest.mark.parametrize("cell", ["LSTM", "GRU"])
 def test_torch_dynamo_export(cell):
-    """The dynamo exporter emits LSTM/GRU nodes (nn.RNN it unrolls into MatMul/Tanh per step)."""
+    """The dynamo exporter emits LSTM/GRU nodes (nn.RNN it unrolls into MatMul/Tanh per step,
+    re-rolled at import: see test_onnx_import_fixes.py, which also covers dynamic time axes)."""
     pytest.importorskip("onnxscript", reason="torch.onnx.export(dynamo=True) needs onnxscript")
     torch.manual_seed(1)
     net = _TorchNet(cell, cell == "LSTM", 2, True, False).eval()
