@@ -22,7 +22,7 @@ from typing import Sequence
 from .errors import NetworkError
 from .layers import (
     DIRECTIONS, GRU, LAYER_ACTIVATIONS, LAYER_KINDS, LSTM, MERGE_MODES, RNN, RNN_ACTIVATIONS, Act,
-    ActLike, Activation, Binary, Concat, Conv1d, Dense, Elementwise, Embedding, Layer, LayerNorm, Rearrange,
+    ActLike, Activation, Binary, Concat, Conv1d, Dense, Elementwise, Embedding, HoldFirst, Layer, LayerNorm, Rearrange,
     Recurrent, Reduce, TimeConv1d, act,
 )
 
@@ -30,7 +30,7 @@ LAYER_TYPES = LAYER_KINDS  # the registry of kinds, by its older name
 
 __all__ = [
     "Network", "Layer", "LSTM", "GRU", "RNN", "Dense", "Activation", "Act", "ActLike", "act",
-    "Embedding", "Conv1d", "TimeConv1d", "LayerNorm", "Rearrange", "Reduce", "Elementwise", "Binary", "Concat",
+    "Embedding", "Conv1d", "TimeConv1d", "LayerNorm", "Rearrange", "Reduce", "Elementwise", "Binary", "Concat", "HoldFirst",
     "Recurrent", "RNN_ACTIVATIONS", "LAYER_ACTIVATIONS", "DIRECTIONS", "MERGE_MODES", "LAYER_TYPES",
 ]
 

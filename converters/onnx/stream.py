@@ -13,8 +13,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from streamlstm.errors import ConversionError, NetworkError
-from streamlstm.network import Activation, act
+from streamlstm.network import Activation, HoldFirst, act
 
 UNKNOWN = None
 
@@ -164,10 +166,10 @@ def settle(blocks: tuple, combine: str, post: tuple, where: str, cache: dict) ->
         if b.what == "Y_c":
             raise ConversionError(f"{where}: uses the cell state Y_c of {p.label} as data; "
                                   "only Y and Y_h can feed the next layers")
-        if b.what == "Y_h" and b.d in p.reverse_dirs:
-            raise ConversionError(f"{where}: uses Y_h of the backward direction of {p.label}, "
-                                  "which summarises the whole sequence; a per-frame network "
-                                  "cannot produce it (use Y instead)")
+    held = [k for k, b in enumerate(blocks) if b.what == "Y_h" and b.d in p.reverse_dirs]
+    if held and combine != "concat":
+        raise ConversionError(f"{where}: {combine} of the final states Y_h of {p.label}'s directions; "
+                              "only their concatenation is supported")
     key = (id(p), dirs, combine, post)
     if key in cache:
         return cache[key][1]
@@ -185,7 +187,12 @@ def settle(blocks: tuple, combine: str, post: tuple, where: str, cache: dict) ->
         if D != 2 or sorted(dirs) != [0, 1]:
             raise ConversionError(f"{where}: {combine} of directions {list(dirs)} of {p.label}")
         layer = replace_layer(L, merge=combine)
-    chain = p.chain + (layer,) + tuple(Activation(a, name=f"{p.label}.post{k}") for k, a in enumerate(post))
+    hold = ()
+    if held:  # a backward direction's Y_h is its output at frame 0: held in every row
+        P = layer.unit_output_size
+        cols = np.concatenate([np.arange(k * P, (k + 1) * P) for k in held])
+        hold = (HoldFirst(cols, name=f"{p.label}.Y_h"),)
+    chain = p.chain + (layer,) + hold + tuple(Activation(a, name=f"{p.label}.post{k}") for k, a in enumerate(post))
     cache[key] = (p, chain)
     return chain
 

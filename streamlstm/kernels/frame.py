@@ -1,6 +1,6 @@
 """The per-frame plumbing rows: data movement (``K_GATHER``), reductions and pooling
 (``K_REDUCE``), elementwise maths with a constant (``K_ELEM``) and between two sequences
-(``K_BINARY``).
+(``K_BINARY``), and the first-frame hold of whole-sequence summaries (``K_HOLD_FIRST``).
 
 Every shape op an exporter emits within a frame (Slice, Transpose, Pad, Concat, Expand, a
 Gather of constant indices) is one index map, computed when the layer is built: ``K_GATHER``
@@ -29,6 +29,9 @@ ELEM_CONST = FIRST_KIND_FIELD + 1      # W_: the constant, one value per column
 ELEM_OPS = {"add": 0, "mul": 1, "sub_from": 2, "div": 3, "div_into": 4, "pow": 5, "max": 6,
             "min": 7, "sqrt": 8, "abs": 9, "neg": 10, "exp": 11, "log": 12, "square": 13,
             "reciprocal": 14, "erf": 15}
+
+HOLD_COLUMNS = FIRST_KIND_FIELD        # ints: the columns that hold frame 0's value
+HOLD_COUNT = FIRST_KIND_FIELD + 1
 
 BINARY_OP = FIRST_KIND_FIELD           # one of BINARY_OPS
 BINARY_SRC2 = FIRST_KIND_FIELD + 1     # the second source sequence (as wide as the output)
@@ -156,3 +159,19 @@ def binary_rows(row, src, src2, dst):
         else:
             for j in range(O):
                 o[j] = a[j] ** b[j]
+
+
+@njit(**JIT)
+def hold_first_rows(row, ints, src, dst):
+    """dst[t] = src[t], except the HOLD columns, which take src[0] (a backward direction's
+    summary of a whole sequence, in every row)."""
+    O, col, n = row[C_OUT], row[C_COL], row[HOLD_COUNT]
+    cols = ints[row[HOLD_COLUMNS]:row[HOLD_COLUMNS] + n]
+    first = src[0]
+    for t in range(src.shape[0]):
+        a = src[t]
+        o = dst[t, col:col + O]
+        for j in range(O):
+            o[j] = a[j]
+        for m in range(n):
+            o[cols[m]] = first[cols[m]]

@@ -47,6 +47,7 @@ K_BINARY = 12     # dst = op(src, src2) elementwise between two sequences
 K_CONV = 13       # Conv1d within a frame: im2col gather, one product, channel-first epilogue
 K_TCONV = 14      # Conv1d over time: past inputs kept in the stream state
 K_NORM = 15       # LayerNorm over consecutive groups of the frame
+K_HOLD_FIRST = 16  # some columns hold their value of the first frame in every row (whole sequences)
 RECURRENT_KINDS = (K_LSTM, K_LSTM_FUSED, K_GRU, K_GRU_LBR, K_RNN)
 
 # A stored matrix (see ``stored.py``) takes five consecutive fields from its first column.

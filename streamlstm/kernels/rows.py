@@ -26,11 +26,11 @@ from .config import JIT
 from .conv import conv_rows, tconv_pool, tconv_stream
 from .dense import dense_rows
 from .embedding import embed_rows
-from .frame import BINARY_SRC2, binary_rows, elem_rows, gather_rows, reduce_rows
+from .frame import BINARY_SRC2, binary_rows, elem_rows, gather_rows, hold_first_rows, reduce_rows
 from .layout import (
     C_BIAS, C_COL, C_DST, C_DW, C_K, C_KIND, C_OUT, C_REVERSE, C_SRC, C_STATE_H, C_WR, C_WX,
     HDR_CMAX, HDR_FINAL, HDR_GMAX, HDR_NROWS, HDR_NSEQ, HDR_STATE, HDR_VMAX, HDR_WMAX, K_ACT,
-    K_BINARY, K_CONV, K_DENSE, K_ELEM, K_EMBED, K_GATHER, K_GRU, K_GRU_LBR, K_LSTM, K_LSTM_FUSED,
+    K_BINARY, K_CONV, K_DENSE, K_ELEM, K_EMBED, K_GATHER, K_GRU, K_GRU_LBR, K_HOLD_FIRST, K_LSTM, K_LSTM_FUSED,
     K_MERGE, K_NORM, K_REDUCE, K_TCONV, NCOLS,
 )
 from .merge import MERGE_MODE, merge_rows
@@ -159,6 +159,8 @@ def run_rows(w, table, state, work, X, xoff, T, slots, hbuf, mb):
             binary_rows(row, src, sequence(row[BINARY_SRC2], X, xoff, work, span, T, row[C_OUT]), dst)
         elif kind == K_REDUCE:
             reduce_rows(w, row, ints, src, dst)
+        elif kind == K_HOLD_FIRST:
+            hold_first_rows(row, ints, src, dst)
         elif kind == K_EMBED:
             embed_rows(w, row, src, dst)
         elif kind == K_NORM:

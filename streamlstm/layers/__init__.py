@@ -13,10 +13,10 @@ from .activation import Activation
 from .embedding import Embedding
 from .conv import Conv1d, TimeConv1d
 from .norm import LayerNorm
-from .frame import Binary, Concat, Elementwise, Rearrange, Reduce
+from .frame import Binary, Concat, Elementwise, HoldFirst, Rearrange, Reduce
 
 __all__ = [
     "LAYER_ACTIVATIONS", "LAYER_KINDS", "RNN_ACTIVATIONS", "Act", "ActLike", "Layer", "act", "as_act",
     "register", "DIRECTIONS", "MERGE_MODES", "Recurrent", "LSTM", "GRU", "RNN", "Dense", "Activation",
-    "Embedding", "Conv1d", "TimeConv1d", "LayerNorm", "Rearrange", "Reduce", "Elementwise", "Binary", "Concat",
+    "Embedding", "Conv1d", "TimeConv1d", "LayerNorm", "Rearrange", "Reduce", "Elementwise", "Binary", "Concat", "HoldFirst",
 ]

@@ -8,6 +8,9 @@
 - ``Elementwise``: y = op(x, c) with a constant vector c as wide as the frame (or no c).
 - ``Binary``: y = op(a, b) between two values of the same width (two branches of a graph).
 - ``Concat``: the values it reads, side by side.
+- ``HoldFirst``: the frame, except that the ``columns`` hold their value of the sequence's
+  first frame in every row: what a backward direction's final state (ONNX ``Y_h``) is in a
+  network of per-frame rows. It needs whole sequences, so it does not stream.
 
 Maths: ``kernels/frame.py``. Index arrays are stored as float64 like every array field and
 must hold integers.
@@ -20,10 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..kernels.frame import (
-    BINARY_OP, BINARY_OPS, BINARY_SRC2, ELEM_CONST, ELEM_OP, ELEM_OPS, GATHER_INDEX, REDUCE_GROUP,
+    BINARY_OP, BINARY_OPS, BINARY_SRC2, ELEM_CONST, ELEM_OP, ELEM_OPS, GATHER_INDEX, HOLD_COLUMNS, HOLD_COUNT,
+    REDUCE_GROUP,
     REDUCE_INDEX, REDUCE_MAX, REDUCE_MODE, REDUCE_SCALE, REDUCE_SUM,
 )
-from ..kernels.layout import K_BINARY, K_ELEM, K_GATHER, K_REDUCE
+from ..kernels.layout import K_BINARY, K_ELEM, K_GATHER, K_HOLD_FIRST, K_REDUCE
 from .base import Layer, register
 
 UNARY_OPS = ("sqrt", "abs", "neg", "exp", "log", "square", "reciprocal", "erf")
@@ -198,3 +202,35 @@ class Concat(Layer):
             r[GATHER_INDEX] = builder.add_ints(np.arange(w))
             col += w
         builder.advance(dst, O)
+
+
+@register
+@dataclass(frozen=True, eq=False, repr=False)
+class HoldFirst(Layer):
+    columns: np.ndarray
+    name: str = ""
+
+    kind = "HoldFirst"
+    array_fields = ("columns",)
+
+    def __post_init__(self):
+        self._freeze_arrays()
+        _index_field(self, "columns", 1)
+        if np.any(self.columns < 0):
+            raise self._err("columns", "positions must be >= 0")
+
+    @property
+    def streamable(self) -> bool:
+        return False
+
+    def output_width(self, width: int) -> int:
+        _check_reach(self, self.columns, width)
+        return width
+
+    def pack(self, builder) -> None:
+        W = builder.width
+        dst = builder.next_sequence()
+        r = builder.row(K_HOLD_FIRST, dst, W, col=0, out=W)
+        r[HOLD_COLUMNS] = builder.add_ints(self.columns)
+        r[HOLD_COUNT] = self.columns.size
+        builder.advance(dst, W)

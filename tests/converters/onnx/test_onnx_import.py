@@ -423,7 +423,7 @@ def test_direction_handling(case, op):
     assert _err(got, truth.reshape(got.shape)) <= TOL
 
 
-def test_interleaved_directions_and_backward_y_h_are_refused():
+def test_interleaved_directions_are_refused_and_backward_y_h_runs_whole_sequences():
     rng = np.random.default_rng(0)
     rnn = helper.make_node("LSTM", ["X", "W", "R", "B"], ["Y", "Yh"], hidden_size=4, direction="bidirectional")
     bad = [helper.make_node("Transpose", ["Y"], ["t"], perm=[0, 2, 3, 1]),
@@ -433,8 +433,13 @@ def test_interleaved_directions_and_backward_y_h_are_refused():
         sl.load(m)
     yh = [helper.make_node("Gather", ["Yh", "one"], ["out"], axis=0)]
     m = _graph([rnn] + yh, {**_lstm_inits(rng, 2), "one": np.array(1, np.int64)})
-    with pytest.raises(sl.ConversionError, match="backward direction"):
-        sl.load(m)
+    model = sl.load(m)
+    assert not model.streamable
+    X = rng.normal(size=(6, 1, 3)).astype(np.float32)
+    want = ort_session(m).run(None, {"X": X})[0]
+    np.testing.assert_allclose(model.run(X[:, 0])[-1], want.reshape(-1), atol=1e-5)
+    with pytest.raises(ValueError, match="whole sequences"):
+        model.session().step(np.zeros(4, np.float32)).step(X[0, 0])
 
 
 # ---------------------------------------------------------------- PyTorch exports
@@ -583,7 +588,7 @@ class _Normalised(torch.nn.Module):         # (x - mean) / std before the GRU: o
         return torch.softmax(self.fc(self.rnn((x - self.mu) / self.sd)[0]), -1)
 
 
-class _BackwardHn(torch.nn.Module):         # uses the backward direction's final state: refused
+class _BackwardHn(torch.nn.Module):         # uses the backward direction's final state: Model.run only
     def __init__(self):
         super().__init__()
         self.rnn, self.fc = torch.nn.GRU(4, 6, bidirectional=True), torch.nn.Linear(12, 3)
@@ -646,14 +651,25 @@ def test_torch_learned_initial_state_is_restored_on_reset():
     assert _err(s.run(x[:, 0].numpy()), truth) <= TOL
 
 
-def test_torch_backward_final_state_is_refused():
+def test_torch_backward_final_state_runs_whole_sequences():
+    """fc(cat(h_n[-2], h_n[-1])) of a bidirectional GRU: the last row of Model.run is torch's
+    output (the backward direction's state after frame 0 is held in every row); no step."""
+    torch.manual_seed(3)
     net = _BackwardHn().eval()
     f = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, (torch.randn(5, 1, 4),), f, dynamo=False)
-    with pytest.raises(sl.ConversionError, match="Y_h of the backward direction"):
-        sl.load(onnx.load_from_string(f.getvalue()))
+        torch.onnx.export(net, (torch.randn(5, 1, 4),), f, dynamo=False, input_names=["x"],
+                          dynamic_axes={"x": {0: "T"}})
+    model = sl.load(onnx.load_from_string(f.getvalue()))
+    assert "HoldFirst" in [l.kind for l in model.network.layers] and not model.streamable
+    for T in (1, 5, 12):
+        x = torch.randn(T, 1, 4)
+        with torch.no_grad():
+            truth = net(x).numpy()[0]
+        assert _err(model.run(x[:, 0].numpy())[-1], truth) <= TOL
+    with pytest.raises(ValueError, match="whole sequences"):
+        model.session().step(np.zeros(4, np.float32))
 
 
 @pytest.mark.parametrize("cell", ["LSTM", "GRU"])
