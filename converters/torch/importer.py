@@ -421,7 +421,7 @@ def _from_state_dict(state: dict[str, np.ndarray], spec: list[_Entry] | None, or
                               f"the modules to use in forward order (and prefix=/key= for nested "
                               f"checkpoints)")
     leaves = [(g.name, None, {}, g.params) for g in groups]
-    built = [_build_leaf(leaf, where) for leaf in leaves]
+    built = _fit_groups([_build_leaf(leaf, where) for leaf in leaves], where)
     sizes = [_leaf_io(b) for b in built]
     order = list(range(len(leaves)))
     if not ordered or not _chains(sizes, order):
@@ -514,8 +514,33 @@ def _chain_orders(sizes: list[tuple[int, int]], limit: int = 2) -> list[list[int
 
 # ------------------------------------------------------------------ building IR layers
 def _build_network(leaves: list[tuple], name: str, where: str = "") -> Network:
-    layers = [x for leaf in leaves for x in _build_leaf(leaf, where)]
+    layers = [x for b in _fit_groups([_build_leaf(leaf, where) for leaf in leaves], where) for x in b]
     return _network(layers, name, where)
+
+
+def _fit_groups(built: list[list], where: str) -> list[list]:
+    """A state dict stores no Conv1d groups: a conv read as ungrouped whose weight fits the
+    previous output width only as a grouped one gets those groups (with a warning)."""
+    width = None
+    out = []
+    for b in built:
+        b = list(b)
+        for i, layer in enumerate(b):
+            if (isinstance(layer, TimeConv1d) and layer.groups == 1 and width is not None
+                    and width != layer.in_channels and width % layer.W.shape[1] == 0
+                    and layer.out_channels % (width // layer.W.shape[1]) == 0):
+                g = width // layer.W.shape[1]
+                warnings.warn(f"{where}: {layer.label}: groups={g} inferred from the previous output width "
+                              f"{width} (a state dict does not store groups)", UserWarning, stacklevel=3)
+                layer = b[i] = dataclasses.replace(layer, groups=g)
+            if isinstance(layer, BatchNorm):
+                continue
+            try:
+                width = layer.output_width(width if width is not None else getattr(layer, "input_size", 0))
+            except NetworkError:  # the chain does not fit in this order; the caller reports it
+                width = None
+        out.append(b)
+    return out
 
 
 def _network(layers: list, name: str, where: str) -> Network:

@@ -97,6 +97,16 @@ def dense(rng, name: str, I: int, O: int, activation: str = "linear", use_bias: 
     return {"class_name": "Dense", "config": cfg, "weights": _names(name, None, arrays, ("kernel", "bias"))}
 
 
+def embedding(rng, name: str, V: int, D: int, mask_zero: bool = False) -> dict:
+    """An Embedding spec (Keras 2 ``embeddings:0``); its input is a sequence of token ids."""
+    cfg = {"name": name, "trainable": True, "batch_input_shape": [None, None], "dtype": "float32",
+           "input_dim": V, "output_dim": D, "embeddings_initializer": {"class_name": "RandomUniform",
+                                                                     "config": {"minval": -0.05, "maxval": 0.05}},
+           "embeddings_regularizer": None, "activity_regularizer": None, "embeddings_constraint": None,
+           "mask_zero": mask_zero, "input_length": None}
+    return {"class_name": "Embedding", "config": cfg, "weights": [(f"{name}/embeddings:0", _w(rng, V, D, scale=1.0))]}
+
+
 def time_distributed(name: str, inner: dict) -> dict:
     cfg = {"name": name, "trainable": True, "dtype": "float32",
            "layer": {"class_name": inner["class_name"], "config": inner["config"]}}
@@ -133,9 +143,10 @@ def _names(name: str, cell: str | None, arrays: list, roles=("kernel", "recurren
 def model_config(layers: list[dict], input_size: int, functional: bool = False, name: str = "model") -> dict:
     """The JSON ``model.to_json()`` gave in Keras 2 (TF 2.x) for a Sequential or linear Functional model."""
     entries = [{"class_name": l["class_name"], "config": l["config"]} for l in layers]
-    inp = {"class_name": "InputLayer", "config": {"batch_input_shape": [None, None, input_size],
-                                                  "dtype": "float32", "sparse": False, "ragged": False,
-                                                  "name": "input_1"}}
+    ids = bool(layers) and layers[0]["class_name"] == "Embedding"
+    inp = {"class_name": "InputLayer", "config": {"batch_input_shape": [None, None] if ids else [None, None, input_size],
+                                                  "dtype": "int32" if ids else "float32", "sparse": False,
+                                                  "ragged": False, "name": "input_1"}}
     if not functional:
         return {"class_name": "Sequential", "config": {"name": name, "layers": [inp] + entries}}
     prev, out = "input_1", [dict(inp, name="input_1", inbound_nodes=[])]
@@ -248,12 +259,15 @@ def _rnn(spec: dict, X: np.ndarray) -> np.ndarray:
 
 
 def forward(layers: list[dict], X: np.ndarray) -> np.ndarray:
-    """Keras 2 model output for one sequence X (T, I); a return_sequences=False layer keeps its
+    """Keras 2 model output for one sequence X (T, I), or (T,) token ids when the first layer is an
+    Embedding; a return_sequences=False layer keeps its
     per-step outputs so that callers compare the last row."""
     X = np.asarray(X, dtype=np.float64)
     for spec in layers:
         cls = spec["class_name"]
-        if cls in ("LSTM", "GRU", "SimpleRNN", "CuDNNLSTM", "CuDNNGRU"):
+        if cls == "Embedding":
+            X = np.asarray(spec["weights"][0][1], dtype=np.float64)[X.astype(np.int64)]
+        elif cls in ("LSTM", "GRU", "SimpleRNN", "CuDNNLSTM", "CuDNNGRU"):
             X = _rnn(spec, X)
         elif cls == "Bidirectional":
             fwd, bwd = spec["inner"]
