@@ -3,7 +3,9 @@ fusion into convolutions, run on a converter's layer list before ``normalise``.
 
 A converter emits ``BatchNorm`` (eval-mode statistics as a per-channel scale and shift) where
 the file has one. ``fold_front_end`` folds it into the Dense or TimeConv1d right before it when
-that layer has no activation (W and b scaled per output channel); otherwise it becomes an
+that layer has no activation (W and b scaled per output channel); else into the input side of
+the Dense or recurrent layer right after it (W scaled per input, W @ shift added to the input
+bias; not into a convolution, whose zero padding would then be shifted too); else it becomes an
 ``Elementwise`` mul and add. An Activation right after a TimeConv1d without one is fused into it.
 """
 
@@ -15,7 +17,7 @@ from typing import Iterable
 import numpy as np
 
 from streamlstm.errors import ConversionError
-from streamlstm.network import Activation, Dense, Elementwise, TimeConv1d
+from streamlstm.network import Activation, Dense, Elementwise, Recurrent, TimeConv1d
 
 
 @dataclass(frozen=True)
@@ -52,19 +54,35 @@ def _width(layer) -> int | None:
     return None
 
 
+def _fold_into_input(layer, bn: BatchNorm):
+    """``layer`` (Dense or recurrent) reading ``x * scale + shift`` instead of x, or None."""
+    s, t = bn.scale, bn.shift
+    if isinstance(layer, Dense) and layer.input_size == s.size:
+        b = layer.b if layer.b is not None else np.zeros(layer.output_size)
+        return replace(layer, W=layer.W * s[None, :], b=b + layer.W @ t)
+    if isinstance(layer, Recurrent) and layer.input_size == s.size:
+        Wb = layer.Wb if layer.Wb is not None else np.zeros(layer.W.shape[:2])
+        return replace(layer, W=layer.W * s[None, None, :], Wb=Wb + layer.W @ t)
+    return None
+
+
 def fold_front_end(layers: Iterable, source: str) -> list:
     """``layers`` with every BatchNorm folded or turned into Elementwise units, and activations
     fused into the TimeConv1d before them."""
     out: list = []
-    for layer in layers:
+    todo = list(layers)
+    for i, layer in enumerate(todo):
         prev = out[-1] if out else None
         if isinstance(layer, BatchNorm):
             n = layer.scale.size
+            nxt = _fold_into_input(todo[i + 1], layer) if i + 1 < len(todo) else None
             if isinstance(prev, (Dense, TimeConv1d)) and prev.activation.name == "Identity" and _width(prev) == n:
                 s = layer.scale
                 b = prev.b if prev.b is not None else np.zeros(n)
                 W = prev.W * (s[:, None] if prev.W.ndim == 2 else s[:, None, None])
                 out[-1] = replace(prev, W=W, b=b * s + layer.shift)
+            elif nxt is not None:
+                todo[i + 1] = nxt
             else:
                 out.append(Elementwise("mul", layer.scale, name=f"{layer.name}.scale" if layer.name else ""))
                 out.append(Elementwise("add", layer.shift, name=f"{layer.name}.shift" if layer.name else ""))

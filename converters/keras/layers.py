@@ -6,6 +6,9 @@ CuDNNGRU doubled biases -> Wb/Rb; Dense kernel (I, O) -> W (O, I). ``hard_sigmoi
 Keras version that wrote the file: Keras 2 clip(0.2x + 0.5, 0, 1), Keras 3 relu6(x + 3) / 6.
 Only the JSON config is read: Lambda layers and custom classes or functions are refused by name.
 Weights-only files get their layer types inferred from weight shapes (``guess_layer``).
+Front ends (``front_end``): Embedding, Conv1D over time (kernel (k, C_in / groups, C_out) ->
+W (C_out, C_in / groups, k); causal or same padding), BatchNormalization (folded later by
+``..frontend``) and LayerNormalization.
 """
 
 from __future__ import annotations

@@ -11,6 +11,11 @@ names and shapes. ``layers=`` entries (see ``_parse_spec``) name children / key 
 state a type and options: ``"lstm"``, ``("rnn", "RNN", {"nonlinearity": "relu"})``,
 ``"ReLU"``, ``("LeakyReLU", {"negative_slope": 0.2})`` or ``{"name": "fc", "type": "Linear"}``.
 
+Front ends: ``nn.Embedding`` -> Embedding; ``nn.Conv1d`` over time -> TimeConv1d, its time
+padding stated in ``layers=`` (``{"padding": "causal"}``, ``"same"``, ``(left, right)``) or read
+from the module (see ``_conv1d``); ``nn.BatchNorm1d`` folded at load (``..frontend``);
+``nn.LayerNorm`` -> LayerNorm.
+
 Conventions: PyTorch LSTM gates i,f,g,o become ONNX i,o,f,c; GRU r,z,n become z,r,h with
 ``linear_before_reset``; ``bias_ih`` -> Wb and ``bias_hh`` -> Rb; ``weight_hr`` -> proj;
 each stacked layer becomes one IR layer; bidirectional layers concatenate [forward, backward].

@@ -15,7 +15,7 @@ import keras
 import streamlstm as sl
 from streamlstm.converters.keras import import_keras
 from streamlstm.errors import ConversionError
-from streamlstm.network import Dense, Elementwise, Embedding, LayerNorm, TimeConv1d
+from streamlstm.network import GRU, Dense, Elementwise, Embedding, LayerNorm, TimeConv1d
 from support import keras2_fixture as k2
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
@@ -122,9 +122,9 @@ def test_keras3_causal_conv_gru_batchnorm_streams(tmp_path, sensor_X, via):
         src = str(tmp_path / f"sensor.{via}")
         m.save(src)
     model = sl.load(src)
-    kinds = [type(l) for l in model.network.layers]
-    assert kinds[:2] == [TimeConv1d, TimeConv1d] and Elementwise in kinds and LayerNorm in kinds
-    assert model.network.layers[0].activation.name == "Relu"  # the first BatchNorm folded into the conv
+    # the first BatchNorm folded into the conv before it, the second into the GRU after it
+    assert [type(l) for l in model.network.layers] == [TimeConv1d, TimeConv1d, GRU, LayerNorm, Dense]
+    assert model.network.layers[0].activation.name == "Relu"
     assert model.network.layers[0].padding == (4, 0)
     assert np.abs(_stream(model, sensor_X) - ref).max() <= TOL
     assert np.abs(model.run(sensor_X) - ref).max() <= TOL
@@ -144,14 +144,22 @@ def test_keras3_same_conv_runs_whole_and_refuses_step(tmp_path, sensor_X):
         model.session().step(sensor_X[0])
 
 
-def test_keras3_dense_batchnorm_folds():
+@pytest.mark.parametrize("layers, kinds", [
+    (lambda: [L.Dense(8), L.BatchNormalization(), L.Activation("relu"), L.GRU(6, return_sequences=True)],
+     [Dense, GRU]),                                   # folded into the Dense before it
+    (lambda: [L.Dense(8, activation="relu"), L.BatchNormalization(), L.GRU(6, return_sequences=True)],
+     [Dense, GRU]),                                   # into the GRU after it
+    (lambda: [L.Dense(8, activation="relu"), L.BatchNormalization(), L.LayerNormalization(),
+              L.GRU(6, return_sequences=True)],
+     [Dense, Elementwise, Elementwise, LayerNorm, GRU]),  # neither: a scale and a shift
+])
+def test_keras3_dense_batchnorm_folds(layers, kinds):
     keras.utils.set_random_seed(10)
-    m = keras.Sequential([keras.Input((None, 4)), L.Dense(8), L.BatchNormalization(), L.Activation("relu"),
-                          L.GRU(6, return_sequences=True)])
+    m = keras.Sequential([keras.Input((None, 4)), *layers()])
     _set_bn_stats(m, 11)
     X = np.random.default_rng(12).standard_normal((50, 4)).astype(np.float32)
     model = sl.load(m)
-    assert isinstance(model.network.layers[0], Dense) and len(model.network.layers) == 2
+    assert [type(l) for l in model.network.layers] == kinds
     assert np.abs(_stream(model, X) - m.predict(X[None], verbose=0)[0]).max() <= TOL
 
 

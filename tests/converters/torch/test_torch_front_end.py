@@ -244,17 +244,21 @@ def test_linear_batchnorm_folds_into_the_linear():
     assert np.abs(_stream(model, X) - _ref(m, X)).max() <= TOL
 
 
-def test_batchnorm_after_an_activation_becomes_scale_and_shift():
+def test_batchnorm_after_an_activation_folds_into_the_next_layer_or_scales_and_shifts():
     torch.manual_seed(12)
     m = LinearBN()
     _randomise_bn(m, 13)
     m.eval()
     X = np.random.default_rng(14).standard_normal((60, 5)).astype(np.float32)
     with torch.no_grad():
-        ref = m.lstm(m.bn(torch.relu(m.fc0(torch.from_numpy(X)[None])).transpose(1, 2)).transpose(1, 2))[0][0].numpy()
+        z = m.bn(torch.relu(m.fc0(torch.from_numpy(X)[None])).transpose(1, 2)).transpose(1, 2)
+        ref, ref_z = m.lstm(z)[0][0].numpy(), z[0].numpy()
     model = sl.load(m, layers=["fc0", "ReLU", "bn", "lstm"])
-    assert [l.kind for l in model.network.layers] == ["Dense", "Elementwise", "Elementwise", "LSTM"]
+    assert [l.kind for l in model.network.layers] == ["Dense", "LSTM"]
     assert np.abs(_stream(model, X) - ref).max() <= TOL
+    head = sl.load(m, layers=["fc0", "ReLU", "bn"])  # nothing after it to fold into
+    assert [l.kind for l in head.network.layers] == ["Dense", "Elementwise", "Elementwise"]
+    assert np.abs(_stream(head, X) - ref_z).max() <= TOL
 
 
 @pytest.mark.parametrize("make, chain, match", [
