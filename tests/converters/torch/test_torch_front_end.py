@@ -274,3 +274,22 @@ def test_unstreamable_front_ends_are_refused(make, chain, match):
     m.fc = nn.Linear(4, 2)
     with pytest.raises(ConversionError, match=match):
         import_torch(m, layers=chain + ["fc"])
+
+
+# ---------------------------------------------------------------------------------- export
+def test_to_torch_rebuilds_front_end_networks(sensor, X, langid):
+    from streamlstm.converters.torch.export import to_torch
+
+    net = import_torch(sensor, layers=CHAIN)
+    tm = to_torch(net)
+    with torch.no_grad():
+        y1, st = tm(torch.from_numpy(X[:150])[:, None], tm.initial_state())
+        y2, _ = tm(torch.from_numpy(X[150:])[:, None], st)  # the conv history carries over
+    got = torch.cat([y1, y2])[:, 0].numpy()
+    assert np.abs(got - _ref(sensor, X)).max() <= TOL
+    ids = np.random.default_rng(15).integers(0, V, size=100)
+    tl = to_torch(import_torch(langid, layers=["embedding", "lstm", "fc"]))
+    with torch.no_grad():
+        y, _ = tl(torch.from_numpy(ids.astype(np.float32))[:, None, None], tl.initial_state())
+        ref = langid(torch.from_numpy(ids)[None])[0]
+    assert torch.abs(y[:, 0] - ref).max().item() <= TOL
