@@ -80,6 +80,26 @@ def test_keras2_mask_zero_warns(tmp_path):
         import_keras(str(tmp_path / "m.h5"))
 
 
+@pytest.mark.parametrize("padding", ["causal", "same"])
+def test_keras2_h5_conv_batchnorm_gru(tmp_path, padding):
+    rng = np.random.default_rng(15)
+    layers = [k2.conv1d(rng, "conv1d", 4, 10, 3, padding=padding, dilation=2),
+              k2.batch_norm(rng, "batch_normalization", 10),
+              k2.simple("Activation", "activation", activation="relu"),
+              k2.conv1d(rng, "conv1d_1", 10, 8, 2, padding=padding, activation="tanh"),
+              k2.batch_norm(rng, "batch_normalization_1", 8, epsilon=1e-2),
+              k2.gru(rng, "gru", 8, 12),
+              k2.dense(rng, "dense", 12, 2, activation="sigmoid")]
+    k2.write_h5(tmp_path / "sensor.h5", layers, 4, keras_version="2.11.0", functional=True)
+    model = sl.load(str(tmp_path / "sensor.h5"))
+    assert [l.kind for l in model.network.layers] == ["TimeConv1d", "TimeConv1d", "GRU", "Dense"]
+    X = np.random.default_rng(16).standard_normal((T, 4)).astype(np.float32)
+    ref = k2.forward(layers, X)
+    assert np.abs(model.run(X) - ref).max() <= TOL
+    if padding == "causal":
+        assert np.abs(_stream(model, X) - ref).max() <= TOL
+
+
 # ---------------------------------------------------------------------------------- Keras 3
 def _set_bn_stats(model, seed: int) -> None:
     """Non-trivial running statistics (a freshly built BatchNormalization is the identity)."""
