@@ -64,11 +64,12 @@ def _signature(layer) -> tuple:
             tuple(a.name for a in layer.activations))
 
 
-def _recurrent_module(group: list) -> nn.Module:
+def _recurrent_module(group: list, dtype: torch.dtype) -> nn.Module:
     first = group[0]
     D = first.num_directions
+    # built in the target dtype: weights copied into float32 parameters first would be rounded
     kw = dict(input_size=first.input_size, hidden_size=first.hidden_size, num_layers=len(group),
-              bias=True, bidirectional=D == 2)
+              bias=True, bidirectional=D == 2, dtype=dtype)
     if isinstance(first, LSTM):
         m = nn.LSTM(proj_size=first.unit_output_size if first.proj is not None else 0, **kw)
     elif isinstance(first, GRU):
@@ -123,7 +124,7 @@ def _add_recurrent(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtype
            and _signature(layers[k + len(group)]) == _signature(layer)):
         _check(layers[k + len(group)], k + len(group))
         group.append(layers[k + len(group)])
-    m = _recurrent_module(group).to(dtype)
+    m = _recurrent_module(group, dtype)
     net.modules_.append(m)
     init = [_initial(group, "initial_h", layer.unit_output_size).to(dtype)]
     if isinstance(layer, LSTM):
@@ -136,7 +137,7 @@ def _add_recurrent(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtype
 
 def _add_dense(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtype) -> int:
     layer = layers[k]
-    lin = nn.Linear(layer.input_size, layer.output_size, bias=layer.b is not None)
+    lin = nn.Linear(layer.input_size, layer.output_size, bias=layer.b is not None, dtype=dtype)
     with torch.no_grad():
         lin.weight.copy_(torch.from_numpy(layer.W.copy()))
         if layer.b is not None:
@@ -155,7 +156,7 @@ def _add_activation(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtyp
 
 def _add_embedding(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtype) -> int:
     table = layers[k].table
-    emb = nn.Embedding(*table.shape)
+    emb = nn.Embedding(*table.shape, dtype=dtype)
     with torch.no_grad():
         emb.weight.copy_(torch.from_numpy(table.copy()))
     emb = emb.to(dtype)
@@ -167,7 +168,7 @@ def _add_embedding(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtype
 def _add_time_conv(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtype) -> int:
     layer = layers[k]
     conv = nn.Conv1d(layer.in_channels, layer.out_channels, layer.taps, dilation=layer.dilation,
-                     groups=layer.groups, bias=layer.b is not None)
+                     groups=layer.groups, bias=layer.b is not None, dtype=dtype)
     with torch.no_grad():
         conv.weight.copy_(torch.from_numpy(layer.W.copy()))
         if layer.b is not None:
@@ -183,7 +184,7 @@ def _add_time_conv(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtype
 def _add_layer_norm(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtype) -> int:
     layer = layers[k]
     n = layer.gamma.size
-    ln = nn.LayerNorm(n, eps=layer.eps)
+    ln = nn.LayerNorm(n, eps=layer.eps, dtype=dtype)
     with torch.no_grad():
         ln.weight.copy_(torch.from_numpy(layer.gamma.copy()))
         ln.bias.copy_(torch.from_numpy(layer.beta.copy() if layer.beta is not None else np.zeros(n)))
