@@ -26,10 +26,12 @@ import numpy as np
 from streamlstm.errors import ConversionError, NetworkError
 from streamlstm.network import Network
 
+from ..frontend import fold_front_end
 from ..normalise import normalise
 from .files import WeightList, open_keras_file
-from .layers import (KNOWN_LAYERS, MODEL_CLASSES, NOOP_LAYERS, PER_FRAME_LAYERS, RECURRENT_LAYERS, WRAPPERS,
-                           Ctx, bidirectional, guess_layer, layer_info, per_frame, recurrent, unwrap_rnn)
+from .layers import (FRONT_LAYERS, KNOWN_LAYERS, MODEL_CLASSES, NOOP_LAYERS, PER_FRAME_LAYERS, RECURRENT_LAYERS,
+                     WRAPPERS, Ctx, bidirectional, front_end, guess_layer, layer_info, per_frame, recurrent,
+                     unwrap_rnn)
 
 WeightFn = Callable[[str], WeightList]
 
@@ -174,7 +176,7 @@ def _convert(config: dict | None, version: str | None, weights: WeightFn, layers
         if input_size is None:
             raise ConversionError(f"{src}: cannot tell the input width (the first layer is an activation and no "
                                   f"input shape is declared)")
-    return normalise(ir, source=src, input_size=input_size, name=name)
+    return normalise(fold_front_end(ir, src), source=src, input_size=input_size, name=name)
 
 
 def _major(version: str | None, src: str) -> int | None:
@@ -368,7 +370,8 @@ def _convert_chain(chain: list[dict], weights: WeightFn, ctx: Ctx) -> list:
             raise ctx.err(name, cls, "nested models are not supported; import the inner model on its own")
         if cls not in KNOWN_LAYERS:
             raise ctx.err(name, cls, "layer type not supported (supported: " + ", ".join(
-                sorted(RECURRENT_LAYERS | PER_FRAME_LAYERS | WRAPPERS)) + ", no-op layers); to skip a front end, "
+                sorted(RECURRENT_LAYERS | PER_FRAME_LAYERS | WRAPPERS | FRONT_LAYERS)) + ", no-op layers); to skip "
+                "a front end, "
                 "pass layers=[...] naming the layers to import")
         w = weights(name)
         if cls in NOOP_LAYERS:
@@ -397,6 +400,17 @@ def _convert_chain(chain: list[dict], weights: WeightFn, ctx: Ctx) -> list:
             if not seqs:
                 ended_by = name
             out.append(layer)
+        elif cls in FRONT_LAYERS:
+            if cls == "Embedding" and out:
+                raise ctx.err(name, cls, "an Embedding reads token ids, so it must be the first layer")
+            if cls in ("Conv1D", "Convolution1D"):
+                if ended_by:
+                    raise ctx.err(name, cls, f"follows {ended_by!r}, which has return_sequences=False: a "
+                                             f"convolution over time needs the whole sequence")
+                if flipped:
+                    raise ctx.err(name, cls, f"its input is time-reversed by go_backwards in {flipper[0]!r}; "
+                                             f"not supported")
+            out.extend(front_end(cls, cfg, name, w, ctx))
         elif cls == "TimeDistributed":
             inner = cfg.get("layer")
             icls, icfg, iname = layer_info(inner, ctx, f" inside {name!r}")

@@ -6,6 +6,9 @@ CuDNNGRU doubled biases -> Wb/Rb; Dense kernel (I, O) -> W (O, I). ``hard_sigmoi
 Keras version that wrote the file: Keras 2 clip(0.2x + 0.5, 0, 1), Keras 3 relu6(x + 3) / 6.
 Only the JSON config is read: Lambda layers and custom classes or functions are refused by name.
 Weights-only files get their layer types inferred from weight shapes (``guess_layer``).
+Front ends (``front_end``): Embedding, Conv1D over time (kernel (k, C_in / groups, C_out) ->
+W (C_out, C_in / groups, k); causal or same padding), BatchNormalization (folded later by
+``..frontend``) and LayerNormalization.
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ from typing import Any
 import numpy as np
 
 from streamlstm.errors import ConversionError
-from streamlstm.network import GRU, LSTM, RNN, Activation, Dense, act
+import warnings
 
+from streamlstm.network import GRU, LSTM, RNN, Activation, Dense, Embedding, LayerNorm, TimeConv1d, act
+
+from ..frontend import BatchNorm
 from .files import WeightList
 
 NOOP_LAYERS = {"InputLayer", "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
@@ -27,7 +33,9 @@ PER_FRAME_LAYERS = {"Dense", "Activation", "ReLU", "LeakyReLU", "ELU", "Softmax"
 WRAPPERS = {"Bidirectional", "TimeDistributed"}
 MODEL_CLASSES = {"Sequential", "Functional", "Model"}
 _CELLS = {"LSTMCell": "LSTM", "GRUCell": "GRU", "SimpleRNNCell": "SimpleRNN"}
-KNOWN_LAYERS = NOOP_LAYERS | RECURRENT_LAYERS | PER_FRAME_LAYERS | WRAPPERS
+# Front-end layers: Embedding (first only), Conv1D over time, the normalisations.
+FRONT_LAYERS = {"Embedding", "Conv1D", "Convolution1D", "BatchNormalization", "LayerNormalization"}
+KNOWN_LAYERS = NOOP_LAYERS | RECURRENT_LAYERS | PER_FRAME_LAYERS | WRAPPERS | FRONT_LAYERS
 
 # Keras activation name -> (IR name, alpha, beta); hard_sigmoid depends on the Keras version.
 _ACTS: dict[str, tuple[str, float | None, float | None]] = {
@@ -380,3 +388,92 @@ def _guess_unit(name: str, arrays: list[np.ndarray], ctx: Ctx) -> tuple[str, dic
             return "CuDNNGRU", base
         return "GRU", dict(base, reset_after=b is not None and b.ndim == 2)
     raise bad
+
+
+# ---------------------------------------------------------------------------------- front end
+def _last_axis(cfg: dict, name: str, cls: str, ctx: Ctx) -> None:
+    axis = cfg.get("axis", -1)
+    if axis not in (-1, 2, [-1], [2]):
+        raise ctx.err(name, cls, f"axis={axis}: only the feature (last) axis of a (batch, time, features) "
+                                 f"sequence is supported")
+
+
+def front_end(cls: str, cfg: dict, name: str, w: WeightList, ctx: Ctx) -> list:
+    """Embedding, Conv1D (over time), BatchNormalization (folded later) or LayerNormalization."""
+    _check_dtype_policy(cfg, name, cls, ctx)
+    if cls == "Embedding":
+        (table,) = _expect(w, 1, name, cls, ctx)
+        if table.ndim != 2 or (cfg.get("input_dim") not in (None, table.shape[0])
+                               or cfg.get("output_dim") not in (None, table.shape[1])):
+            raise ctx.err(name, cls, f"embeddings shape {table.shape}, expected ({cfg.get('input_dim')}, "
+                                     f"{cfg.get('output_dim')})")
+        if cfg.get("mask_zero"):
+            warnings.warn(f"{ctx.source}: layer {name!r} (Embedding): mask_zero=True: Keras skips id-0 frames "
+                          f"(padding); a stream computes every frame it is given, so feed only the real "
+                          f"tokens", UserWarning, stacklevel=4)
+        return [Embedding(table, name=name)]
+    if cls in ("Conv1D", "Convolution1D"):
+        return [_conv1d(cfg, name, w, ctx, cls)]
+    if cls == "BatchNormalization":
+        _last_axis(cfg, name, cls, ctx)
+        scale, center = bool(cfg.get("scale", True)), bool(cfg.get("center", True))
+        arrays = _expect(w, scale + center + 2, name, cls, ctx)
+        gamma = arrays.pop(0) if scale else None
+        beta = arrays.pop(0) if center else None
+        return [BatchNorm.from_stats(arrays[0], arrays[1], gamma, beta, float(cfg.get("epsilon", 1e-3)), name,
+                                     f"{ctx.source}: layer {name!r} ({cls})")]
+    # LayerNormalization
+    _last_axis(cfg, name, cls, ctx)
+    if cfg.get("rms_scaling"):
+        raise ctx.err(name, cls, "rms_scaling=True is not supported")
+    scale, center = bool(cfg.get("scale", True)), bool(cfg.get("center", True))
+    if not scale:
+        raise ctx.err(name, cls, "scale=False leaves the width unknown from the weights; not supported")
+    arrays = _expect(w, scale + center, name, cls, ctx)
+    return [LayerNorm(arrays[0], arrays[1] if center else None, float(cfg.get("epsilon", 1e-3)), name=name)]
+
+
+def _one_int(v: Any, what: str, name: str, cls: str, ctx: Ctx) -> int:
+    v = v if isinstance(v, list) else [v]
+    if len(v) != 1 or not isinstance(v[0], int) or isinstance(v[0], bool):
+        raise ctx.err(name, cls, f"{what}={v!r}: expected one integer")
+    return v[0]
+
+
+def _conv1d(cfg: dict, name: str, w: WeightList, ctx: Ctx, cls: str) -> TimeConv1d:
+    """Conv1D over time: kernel (k, C_in / groups, C_out) -> W (C_out, C_in / groups, k).
+    padding "causal": (span, 0), streams; "same": (span // 2, span - span // 2), Model.run only."""
+    if cfg.get("data_format", "channels_last") != "channels_last":
+        raise ctx.err(name, cls, f"data_format={cfg.get('data_format')!r}: only channels_last (time, features) "
+                                 f"convolves over time")
+    strides = _one_int(cfg.get("strides", cfg.get("subsample_length", 1)), "strides", name, cls, ctx)
+    dilation = _one_int(cfg.get("dilation_rate", 1), "dilation_rate", name, cls, ctx)
+    groups = int(cfg.get("groups", 1) or 1)
+    if strides != 1:
+        raise ctx.err(name, cls, f"strides={strides} gives fewer frames than it reads; only stride 1 streams")
+    use_bias = bool(cfg.get("use_bias", True))
+    arrays = _expect(w, 1 + use_bias, name, cls, ctx)
+    kernel = arrays[0]
+    if kernel.ndim != 3 or cfg.get("filters") not in (None, kernel.shape[2]):
+        raise ctx.err(name, cls, f"kernel shape {kernel.shape}, expected (kernel_size, input / groups, "
+                                 f"{cfg.get('filters')})")
+    k = kernel.shape[0]
+    span = (k - 1) * dilation
+    pad = str(cfg.get("padding", cfg.get("border_mode", "valid"))).lower()
+    if pad == "causal":
+        padding = (span, 0)
+    elif pad == "same":
+        padding = (span // 2, span - span // 2)
+    elif pad == "valid" and span == 0:
+        padding = (0, 0)
+    else:
+        raise ctx.err(name, cls, f"padding={pad!r} with kernel {k} gives fewer frames than it reads; use "
+                                 f"padding='causal' (streams) or 'same' (Model.run only)")
+    b = arrays[1] if use_bias else None
+    if b is not None and b.shape != (kernel.shape[2],):
+        raise ctx.err(name, cls, f"bias shape {b.shape}, expected ({kernel.shape[2]},)")
+    a = _activation(cfg.get("activation"), ctx, name, cls, recurrent=False)
+    if a.name == "Softmax":
+        raise ctx.err(name, cls, "activation softmax on a convolution is not supported")
+    return TimeConv1d(kernel.transpose(2, 1, 0), b, dilation=dilation, padding=padding, groups=groups,
+                      activation=a, name=name)

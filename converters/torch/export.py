@@ -8,8 +8,11 @@ from ``module.initial_state()`` (learned initial states included).
 
 Only what PyTorch can express converts: LSTM with the default activations, no clip,
 peepholes or input_forget (projection is fine); GRU with ``linear_before_reset``; RNN with
-Tanh or Relu. Anything else raises ConversionError naming the layer. ``BUILDERS`` maps each
-layer kind to the function that appends its modules: a new kind is one entry there.
+Tanh or Relu; Embedding (the input frame holds the token id), TimeConv1d (nn.Conv1d over
+time; its past inputs are state, so chunks continue a stream), LayerNorm and Elementwise
+mul/add (a folded BatchNorm's scale and shift). Anything else raises ConversionError naming
+the layer. ``BUILDERS`` maps each layer kind to the function that appends its modules: a new
+kind is one entry there.
 """
 
 from __future__ import annotations
@@ -61,11 +64,12 @@ def _signature(layer) -> tuple:
             tuple(a.name for a in layer.activations))
 
 
-def _recurrent_module(group: list) -> nn.Module:
+def _recurrent_module(group: list, dtype: torch.dtype) -> nn.Module:
     first = group[0]
     D = first.num_directions
+    # built in the target dtype: weights copied into float32 parameters first would be rounded
     kw = dict(input_size=first.input_size, hidden_size=first.hidden_size, num_layers=len(group),
-              bias=True, bidirectional=D == 2)
+              bias=True, bidirectional=D == 2, dtype=dtype)
     if isinstance(first, LSTM):
         m = nn.LSTM(proj_size=first.unit_output_size if first.proj is not None else 0, **kw)
     elif isinstance(first, GRU):
@@ -120,7 +124,7 @@ def _add_recurrent(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtype
            and _signature(layers[k + len(group)]) == _signature(layer)):
         _check(layers[k + len(group)], k + len(group))
         group.append(layers[k + len(group)])
-    m = _recurrent_module(group).to(dtype)
+    m = _recurrent_module(group, dtype)
     net.modules_.append(m)
     init = [_initial(group, "initial_h", layer.unit_output_size).to(dtype)]
     if isinstance(layer, LSTM):
@@ -133,7 +137,7 @@ def _add_recurrent(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtype
 
 def _add_dense(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtype) -> int:
     layer = layers[k]
-    lin = nn.Linear(layer.input_size, layer.output_size, bias=layer.b is not None)
+    lin = nn.Linear(layer.input_size, layer.output_size, bias=layer.b is not None, dtype=dtype)
     with torch.no_grad():
         lin.weight.copy_(torch.from_numpy(layer.W.copy()))
         if layer.b is not None:
@@ -150,9 +154,59 @@ def _add_activation(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtyp
     return 1
 
 
+def _add_embedding(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtype) -> int:
+    table = layers[k].table
+    emb = nn.Embedding(*table.shape, dtype=dtype)
+    with torch.no_grad():
+        emb.weight.copy_(torch.from_numpy(table.copy()))
+    emb = emb.to(dtype)
+    net.modules_.append(emb)
+    net.steps.append(("fn", lambda x: emb(x[..., 0].round().long()), -1))
+    return 1
+
+
+def _add_time_conv(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtype) -> int:
+    layer = layers[k]
+    conv = nn.Conv1d(layer.in_channels, layer.out_channels, layer.taps, dilation=layer.dilation,
+                     groups=layer.groups, bias=layer.b is not None, dtype=dtype)
+    with torch.no_grad():
+        conv.weight.copy_(torch.from_numpy(layer.W.copy()))
+        if layer.b is not None:
+            conv.bias.copy_(torch.from_numpy(layer.b.copy()))
+    conv = conv.to(dtype)
+    net.modules_.append(conv)
+    left, right = layer.padding
+    net._init.append((torch.zeros(left, 1, layer.in_channels, dtype=dtype),))
+    net.steps.append(("conv", (conv, right), len(net._init) - 1))
+    return _add_activation(net, layers, k, dtype)
+
+
+def _add_layer_norm(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtype) -> int:
+    layer = layers[k]
+    n = layer.gamma.size
+    ln = nn.LayerNorm(n, eps=layer.eps, dtype=dtype)
+    with torch.no_grad():
+        ln.weight.copy_(torch.from_numpy(layer.gamma.copy()))
+        ln.bias.copy_(torch.from_numpy(layer.beta.copy() if layer.beta is not None else np.zeros(n)))
+    ln = ln.to(dtype)
+    net.modules_.append(ln)
+    net.steps.append(("fn", lambda x: ln(x.reshape(*x.shape[:-1], -1, n)).reshape(x.shape), -1))
+    return 1
+
+
+def _add_elementwise(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtype) -> int:
+    layer = layers[k]
+    if layer.op not in ("mul", "add"):
+        raise ConversionError(f"layer {k} ({layer.label}): Elementwise {layer.op} has no PyTorch form here")
+    c = torch.from_numpy(layer.c.copy()).to(dtype)
+    net.steps.append(("fn", (lambda x: x * c) if layer.op == "mul" else (lambda x: x + c), -1))
+    return 1
+
+
 # Layer kind -> builder(TorchNetwork, layers, index, dtype) -> how many layers it consumed.
 BUILDERS = {"LSTM": _add_recurrent, "GRU": _add_recurrent, "RNN": _add_recurrent, "Dense": _add_dense,
-            "Activation": _add_activation}
+            "Activation": _add_activation, "Embedding": _add_embedding, "TimeConv1d": _add_time_conv,
+            "LayerNorm": _add_layer_norm, "Elementwise": _add_elementwise}
 
 
 class TorchNetwork(nn.Module):
@@ -181,6 +235,13 @@ class TorchNetwork(nn.Module):
         for kind, m, slot in self.steps:
             if kind == "fn":
                 x = m(x)
+                continue
+            if kind == "conv":  # x (T, 1, C): the past inputs in front, zeros for the future behind
+                conv, right = m
+                past = state[slot][0]
+                seq = torch.cat([past, x, x.new_zeros(right, *x.shape[1:])])
+                new[slot] = (seq[seq.shape[0] - right - past.shape[0]:seq.shape[0] - right],)
+                x = conv(seq.permute(1, 2, 0)).permute(2, 0, 1)
                 continue
             s = state[slot]
             x, s = m(x, s if len(s) == 2 else s[0])

@@ -11,6 +11,11 @@ names and shapes. ``layers=`` entries (see ``_parse_spec``) name children / key 
 state a type and options: ``"lstm"``, ``("rnn", "RNN", {"nonlinearity": "relu"})``,
 ``"ReLU"``, ``("LeakyReLU", {"negative_slope": 0.2})`` or ``{"name": "fc", "type": "Linear"}``.
 
+Front ends: ``nn.Embedding`` -> Embedding; ``nn.Conv1d`` over time -> TimeConv1d, its time
+padding stated in ``layers=`` (``{"padding": "causal"}``, ``"same"``, ``(left, right)``) or read
+from the module (see ``_conv1d``); ``nn.BatchNorm1d`` folded at load (``..frontend``);
+``nn.LayerNorm`` -> LayerNorm.
+
 Conventions: PyTorch LSTM gates i,f,g,o become ONNX i,o,f,c; GRU r,z,n become z,r,h with
 ``linear_before_reset``; ``bias_ih`` -> Wb and ``bias_hh`` -> Rb; ``weight_hr`` -> proj;
 each stacked layer becomes one IR layer; bidirectional layers concatenate [forward, backward].
@@ -32,8 +37,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from streamlstm.errors import ConversionError, NetworkError
-from streamlstm.network import GRU, LSTM, RNN, Activation, Dense, Network, act
+from streamlstm.network import GRU, LSTM, RNN, Activation, Dense, Embedding, LayerNorm, Network, TimeConv1d, act
 
+from ..frontend import BatchNorm, fold_front_end
 from ..normalise import normalise
 from ..safetensors import is_safetensors, read_safetensors
 from .pickle import load_torch_file
@@ -44,13 +50,20 @@ _RECURRENT = ("LSTM", "GRU", "RNN")
 _CELLS = ("LSTMCell", "GRUCell", "RNNCell")
 _ACTIVATIONS = ("ReLU", "Tanh", "Sigmoid", "Softmax", "LeakyReLU", "ELU", "Hardsigmoid",
                 "Softplus", "Softsign", "Identity", "Dropout")
-_TYPES = {t.lower(): t for t in (*_RECURRENT, *_CELLS, "Linear", *_ACTIVATIONS)}
+_FRONT = ("Embedding", "Conv1d", "BatchNorm1d", "LayerNorm")
+_TYPES = {t.lower(): t for t in (*_RECURRENT, *_CELLS, "Linear", *_FRONT, *_ACTIVATIONS)}
 # Options each type accepts in a layers= spec (checked against the weights where they can be).
 _OPTIONS = {
     **{t: {"input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout",
            "bidirectional", "proj_size", "nonlinearity"} for t in _RECURRENT},
     **{t: {"input_size", "hidden_size", "bias", "nonlinearity"} for t in _CELLS},
     "Linear": {"in_features", "out_features", "bias"},
+    "Embedding": {"num_embeddings", "embedding_dim", "padding_idx", "max_norm", "norm_type",
+                  "scale_grad_by_freq", "sparse"},
+    "Conv1d": {"in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups",
+               "bias", "padding_mode"},
+    "BatchNorm1d": {"num_features", "eps", "momentum", "affine", "track_running_stats"},
+    "LayerNorm": {"normalized_shape", "eps", "elementwise_affine", "bias"},
     "LeakyReLU": {"negative_slope", "inplace"}, "ELU": {"alpha", "inplace"},
     "Softplus": {"beta", "threshold"}, "Softmax": {"dim"}, "Dropout": {"p", "inplace"},
     "ReLU": {"inplace"}, "Hardsigmoid": {"inplace"},
@@ -186,6 +199,13 @@ def _from_module(module: Any, spec: list[_Entry] | None) -> Network:
                 if e.type is not None and (len(got) != 1 or got[0][1] != e.type):
                     raise ConversionError(f"{root}.{e.name}: layers= says {e.type}, the module is "
                                           f"{type(sub).__name__}")
+                if e.options:
+                    unknown = set(e.options) - _OPTIONS.get(got[0][1], set()) if len(got) == 1 else {"*"}
+                    if unknown:
+                        raise ConversionError(f"{root}.{e.name}: layers= options {sorted(e.options)} do not "
+                                              f"apply to {type(sub).__name__}")
+                    label, typ, opts, params = got[0]
+                    got = [(label, typ, {**opts, **e.options, "stated": set(e.options)}, params)]
                 leaves.extend(got)
     return _build_network(leaves, name=root, where=root)
 
@@ -233,7 +253,7 @@ def _flatten_module(m: Any, path: str, torch: Any, top: bool = False) -> list[tu
 
 
 def _module_type(m: Any, nn: Any) -> str | None:
-    for t in (*_RECURRENT, *_CELLS, "Linear", *_ACTIVATIONS):
+    for t in (*_RECURRENT, *_CELLS, "Linear", *_FRONT, *_ACTIVATIONS):
         cls = getattr(nn, t, None)
         if cls is not None and isinstance(m, cls):
             return t
@@ -256,6 +276,16 @@ def _module_options(m: Any, typ: str) -> dict:
         return opts
     if typ == "Linear":
         return {"in_features": m.in_features, "out_features": m.out_features}
+    if typ == "Embedding":
+        return {"padding_idx": m.padding_idx, "max_norm": m.max_norm}
+    if typ == "Conv1d":
+        return {**{k: getattr(m, k) for k in ("stride", "padding", "dilation", "groups", "padding_mode")},
+                "stated": set()}
+    if typ == "BatchNorm1d":
+        return {"eps": m.eps, "track_running_stats": m.track_running_stats}
+    if typ == "LayerNorm":
+        return {"eps": m.eps, "normalized_shape": tuple(m.normalized_shape),
+                "elementwise_affine": m.elementwise_affine}
     attrs = {"LeakyReLU": ("negative_slope",), "ELU": ("alpha",), "Softplus": ("beta", "threshold"),
              "Softmax": ("dim",)}.get(typ, ())
     return {a: getattr(m, a) for a in attrs}
@@ -359,6 +389,8 @@ class _Group:
         names = set(self.params)
         if names and all(_PARAM.match(n) for n in names):
             return "recurrent"
+        if _front_type(self.name, self.params) is not None:
+            return "front end"
         if names and names <= {"weight", "bias"} and "weight" in names:
             return "linear"
         return "unknown"
@@ -394,8 +426,8 @@ def _from_state_dict(state: dict[str, np.ndarray], spec: list[_Entry] | None, or
                               f"the modules to use in forward order (and prefix=/key= for nested "
                               f"checkpoints)")
     leaves = [(g.name, None, {}, g.params) for g in groups]
-    built = [_build_leaf(leaf, where) for leaf in leaves]
-    sizes = [(b[0].input_size, _leaf_output(b)) for b in built]
+    built = _fit_groups([_build_leaf(leaf, where) for leaf in leaves], where)
+    sizes = [_leaf_io(b) for b in built]
     order = list(range(len(leaves)))
     if not ordered or not _chains(sizes, order):
         orders = _chain_orders(sizes)
@@ -407,7 +439,7 @@ def _from_state_dict(state: dict[str, np.ndarray], spec: list[_Entry] | None, or
                                   f"ambiguous from the shapes; pass layers=[...] in forward order")
         order = orders[0]
     layers = [x for i in order for x in built[i]]
-    _warn_inferred(where, layers)
+    _warn_inferred(where, [l for l in layers if not isinstance(l, BatchNorm)])
     return _network(layers, name, where)
 
 
@@ -487,21 +519,51 @@ def _chain_orders(sizes: list[tuple[int, int]], limit: int = 2) -> list[list[int
 
 # ------------------------------------------------------------------ building IR layers
 def _build_network(leaves: list[tuple], name: str, where: str = "") -> Network:
-    layers = [x for leaf in leaves for x in _build_leaf(leaf, where)]
+    layers = [x for b in _fit_groups([_build_leaf(leaf, where) for leaf in leaves], where) for x in b]
     return _network(layers, name, where)
+
+
+def _fit_groups(built: list[list], where: str) -> list[list]:
+    """A state dict stores no Conv1d groups: a conv read as ungrouped whose weight fits the
+    previous output width only as a grouped one gets those groups (with a warning)."""
+    width = None
+    out = []
+    for b in built:
+        b = list(b)
+        for i, layer in enumerate(b):
+            if (isinstance(layer, TimeConv1d) and layer.groups == 1 and width is not None
+                    and width != layer.in_channels and width % layer.W.shape[1] == 0
+                    and layer.out_channels % (width // layer.W.shape[1]) == 0):
+                g = width // layer.W.shape[1]
+                warnings.warn(f"{where}: {layer.label}: groups={g} inferred from the previous output width "
+                              f"{width} (a state dict does not store groups)", UserWarning, stacklevel=3)
+                layer = b[i] = dataclasses.replace(layer, groups=g)
+            if isinstance(layer, BatchNorm):
+                continue
+            try:
+                width = layer.output_width(width if width is not None else getattr(layer, "input_size", 0))
+            except NetworkError:  # the chain does not fit in this order; the caller reports it
+                width = None
+        out.append(b)
+    return out
 
 
 def _network(layers: list, name: str, where: str) -> Network:
     if not any(hasattr(l, "input_size") for l in layers):
         raise ConversionError(f"{where or name}: the chain has no layer with weights")
-    return normalise(layers, source=where or name, name=name)
+    return normalise(fold_front_end(layers, where or name), source=where or name, name=name)
 
 
-def _leaf_output(built: list) -> int:
-    width = built[0].input_size
+def _leaf_io(built: list) -> tuple[int, int]:
+    """(input width, output width) of the IR layers one module became."""
+    first = built[0]
+    width = getattr(first, "input_size", None)
+    if width is None:
+        width = first.scale.size if isinstance(first, BatchNorm) else first.gamma.size
+    out = width
     for layer in built:
-        width = getattr(layer, "output_size", width)
-    return width
+        out = out if isinstance(layer, BatchNorm) else layer.output_width(out)
+    return width, out
 
 
 def _build_leaf(leaf: tuple, where: str) -> list:
@@ -511,6 +573,9 @@ def _build_leaf(leaf: tuple, where: str) -> list:
         if typ in _ACTIVATIONS:
             a = _activation(typ, opts, here)
             return [] if a is None else [Activation(a, name=label)]
+        typ = typ or _front_type(label, params)
+        if typ in _FRONT:
+            return _front(typ, label, params, opts, here)
         if typ == "Linear" or (typ is None and params and set(params) <= {"weight", "bias"}):
             return [_linear(label, params, opts, here)]
         if typ is None or typ in _RECURRENT or typ in _CELLS:
@@ -555,6 +620,137 @@ def _linear(label: str, p: dict, o: dict, where: str) -> Dense:
         if k in o and o[k] != v:
             raise ConversionError(f"{where}: layers= says {k}={o[k]!r}, the weights say {v!r}")
     return Dense(W, b, name=label)
+
+
+_BN_KEYS = {"weight", "bias", "running_mean", "running_var", "num_batches_tracked"}
+
+
+def _front_type(label: str, p: dict) -> str | None:
+    """The front-end module type a state dict group's parameters show, or None.
+
+    A 3-D ``weight`` is a Conv1d; ``running_mean``/``running_var`` a BatchNorm1d; 1-D
+    ``weight``/``bias`` a LayerNorm; a lone 2-D ``weight`` under a name containing "emb" an
+    Embedding (elsewhere it is a Linear without bias).
+    """
+    names = set(p)
+    w = p.get("weight")
+    if {"running_mean", "running_var"} <= names and names <= _BN_KEYS:
+        return "BatchNorm1d"
+    if not isinstance(w, np.ndarray) or not names <= {"weight", "bias"}:
+        return None
+    if w.ndim == 3:
+        return "Conv1d"
+    if w.ndim == 1 and (p.get("bias") is None or p["bias"].shape == w.shape):
+        return "LayerNorm"
+    if w.ndim == 2 and names == {"weight"} and "emb" in label.rsplit(".", 1)[-1].lower():
+        return "Embedding"
+    return None
+
+
+def _front(typ: str, label: str, p: dict, o: dict, where: str) -> list:
+    allowed = {"Embedding": {"weight"}, "Conv1d": {"weight", "bias"}, "BatchNorm1d": _BN_KEYS,
+               "LayerNorm": {"weight", "bias"}}[typ]
+    if set(p) - allowed:
+        raise ConversionError(f"{where}: unexpected parameters {sorted(set(p) - allowed)} for a {typ}")
+    if typ == "Embedding":
+        return [_embedding(label, p, o, where)]
+    if typ == "Conv1d":
+        return [_conv1d(label, p, o, where)]
+    if typ == "BatchNorm1d":
+        if o.get("track_running_stats") is False or not {"running_mean", "running_var"} <= set(p):
+            raise ConversionError(f"{where}: BatchNorm1d without running statistics normalises with each "
+                                  f"batch's own statistics; only eval-mode running statistics can be folded")
+        return [BatchNorm.from_stats(p["running_mean"], p["running_var"], p.get("weight"), p.get("bias"),
+                                     float(o.get("eps", 1e-5)), label, where)]
+    shape = o.get("normalized_shape")
+    shape = (shape,) if isinstance(shape, int) else shape
+    if shape is not None and len(tuple(shape)) != 1:
+        raise ConversionError(f"{where}: LayerNorm over {tuple(shape)}: only the last axis (one size) is "
+                              f"supported")
+    gamma = p.get("weight")
+    if gamma is None:
+        if shape is None:
+            raise ConversionError(f"{where}: a LayerNorm without weights needs normalized_shape in layers=")
+        gamma = np.ones(tuple(shape)[0])
+    if shape is not None and tuple(shape)[0] != gamma.size:
+        raise ConversionError(f"{where}: normalized_shape={tuple(shape)}, the weight has {gamma.size} values")
+    return [LayerNorm(gamma, p.get("bias"), float(o.get("eps", 1e-5)), name=label)]
+
+
+def _embedding(label: str, p: dict, o: dict, where: str) -> Embedding:
+    W = p.get("weight")
+    if W is None or W.ndim != 2:
+        raise ConversionError(f"{where}: an Embedding needs weight (num_embeddings, embedding_dim), got "
+                              f"{None if W is None else W.shape}")
+    if o.get("max_norm") is not None:
+        raise ConversionError(f"{where}: Embedding with max_norm={o['max_norm']} renormalises rows at "
+                              f"lookup time; not supported (renormalise the table and drop max_norm)")
+    for k, v in (("num_embeddings", W.shape[0]), ("embedding_dim", W.shape[1])):
+        if k in o and o[k] != v:
+            raise ConversionError(f"{where}: layers= says {k}={o[k]!r}, the weights say {v!r}")
+    return Embedding(W, name=label)
+
+
+def _one(v, what: str, where: str) -> int:
+    v = tuple(v) if isinstance(v, (tuple, list)) else (v,)
+    if len(v) != 1 or isinstance(v[0], bool) or not isinstance(v[0], (int, np.integer)):
+        raise ConversionError(f"{where}: {what}={v!r}: expected one integer")
+    return int(v[0])
+
+
+def _conv1d(label: str, p: dict, o: dict, where: str) -> TimeConv1d:
+    """A Conv1d over time. Padding (left, right) of the time axis: ``padding`` stated in layers=
+    ("causal", "same", an int for both sides or (left, right)); otherwise the module's own padding
+    (p on both sides with 2p = span: centred, non-causal) or none, taken as causal: the forward
+    left-pads (F.pad(x, (span, 0))), or chomps the last p outputs when p = span."""
+    W, b = p.get("weight"), p.get("bias")
+    if W is None or W.ndim != 3:
+        raise ConversionError(f"{where}: a Conv1d needs weight (out, in / groups, kernel), got "
+                              f"{None if W is None else W.shape}")
+    stride, dilation = _one(o.get("stride", 1), "stride", where), _one(o.get("dilation", 1), "dilation", where)
+    groups = int(o.get("groups", 1))
+    if stride != 1:
+        raise ConversionError(f"{where}: Conv1d over time with stride={stride} gives fewer frames than it "
+                              f"reads; only stride 1 streams")
+    for k, v in (("out_channels", W.shape[0]), ("in_channels", W.shape[1] * groups),
+                 ("bias", b is not None)):
+        if k in o and o[k] != v:
+            raise ConversionError(f"{where}: layers= says {k}={o[k]!r}, the weights say {v!r}")
+    if "kernel_size" in o and _one(o["kernel_size"], "kernel_size", where) != W.shape[2]:
+        raise ConversionError(f"{where}: layers= says kernel_size={o['kernel_size']!r}, the weights say "
+                              f"{W.shape[2]}")
+    span = (W.shape[2] - 1) * dilation
+    stated = o.get("stated", set(o))
+    pad = o.get("padding", 0)
+    module_pad = "padding" not in stated
+    if pad == "causal" or pad == "valid" or (module_pad and pad in (0, (0,)) and span):
+        padding = (span, 0)
+    elif pad == "same":
+        padding = (span // 2, span - span // 2)
+    elif isinstance(pad, (tuple, list)) and len(pad) == 2:
+        padding = (int(pad[0]), int(pad[1]))
+    else:
+        q = _one(pad, "padding", where)
+        if module_pad and q == span:
+            padding = (span, 0)  # padded both sides, the last q outputs chomped (TCN style)
+        else:
+            padding = (q, q)
+    if sum(padding) != span:
+        raise ConversionError(f"{where}: Conv1d padding {padding} of the time axis: left + right must be "
+                              f"(kernel - 1) * dilation = {span} for one output per frame; state the "
+                              f"padding forward() applies with layers=[('{label}', 'Conv1d', "
+                              f"{{'padding': (left, right)}})] or 'causal'")
+    if o.get("padding_mode", "zeros") != "zeros" and span:
+        raise ConversionError(f"{where}: Conv1d padding_mode={o['padding_mode']!r}: over time only zero "
+                              f"padding is supported (the stream starts from zeros)")
+    if module_pad and span and pad in (0, (0,), span, (span,)) and padding == (span, 0):
+        warnings.warn(f"{where}: Conv1d with padding={pad!r} taken as causal (the forward left-pads the "
+                      f"time axis by {span}" + (" or chomps the last outputs" if pad not in (0, (0,)) else "")
+                      + f"); state it with layers=[('{label}', 'Conv1d', {{'padding': 'causal'}})] or give "
+                      f"(left, right)" + ("; a state dict stores no dilation either: 1 assumed, state "
+                                          "'dilation' in layers= otherwise" if not o else ""),
+                      UserWarning, stacklevel=2)
+    return TimeConv1d(W, b, dilation=dilation, padding=padding, groups=groups, name=label)
 
 
 def _recurrent(label: str, p: dict, typ: str | None, o: dict, where: str) -> list:

@@ -170,7 +170,8 @@ def test_torch_exporter_matches_the_reference():
               Wb=rng.normal(size=(1, 9)), Rb=rng.normal(size=(1, 9)), linear_before_reset=True)
     net = Network([_lstm(rng, 4, 5, "a"), _lstm(rng, 5, 5, "b"), gru,
                    _rng_dense(rng, 2, 3, "Relu"), Activation(act("Sigmoid"))])
-    assert set(BUILDERS) == {"LSTM", "GRU", "RNN", "Dense", "Activation"}
+    assert set(BUILDERS) == {"LSTM", "GRU", "RNN", "Dense", "Activation", "Embedding", "TimeConv1d",
+                             "LayerNorm", "Elementwise"}
     X = rng.normal(size=(7, 4))
     tn = to_torch(net, "float64")
     with torch.no_grad():
@@ -179,3 +180,15 @@ def test_torch_exporter_matches_the_reference():
     assert len(tn.modules_) == 3  # the two LSTMs share one nn.LSTM
     with pytest.raises(ConversionError, match="linear_before_reset"):
         to_torch(Network([replace(gru, linear_before_reset=False)]))
+    from streamlstm.network import Elementwise, Embedding, LayerNorm, TimeConv1d
+    front = Network([Embedding(rng.normal(size=(11, 6))),
+                     TimeConv1d(rng.normal(size=(6, 3, 3)), rng.normal(size=6), dilation=2, groups=2, activation="Tanh"),
+                     LayerNorm(rng.normal(size=3), rng.normal(size=3)), Elementwise("mul", rng.normal(size=6)),
+                     Elementwise("add", rng.normal(size=6)), replace(gru, W=rng.normal(size=(1, 9, 6)))])
+    ids = rng.integers(0, 11, size=9).astype(np.float64)
+    tn = to_torch(front, "float64")
+    with torch.no_grad():
+        y1, st = tn(torch.from_numpy(ids[:4])[:, None, None], tn.initial_state())
+        y2, _ = tn(torch.from_numpy(ids[4:])[:, None, None], st)
+    y = torch.cat([y1, y2]).numpy()[:, 0]
+    np.testing.assert_allclose(y, reference_run(front, ids.reshape(-1, 1))[0], atol=1e-10)

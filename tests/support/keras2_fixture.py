@@ -97,6 +97,39 @@ def dense(rng, name: str, I: int, O: int, activation: str = "linear", use_bias: 
     return {"class_name": "Dense", "config": cfg, "weights": _names(name, None, arrays, ("kernel", "bias"))}
 
 
+def embedding(rng, name: str, V: int, D: int, mask_zero: bool = False) -> dict:
+    """An Embedding spec (Keras 2 ``embeddings:0``); its input is a sequence of token ids."""
+    cfg = {"name": name, "trainable": True, "batch_input_shape": [None, None], "dtype": "float32",
+           "input_dim": V, "output_dim": D, "embeddings_initializer": {"class_name": "RandomUniform",
+                                                                     "config": {"minval": -0.05, "maxval": 0.05}},
+           "embeddings_regularizer": None, "activity_regularizer": None, "embeddings_constraint": None,
+           "mask_zero": mask_zero, "input_length": None}
+    return {"class_name": "Embedding", "config": cfg, "weights": [(f"{name}/embeddings:0", _w(rng, V, D, scale=1.0))]}
+
+
+def conv1d(rng, name: str, I: int, O: int, k: int, padding: str = "causal", dilation: int = 1,
+           activation: str = "linear") -> dict:
+    """A Conv1D spec (TF 2.x config; kernel (k, I, O))."""
+    cfg = {"name": name, "trainable": True, "dtype": "float32", "filters": O, "kernel_size": [k], "strides": [1],
+           "padding": padding, "data_format": "channels_last", "dilation_rate": [dilation], "groups": 1,
+           "activation": activation, "use_bias": True,
+           "kernel_initializer": {"class_name": "GlorotUniform", "config": {"seed": None}},
+           "bias_initializer": {"class_name": "Zeros", "config": {}}, "kernel_regularizer": None,
+           "bias_regularizer": None, "activity_regularizer": None, "kernel_constraint": None, "bias_constraint": None}
+    arrays = [_w(rng, k, I, O, scale=1.0 / np.sqrt(k * I)), _w(rng, O)]
+    return {"class_name": "Conv1D", "config": cfg, "weights": _names(name, None, arrays, ("kernel", "bias"))}
+
+
+def batch_norm(rng, name: str, C: int, epsilon: float = 1e-3) -> dict:
+    """A BatchNormalization spec with non-trivial moving statistics."""
+    cfg = {"name": name, "trainable": True, "dtype": "float32", "axis": [2], "momentum": 0.99, "epsilon": epsilon,
+           "center": True, "scale": True}
+    arrays = [rng.uniform(0.5, 1.5, C).astype(np.float32), _w(rng, C), _w(rng, C, scale=1.0),
+              rng.uniform(0.5, 2.0, C).astype(np.float32)]
+    return {"class_name": "BatchNormalization", "config": cfg,
+            "weights": _names(name, None, arrays, ("gamma", "beta", "moving_mean", "moving_variance"))}
+
+
 def time_distributed(name: str, inner: dict) -> dict:
     cfg = {"name": name, "trainable": True, "dtype": "float32",
            "layer": {"class_name": inner["class_name"], "config": inner["config"]}}
@@ -133,9 +166,10 @@ def _names(name: str, cell: str | None, arrays: list, roles=("kernel", "recurren
 def model_config(layers: list[dict], input_size: int, functional: bool = False, name: str = "model") -> dict:
     """The JSON ``model.to_json()`` gave in Keras 2 (TF 2.x) for a Sequential or linear Functional model."""
     entries = [{"class_name": l["class_name"], "config": l["config"]} for l in layers]
-    inp = {"class_name": "InputLayer", "config": {"batch_input_shape": [None, None, input_size],
-                                                  "dtype": "float32", "sparse": False, "ragged": False,
-                                                  "name": "input_1"}}
+    ids = bool(layers) and layers[0]["class_name"] == "Embedding"
+    inp = {"class_name": "InputLayer", "config": {"batch_input_shape": [None, None] if ids else [None, None, input_size],
+                                                  "dtype": "int32" if ids else "float32", "sparse": False,
+                                                  "ragged": False, "name": "input_1"}}
     if not functional:
         return {"class_name": "Sequential", "config": {"name": name, "layers": [inp] + entries}}
     prev, out = "input_1", [dict(inp, name="input_1", inbound_nodes=[])]
@@ -248,12 +282,26 @@ def _rnn(spec: dict, X: np.ndarray) -> np.ndarray:
 
 
 def forward(layers: list[dict], X: np.ndarray) -> np.ndarray:
-    """Keras 2 model output for one sequence X (T, I); a return_sequences=False layer keeps its
+    """Keras 2 model output for one sequence X (T, I), or (T,) token ids when the first layer is an
+    Embedding; a return_sequences=False layer keeps its
     per-step outputs so that callers compare the last row."""
     X = np.asarray(X, dtype=np.float64)
     for spec in layers:
         cls = spec["class_name"]
-        if cls in ("LSTM", "GRU", "SimpleRNN", "CuDNNLSTM", "CuDNNGRU"):
+        if cls == "Embedding":
+            X = np.asarray(spec["weights"][0][1], dtype=np.float64)[X.astype(np.int64)]
+        elif cls == "Conv1D":  # y[t] = sum_j kernel[j] . x[t + j * d - left], zeros outside
+            cfg = spec["config"]
+            kernel, b = (np.asarray(a, dtype=np.float64) for _, a in spec["weights"])
+            k, d = kernel.shape[0], cfg["dilation_rate"][0]
+            span = (k - 1) * d
+            left = span if cfg["padding"] == "causal" else span // 2
+            P = np.concatenate([np.zeros((left, X.shape[1])), X, np.zeros((span - left, X.shape[1]))])
+            X = _act(cfg["activation"], sum(P[j * d:j * d + len(X)] @ kernel[j] for j in range(k)) + b)
+        elif cls == "BatchNormalization":
+            g, beta, mean, var = (np.asarray(a, dtype=np.float64) for _, a in spec["weights"])
+            X = (X - mean) / np.sqrt(var + spec["config"]["epsilon"]) * g + beta
+        elif cls in ("LSTM", "GRU", "SimpleRNN", "CuDNNLSTM", "CuDNNGRU"):
             X = _rnn(spec, X)
         elif cls == "Bidirectional":
             fwd, bwd = spec["inner"]

@@ -446,7 +446,7 @@ def test_layers_spec_adds_types_and_activations_a_state_dict_cannot_hold(tmp_pat
     ([("rnn", "RNN", {"nonlinearity": "gelu"}), "hidden", "out"], "nonlinearity='gelu'"),
     (["rnn", "act", "out"], "no parameters under 'act'"),
     ([("rnn", "LSTM", {"peepholes": True})], r"takes no option\(s\) \['peepholes'\]"),
-    ([("rnn", "Conv1d")], "unknown layer type 'Conv1d'"),
+    ([("rnn", "Conv2d")], "unknown layer type 'Conv2d'"),
     ("rnn", "non-empty list"),
 ])
 def test_bad_layer_specs_are_explained(spec, match):

@@ -219,7 +219,7 @@ def test_custom_module_without_layers_says_to_pass_layers():
     (nn.Softplus(beta=2.0), "Softplus with beta=2.0"),
     (nn.Softmax(dim=0), "Softmax over dim=0"),
     (nn.GELU(), "unsupported module GELU"),
-    (nn.LayerNorm(4), "unsupported module LayerNorm"),
+    (nn.GroupNorm(1, 4), "unsupported module GroupNorm"),
 ])
 def test_unsupported_modules_are_named(bad, match):
     with pytest.raises(sl.ConversionError, match=match):
