@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+NEEDS_FUTURE = ("a layer that needs the future frames of the sequence (a reverse or bidirectional "
+                "recurrent layer, a non-causal convolution over time, or a backward direction's final state)")
+
 
 def cast_array(a, name: str, dtype: np.dtype) -> np.ndarray:
     """``a`` as a C-contiguous array of ``dtype`` (a same-kind cast), or a clear TypeError."""

@@ -14,7 +14,7 @@ import numpy as np
 
 from numba import from_dtype, types
 
-from .frames import bad_frame, check_frame, check_out, check_sequence, check_sequence_out, check_state, token_frame
+from .frames import NEEDS_FUTURE, bad_frame, check_frame, check_out, check_sequence, check_sequence_out, check_state, token_frame
 from .kernels import layout as L
 from .helper import Helper
 from .kernels.config import entry_point
@@ -195,8 +195,8 @@ class Model:
         """The jitted step function and the prebound arrays, to call a session's step from @njit code."""
         p = self._plan
         if not p.streamable:
-            raise ValueError("Model.kernel: this model has a reverse or bidirectional layer and cannot "
-                             "advance frame by frame; use Model.run(X) on whole sequences.")
+            raise ValueError(f"Model.kernel: this model has {NEEDS_FUTURE}, so it cannot advance frame "
+                             "by frame; use Model.run(X) on whole sequences.")
         return Kernel(advance, p.weights, p.table, p.work_size)
 
     def save(self, path: str | Path) -> None:
@@ -426,8 +426,7 @@ class Session:
     def _require_streamable(self, verb: str):
         if not self._plan.streamable:
             raise ValueError(
-                f"Session.{verb}: this model has a reverse or bidirectional layer; its backward pass "
-                "needs the future frames of the sequence, so it cannot advance frame by frame. "
+                f"Session.{verb}: this model has {NEEDS_FUTURE}, so it cannot advance frame by frame. "
                 "Use Model.run(X) on whole sequences.")
 
     def step(self, x, out: np.ndarray | None = None) -> np.ndarray:

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .frames import bad_frame, check_sequence, check_sequence_out, check_state
+from .frames import NEEDS_FUTURE, bad_frame, check_sequence, check_sequence_out, check_state
 from .kernels import layout as L
 from .kernels import streams as K
 from .kernels.config import entry_point
@@ -36,10 +36,8 @@ class SessionPool:
     def __init__(self, model, capacity: int, *, threads: int = 1):
         p = model.plan
         if not model.streamable:
-            raise ValueError(
-                "SessionPool: this model has a reverse or bidirectional layer; its backward pass needs "
-                "the future frames of the sequence, so it cannot advance frame by frame. "
-                "Use Model.run(X) on whole sequences.")
+            raise ValueError(f"SessionPool: this model has {NEEDS_FUTURE}, so it cannot advance frame by "
+                             "frame. Use Model.run(X) on whole sequences.")
         if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)) or capacity < 1:
             raise ValueError(f"capacity: expected a positive int, got {capacity!r}")
         if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
