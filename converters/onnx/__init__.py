@@ -3,20 +3,17 @@
 ``import_onnx`` reads a model (path, bytes or ModelProto) into a Network; ``export_onnx`` writes
 a Network as an ONNX model that runs one frame (or a whole sequence) per call with explicit
 state inputs and outputs. The work is done in ``load`` (safe reading), ``fold`` (flattening and
-constant folding), ``importer`` with ``walk``/``plumbing``/``heads``/``stream`` (the data-path
-walk) and ``export``.
+constant folding), ``importer`` with ``walk``/``plumbing``/``heads``/``stream``/``temporal``
+(the data-path walk of sequence graphs), ``frame`` (graphs of one frame per call) and ``export``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
+from streamlstm.errors import ConversionError
 from streamlstm.network import Network
 
 from . import heads, plumbing  # noqa: F401  (importing them fills the op tables in ops)
 from .export import export_onnx, state_names
-from streamlstm.errors import ConversionError
-
 from .fold import build_graph
 from .frame import import_frame_graph
 from .importer import import_graph
@@ -57,7 +54,7 @@ def import_onnx(source: OnnxSource, *, inputs: list[str] | None = None,
     except ConversionError as e:
         free = sorted({d.dim_param for v in model.graph.input for d in v.type.tensor_type.shape.dim
                        if d.dim_param})
-        if free and any(n.op_type == "Conv" for n in graph.nodes) or any(n.op_type == "If" for n in graph.nodes):
+        if free and any(n.op_type in ("Conv", "If") for n in graph.nodes):
             raise ConversionError(f"{e}\n(If one call of this graph is one frame, e.g. an audio chunk through a "
                                   f"front end and one recurrent step, load it whole with dims={{...}} sizing its "
                                   f"free dimensions {free}, and constants={{...}} for inputs such as a sample "

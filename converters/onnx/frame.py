@@ -10,7 +10,7 @@ are fixed (``dims``; the others are 1), so this walk evaluates the graph concret
   ``Port``: derived from a state input, or a recurrent node's next state (the session owns
   that state, so these are only traced);
 - a ``View`` is a value id plus the frame position every element of the tensor reads (-1: a
-  zero). Shape ops (Reshape, Transpose, Slice, Gather, Pad, Concat, Expand ...) only move
+  zero). Shape ops (Reshape, Transpose, Slice, Gather, Pad, Concat ...) only move
   positions: they are the same ops applied to the array of positions, and cost nothing until
   a computing op needs its input laid out, when one ``Rearrange`` gathers it;
 - ``If`` nodes take the branch their (constant) condition names; constants fold with the
@@ -44,7 +44,7 @@ WITH_CONSTANT = {"Add": ("add", "add"), "Mul": ("mul", "mul"), "Sub": ("add", "s
                  "Div": ("div", "div_into"), "Pow": ("pow", None), "Max": ("max", "max"), "Min": ("min", "min")}
 BETWEEN = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Pow": "pow", "Max": "max", "Min": "min"}
 MOVES = {"Identity", "Dropout", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Transpose", "Slice", "Gather",
-         "Expand", "Split", "Cast", "CastLike"}
+         "Split", "Cast", "CastLike"}
 RECURRENT = {"LSTM": (LSTM, 4, 3), "GRU": (GRU, 3, 2), "RNN": (RNN, 1, 1)}
 MAX_DEPTH = 16  # nested If branches
 
@@ -98,7 +98,10 @@ class _FrameImporter:
             data = data_cands[0]
         self.input_name = data
         shape = self._concrete(data)
-        self.input_size = int(np.prod(shape, dtype=np.int64))
+        self.input_size = int(np.prod(shape, dtype=np.float64))
+        if self.input_size > self.folder.limit:
+            raise ConversionError(f"dims: an input of shape {list(shape)} ({self.input_size} values per frame) is "
+                                  f"larger than this model's data can justify (limit {self.folder.limit})")
         self.token_ids = g.elem_type(data) in (onnx.TensorProto.INT64, onnx.TensorProto.INT32)
         self.env[data] = View(-1, np.arange(self.input_size).reshape(shape))
         for n in plain:
@@ -168,6 +171,9 @@ class _FrameImporter:
             except (NetworkError, ValueError, IndexError, KeyError, TypeError) as e:
                 raise ConversionError(f"{w}: {type(e).__name__}: {e}") from None
             for o, v in zip(node.output, outs):
+                if isinstance(v, View) and v.pos.size > self.folder.limit:
+                    raise ConversionError(f"{w}: a frame tensor of {v.pos.size} values is larger than this "
+                                          f"model's data can justify (limit {self.folder.limit})")
                 if o:
                     self.env[o] = np.asarray(v) if isinstance(v, (np.generic, bool, int, float)) else v
 
@@ -372,6 +378,9 @@ class _FrameImporter:
             width[ax] = (pads[k], pads[k + len(axes)])
         if any(p < 0 for pr in width for p in pr):
             raise ConversionError(f"{w}: negative pads (cropping) are not supported")
+        grown = int(np.prod([n + a + b for n, (a, b) in zip(v.shape, width)], dtype=np.float64))
+        if grown > self.folder.limit:
+            raise ConversionError(f"{w}: padding to {grown} values is larger than this model's data can justify")
         np_mode = {"constant": "constant", "reflect": "reflect", "edge": "edge"}.get(mode)
         if np_mode is None:
             raise ConversionError(f"{w}: pad mode {mode!r} is not supported")

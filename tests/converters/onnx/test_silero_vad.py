@@ -95,3 +95,6 @@ def test_frame_graph_errors_name_what_to_give():
         sl.load(path, constants={"rate": 16000}, dims={"sequence": 576})
     with pytest.raises(sl.ConversionError, match="shorter than the window|If"):
         sl.load(path, constants={"sr": 16000}, dims={"sequence": 100})
+    for bad in (10 ** 12, -5, 2.5, True):   # hostile sizes: refused before anything is allocated
+        with pytest.raises(sl.ConversionError, match="dims"):
+            sl.load(path, constants={"sr": 16000}, dims={"sequence": bad})
