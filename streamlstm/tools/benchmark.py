@@ -44,7 +44,7 @@ import numpy as np
 from .. import Model, __version__, load
 from .peers import FRAMEWORKS, OrtRunPeer, Peer, Skipped, StreamlstmPeer, TorchPeer, TractPeer, analyse_onnx, \
     installed, make_peers, ort_session
-from .zoo import NAMES, SPECS, zoo_network
+from .zoo import NAMES, zoo_network
 
 QUANTILES = [float(q) for q in range(1, 100)] + [99.5, 99.9]
 TOLERANCE = 1e-4
@@ -502,7 +502,7 @@ def run_benchmark(targets: list[Target], settings: Settings | None = None, *,
 
 def zoo_targets(names: list[str] | None = None, dtype: str = "float32", weights: str = "float") -> list[Target]:
     names = list(names or NAMES)
-    bad = [n for n in names if n not in SPECS]
+    bad = [n for n in names if n not in NAMES]
     if bad:
         raise ValueError(f"unknown zoo model(s) {bad}; known: {', '.join(NAMES)}")
     return [zoo_target(n, dtype, weights) for n in names]

@@ -74,7 +74,8 @@ class StreamlstmPeer(Peer):
 
 
 # ---------------------------------------------------------------------------- ONNX models
-_ORT_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16}
+_ORT_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
+               "tensor(int64)": np.int64}  # int64: token ids
 
 
 @dataclass
