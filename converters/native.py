@@ -15,8 +15,8 @@ def import_native(path: str | Path, **opts) -> Network:
     """The Network saved at ``path`` by ``export_native`` (or ``Network.save``)."""
     if opts:
         raise ConversionError(f"{path}: the native format takes no options, got {sorted(opts)}")
-    layers, input_size, name, sources = read_network(path)
-    return Network(layers, input_size=input_size, name=name, sources=sources)
+    layers, input_size, name, sources, outputs = read_network(path)
+    return Network(layers, input_size=input_size, name=name, sources=sources, outputs=outputs)
 
 
 def export_native(network: Network, path: str | Path) -> None:

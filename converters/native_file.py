@@ -2,7 +2,7 @@
 
 Layout: member ``__config__`` holds ``{"format": "streamlstm-network", "version": 1,
 "input_size", "name", "layers": [{"kind", <the unit's config()>}, ...], "sources"?}``
-(``sources`` only for a graph that is not a chain) as UTF-8 bytes;
+(``sources`` only for a graph that is not a chain, ``outputs`` only for several outputs) as UTF-8 bytes;
 member ``layer<i>.<field>`` holds array field ``field`` of layer i (which fields are arrays is
 each unit's ``array_fields``). Reading refuses object arrays, zip bombs and arrays larger than
 their member.
@@ -38,13 +38,15 @@ def write_network(network, path: str | Path) -> None:
             "name": network.name, "layers": config}
     if network.sources is not None:
         meta["sources"] = [list(s) for s in network.sources]
+    if network.outputs is not None:
+        meta["outputs"] = list(network.outputs)
     arrays["__config__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     with open(path, "wb") as fh:
         np.savez(fh, **arrays)
 
 
-def read_network(path: str | Path) -> tuple[list, int, str, list | None]:
-    """(layers, input_size, name, sources) of the native file ``path``; NetworkError if it is malformed.
+def read_network(path: str | Path) -> tuple[list, int, str, list | None, list | None]:
+    """(layers, input_size, name, sources, outputs) of the native file ``path``; NetworkError if it is malformed.
 
     A path that is not a regular file is refused before it is opened (a FIFO would hang); the
     read runs under the active load budget, or one of its own when called directly."""
@@ -54,7 +56,7 @@ def read_network(path: str | Path) -> tuple[list, int, str, list | None]:
         return _read_network(path)
 
 
-def _read_network(path: str | Path) -> tuple[list, int, str, list | None]:
+def _read_network(path: str | Path) -> tuple[list, int, str, list | None, list | None]:
     try:
         arrays = _read_npz(path)
         if "__config__" not in arrays:
@@ -78,7 +80,10 @@ def _read_network(path: str | Path) -> tuple[list, int, str, list | None]:
     if sources is not None and not (isinstance(sources, list) and len(sources) == len(layers)
                                     and all(isinstance(e, list) and len(e) <= 64 for e in sources)):
         raise NetworkError(f"{path}: sources must be a list of index lists, one per layer")
-    return layers, input_size, str(meta.get("name", "")), sources
+    outputs = meta.get("outputs")
+    if outputs is not None and not (isinstance(outputs, list) and len(outputs) <= 1024):
+        raise NetworkError(f"{path}: outputs must be a list of output widths")
+    return layers, input_size, str(meta.get("name", "")), sources, outputs
 
 
 def _layer(path, i: int, cfg, arrays: dict):

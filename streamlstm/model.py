@@ -26,6 +26,16 @@ from .pool import SessionPool
 from . import state as state_format
 
 
+def output_splitter(widths):
+    """None for one output, else a function splitting the last axis of an output array into
+    the views of the named outputs (``Network.outputs``)."""
+    if widths is None:
+        return None
+    bounds = np.cumsum((0,) + tuple(widths))
+    cuts = list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
+    return lambda Y: tuple(Y[..., a:b] for a, b in cuts)
+
+
 def _any_layout(dtype: np.dtype):
     """1-D arrays of ``dtype`` of any layout ('A'): strided frames need no copy, callers no
     contiguity check (entry points do not check dtype or rank: the Session checks class, dtype
@@ -61,6 +71,7 @@ class Model:
         self._step_fn = None
         self._step_at_fn = None
         self._fingerprint: bytes | None = None
+        self._split = output_splitter(network.outputs)
 
     def __getstate__(self) -> dict:
         # Compiled kernels do not pickle: a copy plans the same network again and compiles lazily.
@@ -149,14 +160,21 @@ class Model:
             X = np.asarray(X).reshape(-1, 1)  # a token model takes a plain (T,) array of ids
         return check_sequence(X, "X", p.input_size, p.dtype)
 
+    @property
+    def output_widths(self) -> tuple[int, ...]:
+        """The widths of the model's outputs (one entry unless the network names several)."""
+        return self.network.outputs or (self.output_size,)
+
     def run(self, X) -> np.ndarray:
         """Run a whole sequence (T, I) -> (T, O) from a fresh (initial) state. Bidirectional OK.
 
-        A model whose input is token ids also takes X as a (T,) integer array."""
+        A model whose input is token ids also takes X as a (T,) integer array. A model with
+        several outputs returns a tuple of (T, width) arrays."""
         p = self._plan
         X = self._sequence(X)
         state = p.initial_state.copy()
-        return _run_chunk(self, state, X, np.empty(p.work_size(X.shape[0]), p.dtype))
+        Y = _run_chunk(self, state, X, np.empty(p.work_size(X.shape[0]), p.dtype))
+        return Y if self._split is None else self._split(Y)
 
     def session(self, *, threads: int = 1) -> "Session":
         """Open one stream, starting from the initial (zero or learned) state.
@@ -304,6 +322,26 @@ def _waking(step, helper: Helper):
     return waking_step
 
 
+def _splitting(step, split):
+    """``step`` (and its ``bind``) returning the tuple of a model's named outputs."""
+
+    def split_step(x, out=None):
+        return split(step(x, out))
+
+    def bind(out: np.ndarray):
+        step_into = step.bind(out)
+
+        def split_into(x):
+            return split(step_into(x))
+
+        split_into.buffers = step.buffers
+        return split_into
+
+    split_step.buffers = step.buffers
+    split_step.bind = bind
+    return split_step
+
+
 class Session:
     """One stream: its state lives here and advances with every ``step`` / ``run``."""
 
@@ -327,6 +365,8 @@ class Session:
                               p.dtype, p.input_size, p.output_size, model.vocabulary)
         if self._helper is not None and not PARKS_IN_KERNEL:
             step = _waking(step, self._helper)
+        if model._split is not None:
+            step = _splitting(step, model._split)
         step.__doc__ = Session.step.__doc__
         self.step = step  # shadows the method below: the same contract, fewer lookups
 
@@ -410,7 +450,8 @@ class Session:
         need = p.work_size(X.shape[0])
         if self._chunk_work.size < need:
             self._chunk_work = np.zeros(need, dtype=p.dtype)
-        return _run_chunk(self._model, self._state, X, self._chunk_work, out)
+        Y = _run_chunk(self._model, self._state, X, self._chunk_work, out)
+        return Y if self._model._split is None else self._model._split(Y)
 
     def stepper(self, out: np.ndarray | None = None) -> Callable[[np.ndarray], np.ndarray]:
         """A one-argument function ``f(x)`` that steps this stream and returns ``out``.

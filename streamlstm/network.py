@@ -39,12 +39,15 @@ __all__ = [
 class Network:
     """An ordered list of layers; ``input_size`` is needed when the first layer does not fix it
     (an Activation). ``sources[i]`` lists the values layer i reads (-1: the input, j: layer
-    j's output); None, or a layer's entry None, means the previous layer's output."""
+    j's output); None, or a layer's entry None, means the previous layer's output. ``outputs``
+    splits the output into several named outputs of these widths (a model then returns a
+    tuple)."""
 
     layers: Sequence[Layer]
     input_size: int | None = None
     name: str = ""
     sources: Sequence | None = None
+    outputs: Sequence[int] | None = None
 
     def __post_init__(self):
         layers = tuple(self.layers)
@@ -75,6 +78,15 @@ class Network:
                                    f"does not match the previous output size {ins[0]}")
             widths.append(layer.output_width(ins[0]) if arity == 1 else layer.output_width_of(tuple(ins)))
         object.__setattr__(self, "_widths", tuple(widths))
+        if self.outputs is not None:
+            try:
+                outs = tuple(operator.index(w) for w in self.outputs)
+            except TypeError:
+                raise NetworkError(f"Network.outputs: expected output widths, got {self.outputs!r}") from None
+            if not outs or any(w <= 0 for w in outs) or sum(outs) != widths[-1]:
+                raise NetworkError(f"Network.outputs: widths {list(outs)} must be positive and add up to the "
+                                   f"output size {widths[-1]}")
+            object.__setattr__(self, "outputs", outs if len(outs) > 1 else None)
 
     def inputs_of(self, i: int) -> tuple[int, ...]:
         """The values layer i reads: -1 is the network input, j the output of layer j."""
@@ -114,8 +126,8 @@ class Network:
         """Read a native ``.npz`` written by :meth:`save` (no pickle; sizes checked before reading)."""
         from .converters.native_file import read_network
 
-        layers, input_size, name, sources = read_network(path)
-        return Network(layers, input_size=input_size, name=name, sources=sources)
+        layers, input_size, name, sources, outputs = read_network(path)
+        return Network(layers, input_size=input_size, name=name, sources=sources, outputs=outputs)
 
     def __repr__(self) -> str:  # noqa: D105
         kinds = ", ".join(layer.kind for layer in self.layers[:8]) + (", ..." if len(self.layers) > 8 else "")

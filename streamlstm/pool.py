@@ -46,6 +46,10 @@ class SessionPool:
             raise ValueError(f"threads: expected a positive int, got {threads!r}")
         cap = int(capacity)
         self._threads = int(threads)
+        split = model._split
+        if split is not None:  # several named outputs: a tuple of (n, width) views per step
+            flat = self.step
+            self.step = lambda ids, X, out=None: split(flat(ids, X, out))
         self._model = model
         self._plan = p
         self._cap = cap

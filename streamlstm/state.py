@@ -56,6 +56,8 @@ def fingerprint(network, dtype: np.dtype, weight_format: str, fast_activations: 
         _feed(h, layer)
     if network.sources is not None:  # a chain hashes as it did before graphs existed
         _feed(h, ["sources", list(network.sources)])
+    if network.outputs is not None:
+        _feed(h, ["outputs", list(network.outputs)])
     return h.digest()
 
 

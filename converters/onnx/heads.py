@@ -15,6 +15,7 @@ from streamlstm.network import Activation, Dense, act
 
 from .fold import axes_param
 from .ops import stream_op
+from .temporal import PaddedStream, time_conv
 from .stream import ELEMENTWISE, Ax, Stream, finish, fold_unit_d, n_axis
 from .walk import HINT, Walker
 
@@ -105,6 +106,9 @@ def _op_Conv(walk: Walker, node, i, ins, a, w):
         raise ConversionError(f"{w}: Conv weights must be constant")
     Wc = np.asarray(walk.const(node, 1, "W", w), np.float64)
     s = ins[0]
+    if Wc.ndim == 3 and (Wc.shape[2] > 1 or any(a.get("pads", [])) or isinstance(s, PaddedStream)
+                         or a.get("group", 1) != 1):
+        return [time_conv(walk, node, i, ins, a, w, Wc)]
     if Wc.ndim != s.rank or any(k != 1 for k in Wc.shape[2:]) or a.get("group", 1) != 1:
         raise ConversionError(f"{w}: only Conv with kernel size 1 and group 1 (a Dense per frame) "
                               f"is supported; kernel {list(Wc.shape[2:])}, group {a.get('group', 1)}" + HINT)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from streamlstm.errors import ConversionError, NetworkError
-from streamlstm.network import DIRECTIONS, GRU, LSTM, RNN, RNN_ACTIVATIONS, Network, act
+from streamlstm.network import DIRECTIONS, GRU, LSTM, RNN, RNN_ACTIVATIONS, Concat, Network, act
 
 from ..normalise import normalise
 from .fold import Folder, Graph, Zeros, attrs, where
@@ -105,7 +105,40 @@ class _Importer(Walker):
             for o, v in zip(node.output, outs):
                 if o and v is not None:
                     self.env[o] = v
+        if self.want_outputs is not None and len(self.want_outputs) > 1:
+            return self._several_outputs()
         return self._network(self._pick_output())
+
+    def _several_outputs(self) -> Network:
+        """One Network computing every wanted output: the chains share their common start, and
+        a Concat joins their ends (``Network.outputs`` splits them again)."""
+        chains = []
+        for name in self.want_outputs:
+            v = self.env.get(name)
+            if isinstance(v, Broken):
+                raise v.error
+            if not isinstance(v, Stream):
+                raise ConversionError(f"outputs: tensor {name!r} is not computed from the input {self.input_name!r}")
+            chains.append(self._finished(name, v).chain)
+        layers, sources, ends = [], [], []
+        built: dict = {}
+        for chain in chains:
+            prev = -1
+            for k, layer in enumerate(chain):
+                key = (id(chain[k - 1]) if k else None, id(layer))
+                if key not in built:
+                    layers.append(layer)
+                    sources.append([prev])
+                    built[key] = len(layers) - 1
+                prev = built[key]
+            ends.append(prev)
+        widths = Network(layers, input_size=self.input_size, sources=sources).layer_sizes()
+        layers.append(Concat(name="outputs"))
+        sources.append(ends)
+        net = normalise(layers, source=f"outputs {self.want_outputs}", input_size=self.input_size,
+                        name=self.name, sources=sources)
+        return Network(net.layers, input_size=net.input_size, name=net.name, sources=net.sources,
+                       outputs=[widths[e][1] for e in ends])
 
     def _plain_inputs(self) -> list[str]:
         return [n for n in self.g.input_names if n not in self.g.initializers]
@@ -164,6 +197,11 @@ class _Importer(Walker):
 
     def _network(self, out: tuple[str, Stream]) -> Network:
         name, s = out
+        s = self._finished(name, s)
+        return normalise(s.chain, source=f"output {name!r}", input_size=self.input_size, name=self.name)
+
+    def _finished(self, name: str, s: Stream) -> Stream:
+        """The stream of output ``name`` with its pending layers settled into its chain."""
         where_ = f"output {name!r}"
         s = self.settle(s, where_)
         s = fold_unit_d(s, where_)
@@ -174,7 +212,7 @@ class _Importer(Walker):
         s = finish(s, where_, self.cache)
         if not s.chain:
             raise ConversionError(f"{where_}: no supported layer between input {self.input_name!r} and it")
-        return normalise(s.chain, source=where_, input_size=self.input_size, name=self.name)
+        return s
 
     # ------------------------------------------------------------------ helpers
     def _node(self, node, i, ins) -> list:

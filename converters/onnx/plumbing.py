@@ -17,7 +17,13 @@ from streamlstm.errors import ConversionError
 from .fold import axes_param, py_slice, slice_params, split_sizes
 from .ops import shape_op, stream_op
 from .stream import Ax, ShapeVal, Stream, feature_size, fold_unit_d, merge_features, n_axis
+from .temporal import embedding, time_pad
 from .walk import BIG, Walker
+
+
+@stream_op("Pad")
+def _op_Pad(walk: Walker, node, i, ins, a, w):
+    return [time_pad(walk, node, i, ins, a, w)]
 
 
 @stream_op("Identity")
@@ -287,6 +293,8 @@ def _op_Slice(walk: Walker, node, i, ins, a, w):
 
 @stream_op("Gather")
 def _op_Gather(walk: Walker, node, i, ins, a, w):
+    if isinstance(ins[1], Stream) and not isinstance(ins[0], (Stream, ShapeVal)):
+        return [embedding(walk, node, i, ins, a, w)]
     if isinstance(ins[1], (Stream, ShapeVal)):
         raise ConversionError(f"{w}: gathers with indices computed from the data")
     s = walk.settle(ins[0], w)

@@ -18,6 +18,7 @@ from numba import njit
 
 from . import activations as A
 from .config import JIT
+from .dense import dense_rows
 from .layout import C_ACT_F, C_BIAS, C_COL, C_K, C_OUT, C_PARAMS, C_WX, FIRST_KIND_FIELD, PAR_F_ALPHA, PAR_F_BETA
 from .split import stored_project
 from .stored import described
@@ -34,11 +35,11 @@ TCONV_HIST = FIRST_KIND_FIELD + 3      # S_: LEFT frames of C_in inputs, oldest 
 
 @njit(inline="always", **JIT)
 def _project(w, row, C, Zflat, mb):
+    """Z = bias + C @ M for the row's stored matrix (one row of Z per row of C)."""
     wx = described(row, C_WX)
     Z = matrix(Zflat, 0, C.shape[0], wx[2])
     stored_project(w, wx, vector(w, row[C_BIAS], wx[2]), C, Z, mb)
-    pa = row[C_PARAMS]
-    return Z, row[C_ACT_F], w[pa + PAR_F_ALPHA], w[pa + PAR_F_BETA]
+    return Z
 
 
 @njit(**JIT)
@@ -56,7 +57,9 @@ def conv_rows(w, row, ints, src, dst, cols, Zflat, mb):
             for j in range(Kc):
                 k = ix[j]
                 c[j] = a[k] if k >= 0 else 0.0
-    Z, code, alpha, beta = _project(w, row, C, Zflat, mb)
+    Z = _project(w, row, C, Zflat, mb)
+    pa = row[C_PARAMS]
+    code, alpha, beta = row[C_ACT_F], w[pa + PAR_F_ALPHA], w[pa + PAR_F_BETA]
     O, col = row[C_OUT], row[C_COL]
     Cout = O // L
     for t in range(T):
@@ -75,13 +78,18 @@ def _copy(dst, src, n):
 
 
 @njit(inline="always", **JIT)
-def _finish(Z, code, alpha, beta, dst, col, O):
-    for t in range(Z.shape[0]):
-        z = Z[t, 0:O]
-        A.apply(code, alpha, beta, z)
-        o = dst[t, col:col + O]
-        for j in range(O):
-            o[j] = z[j]
+def _window(c, hist, src, t, k, d, Lp, Ci):
+    """c = the k taps of output t over ``src`` (T frames) after the history ``hist``."""
+    T = src.shape[0]
+    for j in range(k):
+        tau = t - Lp + j * d
+        seg = c[j * Ci:(j + 1) * Ci]
+        if tau < 0:
+            _copy(seg, hist[(Lp + tau) * Ci:(Lp + tau + 1) * Ci], Ci)
+        elif tau < T:
+            _copy(seg, src[tau], Ci)
+        else:
+            seg[:] = 0.0
 
 
 @njit(**JIT)
@@ -92,18 +100,8 @@ def tconv_stream(w, row, state, src, dst, cols, Zflat, mb):
     hist = vector(state, row[TCONV_HIST], Lp * Ci)
     C = matrix(cols, 0, T, k * Ci)
     for t in range(T):
-        c = C[t]
-        for j in range(k):
-            tau = t - Lp + j * d
-            seg = c[j * Ci:(j + 1) * Ci]
-            if tau < 0:
-                _copy(seg, hist[(Lp + tau) * Ci:(Lp + tau + 1) * Ci], Ci)
-            elif tau < T:
-                _copy(seg, src[tau], Ci)
-            else:
-                seg[:] = 0.0
-    Z, code, alpha, beta = _project(w, row, C, Zflat, mb)
-    _finish(Z, code, alpha, beta, dst, row[C_COL], row[C_OUT])
+        _window(C[t], hist, src, t, k, d, Lp, Ci)
+    dense_rows(w, row, _project(w, row, C, Zflat, mb), dst)
     if Lp == 0:
         return
     if T >= Lp:
@@ -124,19 +122,8 @@ def tconv_pool(w, row, slab, S, slots, src, dst, cols, Zflat):
     k, d, Lp = row[TCONV_TAPS], row[TCONV_DILATION], row[TCONV_LEFT]
     C = matrix(cols, 0, T, k * Ci)
     for t in range(T):
-        hist = vector(slab, slots[t] * S + row[TCONV_HIST], Lp * Ci)
-        c = C[t]
-        for j in range(k):
-            tau = j * d - Lp
-            seg = c[j * Ci:(j + 1) * Ci]
-            if tau < 0:
-                _copy(seg, hist[(Lp + tau) * Ci:(Lp + tau + 1) * Ci], Ci)
-            elif tau == 0:
-                _copy(seg, src[t], Ci)
-            else:
-                seg[:] = 0.0
-    Z, code, alpha, beta = _project(w, row, C, Zflat, None)
-    _finish(Z, code, alpha, beta, dst, row[C_COL], row[C_OUT])
+        _window(C[t], vector(slab, slots[t] * S + row[TCONV_HIST], Lp * Ci), src[t:t + 1], 0, k, d, Lp, Ci)
+    dense_rows(w, row, _project(w, row, C, Zflat, None), dst)
     if Lp == 0:
         return
     for t in range(T):

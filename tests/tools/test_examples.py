@@ -105,3 +105,34 @@ def test_token_example_runs_as_script():
     assert out.returncode == 0, out.stderr
     line = out.stdout.rstrip("\n")
     assert line.startswith("hi ") and len(line) == 23
+
+
+def test_vad_example_streams_the_whole_silero_model(tmp_path):
+    from support.speech import silero_chunks, speech_16k
+
+    ort = pytest.importorskip("onnxruntime")
+    vad = _example("vad_wav")
+    audio = speech_16k(tmp_path, repeats=2)
+    path = tmp_path / "speech16k.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((np.clip(audio, -1, 1 - 2 ** -15) * 32768).astype("<i2").tobytes())
+    pcm = vad.read_wav(path)
+    probs = vad.speech_probabilities(vad.silero_model(), pcm)
+    spec = importlib.util.find_spec("silero_vad")
+    ref = ort.InferenceSession(str(Path(spec.origin).parent / "data" / "silero_vad_16k_op15.onnx"),
+                               providers=["CPUExecutionProvider"])
+    state, want = np.zeros((2, 1, 128), np.float32), []
+    for x in silero_chunks(pcm):
+        out, state = ref.run(None, {"input": x[None], "state": state, "sr": np.array(16000, np.int64)})
+        want.append(float(out.reshape(-1)[0]))
+    assert probs.shape == (len(want),)
+    assert np.quantile(np.abs(probs - np.array(want)), 0.99) <= 1e-5
+    segs = vad.segments(probs)
+    assert 1 <= len(segs) and all(b > a for a, b in segs)
+    out = subprocess.run([sys.executable, str(EXAMPLES / "vad_wav.py"), str(path)], capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "speech" in out.stdout and "chunks of 32 ms" in out.stdout

@@ -672,7 +672,7 @@ def test_torch_dynamo_export(cell):
 
 # ---------------------------------------------------------------- sub-graphs and errors
 def _front_end_model(rng):
-    """Conv(k=3) front end -> LSTM -> Gemm -> ArgMax: only the middle is recurrent."""
+    """Conv(k=3) front end over time -> LSTM -> Gemm -> ArgMax: ArgMax is not supported."""
     nodes = [helper.make_node("Conv", ["audio", "Wf"], ["feat"], kernel_shape=[3], pads=[1, 1]),
              helper.make_node("Transpose", ["feat"], ["frames"], perm=[2, 0, 1]),
              helper.make_node("LSTM", ["frames", "W", "R", "B"], ["Y"], hidden_size=4),
@@ -694,10 +694,12 @@ def test_unsupported_op_names_node_op_and_position():
     with pytest.raises(sl.ConversionError) as e:
         sl.load(m)
     msg = str(e.value)
-    assert "Conv" in msg and "#0" in msg and "inputs=" in msg
-    m.graph.node[0].name = "stft"
-    with pytest.raises(sl.ConversionError, match="'stft'"):
+    assert "ArgMax" in msg and "#5" in msg and "inputs=" in msg
+    m.graph.node[5].name = "pick"
+    with pytest.raises(sl.ConversionError, match="'pick'"):
         sl.load(m)
+    m.graph.output[0].name = "logits"   # without the ArgMax, the conv front end imports too
+    assert [l.kind for l in sl.load(m).network.layers] == ["TimeConv1d", "LSTM", "Dense"]
 
 
 def test_subgraph_import_between_named_tensors(tmp_path):
