@@ -1,4 +1,5 @@
-"""Network -> an equivalent PyTorch module built from nn.LSTM/GRU/RNN, nn.Linear and activations.
+"""Network -> an equivalent PyTorch module built from nn.LSTM/GRU/RNN, nn.Linear, nn.Embedding,
+causal convolutions over time and activations.
 
 Used to run a network in PyTorch (the benchmark's PyTorch peer, ``streamlstm verify`` for
 PyTorch files). Consecutive recurrent layers of one kind and width become one multi-layer
@@ -8,7 +9,8 @@ from ``module.initial_state()`` (learned initial states included).
 
 Only what PyTorch can express converts: LSTM with the default activations, no clip,
 peepholes or input_forget (projection is fine); GRU with ``linear_before_reset``; RNN with
-Tanh or Relu. Anything else raises ConversionError naming the layer. ``BUILDERS`` maps each
+Tanh or Relu; Embedding (the input is token ids); TimeConv1d (its past inputs are a state
+slot). Only chains convert (no ``sources``). Anything else raises ConversionError naming the layer. ``BUILDERS`` maps each
 layer kind to the function that appends its modules: a new kind is one entry there.
 """
 
@@ -150,9 +152,48 @@ def _add_activation(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtyp
     return 1
 
 
+def _add_embedding(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtype) -> int:
+    table = layers[k].table
+    emb = nn.Embedding(table.shape[0], table.shape[1])
+    with torch.no_grad():
+        emb.weight.copy_(torch.from_numpy(table.copy()))
+    emb = emb.to(dtype)
+    net.modules_.append(emb)
+    net.steps.append(("fn", lambda x: emb(x.long()[..., 0]), -1))  # (T, 1, 1) ids -> (T, 1, D)
+    return 1
+
+
+class _TimeConv(nn.Module):
+    """A convolution over time; ``forward(x (T, 1, C_in), (past,)) -> (y (T, 1, C_out), (past,))``."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.conv = nn.Conv1d(layer.in_channels, layer.out_channels, layer.taps, dilation=layer.dilation,
+                              groups=layer.groups, bias=layer.b is not None)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.from_numpy(layer.W.copy()))
+            if layer.b is not None:
+                self.conv.bias.copy_(torch.from_numpy(layer.b.copy()))
+        self.left, self.right = layer.padding
+
+    def forward(self, x: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
+        xs = torch.cat([state[0], x.permute(1, 2, 0)], dim=2)
+        y = self.conv(nn.functional.pad(xs, (0, self.right)) if self.right else xs)
+        return y.permute(2, 0, 1), (xs[:, :, xs.shape[2] - self.left:],)
+
+
+def _add_time_conv(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtype) -> int:
+    layer = layers[k]
+    m = _TimeConv(layer).to(dtype)
+    net.modules_.append(m)
+    net._init.append((torch.zeros((1, layer.in_channels, layer.padding[0]), dtype=dtype),))
+    net.steps.append(("state", m, len(net._init) - 1))
+    return _add_activation(net, layers, k, dtype)
+
+
 # Layer kind -> builder(TorchNetwork, layers, index, dtype) -> how many layers it consumed.
 BUILDERS = {"LSTM": _add_recurrent, "GRU": _add_recurrent, "RNN": _add_recurrent, "Dense": _add_dense,
-            "Activation": _add_activation}
+            "Activation": _add_activation, "Embedding": _add_embedding, "TimeConv1d": _add_time_conv}
 
 
 class TorchNetwork(nn.Module):
@@ -161,6 +202,8 @@ class TorchNetwork(nn.Module):
     def __init__(self, network: Network, dtype: torch.dtype = torch.float32):
         super().__init__()
         network.validate()
+        if not network.is_chain:
+            raise ConversionError("a network whose layers branch (sources) has no PyTorch form here")
         self.steps: list[tuple[str, object, int]] = []   # (kind, module or fn, state slot)
         self.modules_ = nn.ModuleList()
         self._init: list[tuple] = []
@@ -181,6 +224,9 @@ class TorchNetwork(nn.Module):
         for kind, m, slot in self.steps:
             if kind == "fn":
                 x = m(x)
+                continue
+            if kind == "state":
+                x, new[slot] = m(x, state[slot])
                 continue
             s = state[slot]
             x, s = m(x, s if len(s) == 2 else s[0])
