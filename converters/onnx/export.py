@@ -9,12 +9,18 @@ Layout of the exported model (``state_names`` lists the state tensors):
   ``get_overridable_initializers()`` and uses it when the input is not fed); outputs
   ``h_out_k`` / ``c_out_k``, the state after the last frame: feed them back as ``h_in_k`` /
   ``c_in_k`` on the next call to stream;
-- output ``y``: [T, output_size].
+- for a causal TimeConv1d k: ``t_in_k`` / ``t_out_k`` [1, C_in, padding[0]], its past inputs
+  (oldest first; zeros start a stream);
+- output ``y``: [T, output_size] (several named outputs: their concatenation).
+
+A network that starts with an Embedding takes ``x`` as int64 token ids [T, 1], what
+``nn.Embedding``'s export takes and onnxruntime users feed to Gather.
 
 Recurrent layers become ONNX LSTM/GRU/RNN nodes (all activations written with explicit
 alpha/beta, in onnxruntime's order: only activations that take alpha/beta consume them), Dense
-layers Gemm, activations their ONNX op (Affine and ScaledTanh as Mul/Add/Tanh). import_onnx reads
-the result back into an equivalent Network, state ports included. ``EXPORTERS`` maps each layer
+layers Gemm, activations their ONNX op (Affine and ScaledTanh as Mul/Add/Tanh), the front-end and
+plumbing units Gather/Conv/LayerNormalization/Reduce*/element-wise ops. import_onnx reads the
+recurrent, Dense and Embedding parts back into an equivalent Network, state ports included. ``EXPORTERS`` maps each layer
 kind to its exporter and ``STATES`` to the state tensors it carries: a new kind is an entry in each.
 """
 
