@@ -5,6 +5,9 @@ over a whole sequence equals Model.run."""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -149,3 +152,23 @@ def test_out_of_range_token_is_refused_by_onnxruntime_too():
     feeds = {i: np.zeros(shape, np.float32) for i, _, shape in state_names(net)}
     with pytest.raises(Exception, match="(?i)indices|out of bounds|range"):
         sess.run(["y"], {"x": np.array([[13]], np.int64), **feeds})
+
+
+def test_whole_silero_vad_exports_and_streams_in_onnxruntime():
+    """The imported Silero VAD (Rearrange, STFT Conv1d, magnitude, convs, LSTM, head) exported
+    again: onnxruntime stepping the export with its state fed back equals streamlstm."""
+    spec = importlib.util.find_spec("silero_vad")
+    if spec is None or spec.origin is None:
+        pytest.fail("the silero-vad package is not installed: pip install --no-deps silero-vad")
+    path = Path(spec.origin).parent / "data" / "silero_vad_16k_op15.onnx"
+    model = sl.load(path, constants={"sr": 16000}, dims={"sequence": 576})
+    sess = ort_session(model.to_onnx())
+    names = state_names(model.network)
+    states = {i: np.zeros(shape, np.float32) for i, _, shape in names}
+    outs = [o.name for o in sess.get_outputs()]
+    s = model.session()
+    X = np.random.default_rng(0).standard_normal((100, 576)).astype(np.float32) * 0.1
+    for x in X:
+        res = dict(zip(outs, sess.run(outs, {"x": x[None], **states})))
+        states = {i: res[o] for i, o, _ in names}
+        np.testing.assert_allclose(res["y"][0], s.step(x), atol=TOL)
