@@ -1,4 +1,5 @@
-"""Network -> an equivalent PyTorch module built from nn.LSTM/GRU/RNN, nn.Linear and activations.
+"""Network -> an equivalent PyTorch module built from nn.LSTM/GRU/RNN, nn.Linear, nn.Embedding,
+causal convolutions over time and activations.
 
 Used to run a network in PyTorch (the benchmark's PyTorch peer, ``streamlstm verify`` for
 PyTorch files). Consecutive recurrent layers of one kind and width become one multi-layer
@@ -10,8 +11,8 @@ Only what PyTorch can express converts: LSTM with the default activations, no cl
 peepholes or input_forget (projection is fine); GRU with ``linear_before_reset``; RNN with
 Tanh or Relu; Embedding (the input frame holds the token id), TimeConv1d (nn.Conv1d over
 time; its past inputs are state, so chunks continue a stream), LayerNorm and Elementwise
-mul/add (a folded BatchNorm's scale and shift). Anything else raises ConversionError naming
-the layer. ``BUILDERS`` maps each layer kind to the function that appends its modules: a new
+mul/add (a folded BatchNorm's scale and shift). Only chains convert (no ``sources``).
+Anything else raises ConversionError naming the layer. ``BUILDERS`` maps each layer kind to the function that appends its modules: a new
 kind is one entry there.
 """
 
@@ -215,6 +216,8 @@ class TorchNetwork(nn.Module):
     def __init__(self, network: Network, dtype: torch.dtype = torch.float32):
         super().__init__()
         network.validate()
+        if not network.is_chain:
+            raise ConversionError("a network whose layers branch (sources) has no PyTorch form here")
         self.steps: list[tuple[str, object, int]] = []   # (kind, module or fn, state slot)
         self.modules_ = nn.ModuleList()
         self._init: list[tuple] = []

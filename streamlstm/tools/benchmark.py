@@ -42,9 +42,14 @@ from typing import Callable
 import numpy as np
 
 from .. import Model, __version__, load
-from .peers import FRAMEWORKS, OrtRunPeer, Peer, Skipped, StreamlstmPeer, TorchPeer, TractPeer, analyse_onnx, \
-    installed, make_peers, ort_session
-from .zoo import NAMES, SPECS, zoo_network
+from .peers import FRAMEWORKS, OnnxIO, OrtRunPeer, Peer, Skipped, StreamlstmPeer, TorchPeer, TractPeer, \
+    analyse_onnx, installed, make_peers, ort_session
+from .zoo import NAMES as ZOO_NAMES
+from .zoo import zoo_network
+
+SILERO = "silero-vad"                          # the whole Silero VAD of the installed silero-vad package
+SILERO_FILE = "silero_vad_16k_op15.onnx"
+NAMES = ZOO_NAMES + (SILERO,)                  # every model name ``streamlstm bench --models`` knows
 
 QUANTILES = [float(q) for q in range(1, 100)] + [99.5, 99.9]
 TOLERANCE = 1e-4
@@ -81,6 +86,7 @@ class Target:
     onnx_note: str = ""
     path: str | None = None            # file a new process loads for the cold-start measure
     cold_start: bool = False
+    io: OnnxIO | None = None           # how to step ``onnx`` when analyse_onnx cannot tell (silero)
 
 
 def _export(model: Model) -> tuple[bytes | None, str]:
@@ -94,6 +100,28 @@ def zoo_target(name: str, dtype: str = "float32", weights: str = "float") -> Tar
     model = Model(zoo_network(name), dtype=dtype, weights=weights)
     onnx, note = _export(model)
     return Target(name, model, onnx, onnx, "zoo", note, cold_start=name == "kws" and weights == "float")
+
+
+def silero_target(dtype: str = "float32") -> Target | str:
+    """The Silero VAD from the installed package, whole, or why it cannot run. onnxruntime runs the
+    package's own file: ``input`` one 576-sample chunk, ``state`` fed back, ``sr`` 16000 every call."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("silero_vad")
+    if spec is None or spec.origin is None:
+        return "the silero-vad package is not installed (pip install --no-deps silero-vad)"
+    path = Path(spec.origin).parent / "data" / SILERO_FILE
+    if not path.is_file():
+        return f"{path} is missing from the silero-vad package"
+    try:
+        model = load(path, dtype=dtype, constants={"sr": 16000}, dims={"sequence": 576})
+    except Exception as e:  # noqa: BLE001 - an importer that cannot take the file yet is a reason
+        return f"streamlstm cannot import {SILERO_FILE} whole: {type(e).__name__}: {e}"
+    io = OnnxIO("input", (1, 576), np.float32, "output",
+                [("state", "stateN", (2, 1, 128), np.float32)], time_axis=None,
+                outputs=["output", "stateN"], constants={"sr": np.array(16000, np.int64)})
+    return Target(SILERO, model, path.read_bytes(), None, "onnx", f"the silero-vad package's {SILERO_FILE}",
+                  str(path), io=io)
 
 
 def file_target(path: str | os.PathLike, dtype: str = "float32", **options) -> Target:
@@ -125,11 +153,18 @@ def _steppable(model: Model, onnx_bytes: bytes) -> str | None:
         io = analyse_onnx(sess, model.input_size, model.output_size, onnx_bytes)
         if not io.states:
             return "it has no state inputs/outputs"
-        X = np.random.default_rng(1).standard_normal((20, model.input_size)).astype(model.dtype)
+        X = frames_for(model, np.random.default_rng(1), 20)
         err = _max_err(OrtRunPeer(sess, io, 1).stream(X), StreamlstmPeer(model).stream(X))
         return None if err <= TOLERANCE else f"its outputs differ from streamlstm's by {err:.2g}"
     except Exception as e:  # noqa: BLE001
         return f"{type(e).__name__}: {e}"
+
+
+def frames_for(model: Model, rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` random frames ``model`` accepts: token ids when it starts with an Embedding."""
+    if model.vocabulary:
+        return rng.integers(0, model.vocabulary, size=(n, 1)).astype(model.dtype)
+    return rng.standard_normal((n, model.input_size)).astype(model.dtype)
 
 
 def _max_err(a: np.ndarray, b: np.ndarray) -> float:
@@ -298,7 +333,7 @@ def _chunk_peers(t: Target, s: Settings) -> tuple[list[Peer], list[Skipped]]:
 
 def _run_chunks(t: Target, s: Settings, rng: np.random.Generator, progress: Progress) -> dict:
     T, model = s.chunk, t.model
-    X = rng.standard_normal((T, model.input_size)).astype(model.dtype)
+    X = frames_for(model, rng, T)
     ref = StreamlstmPeer(model).stream(X) if model.streamable else model.run(X)
     peers, skipped = _chunk_peers(t, s)
     fresh = not model.streamable  # whole sequences from a fresh state instead of continuing a stream
@@ -431,14 +466,14 @@ def bench_target(t: Target, s: Settings, progress: Progress, rng: np.random.Gene
     res = {"name": t.name, "origin": t.origin, "onnx": t.onnx_note if t.onnx is not None else None,
            **_describe(model)}
     peers, skipped = make_peers(model, t.onnx, threads=s.threads, frameworks=s.frameworks,
-                                onnx_note=t.onnx_note)
+                                onnx_note=t.onnx_note, io=t.io)
     rows = []
     progress.total += (len(peers) - EXPECTED_PEERS) * max(1, -(-s.steps // s.block)) * s.block
     if peers:
-        Xc = rng.standard_normal((s.check_steps, model.input_size)).astype(model.dtype)
+        Xc = frames_for(model, rng, s.check_steps)
         peers, checks = _check(peers, model, Xc, s.tolerance)
         by_name = {p.name: p for p in peers}
-        frames = list(rng.standard_normal((min(max(s.steps, 1000), 4096), model.input_size)).astype(model.dtype))
+        frames = list(frames_for(model, rng, min(max(s.steps, 1000), 4096)))
         times = _time_steps(peers, frames, s, progress, t.name)
         stats = {p.name: stats_us(ts) for p, ts in zip(peers, times)}
         for c in checks:
@@ -501,8 +536,20 @@ def run_benchmark(targets: list[Target], settings: Settings | None = None, *,
 
 
 def zoo_targets(names: list[str] | None = None, dtype: str = "float32", weights: str = "float") -> list[Target]:
+    """The zoo models ``names`` (default: all, and the Silero VAD when its package is installed);
+    a model that cannot run is left out with its reason on stderr."""
     names = list(names or NAMES)
-    bad = [n for n in names if n not in SPECS]
+    bad = [n for n in names if n not in NAMES]
     if bad:
         raise ValueError(f"unknown zoo model(s) {bad}; known: {', '.join(NAMES)}")
-    return [zoo_target(n, dtype, weights) for n in names]
+    targets = []
+    for n in names:
+        if n != SILERO:
+            targets.append(zoo_target(n, dtype, weights))
+            continue
+        t = silero_target(dtype) if weights == "float" else f"weights={weights!r} is not offered for it"
+        if isinstance(t, str):
+            print(f"streamlstm bench: skipping {SILERO}: {t}", file=sys.stderr)
+        else:
+            targets.append(t)
+    return targets

@@ -74,7 +74,8 @@ class StreamlstmPeer(Peer):
 
 
 # ---------------------------------------------------------------------------- ONNX models
-_ORT_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16}
+_ORT_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
+               "tensor(int64)": np.int64}  # int64: token ids
 
 
 @dataclass
@@ -89,6 +90,7 @@ class OnnxIO:
     defaults: dict = field(default_factory=dict)    # state input -> initial value (learned initial states)
     time_axis: int | None = None                    # axis of T in the data input, when known
     outputs: list = field(default_factory=list)     # every graph output, in order
+    constants: dict = field(default_factory=dict)   # inputs fed the same value every call (silero's sr)
 
     def seq_shape(self, T: int) -> tuple:
         shape = list(self.frame_shape)
@@ -219,7 +221,8 @@ class OrtRunPeer(Peer):
         self.reset()
 
     def reset(self) -> None:
-        self.feeds = {i: self.io.initial(i, shape, dt) for i, _, shape, dt in self.io.states}
+        self.feeds = {**self.io.constants,
+                      **{i: self.io.initial(i, shape, dt) for i, _, shape, dt in self.io.states}}
 
     def step_fn(self) -> StepFn:
         run, outputs, feeds = self.sess.run, self.outputs, self.feeds
@@ -270,6 +273,8 @@ class OrtBindingPeer(Peer):
             b = sess.io_binding()
             b.bind_ortvalue_input(io.x, x_ov)
             b.bind_ortvalue_output(io.y, y_ov)
+            for name, value in io.constants.items():
+                b.bind_ortvalue_input(name, ov(np.ascontiguousarray(value)))
             for (i, o, _, _), pair in zip(io.states, self.bufs):
                 b.bind_ortvalue_input(i, ov(pair[parity]))
                 b.bind_ortvalue_output(o, ov(pair[1 - parity]))
@@ -381,7 +386,7 @@ class TractPeer(Peer):
                 fh.write(model_bytes)
             im = tract.onnx().load(path)
             names = [im.input_name(k) for k in range(im.input_count())]
-            kind = {np.float32: "f32", np.float64: "f64"}[io.x_dtype]
+            kind = {np.float32: "f32", np.float64: "f64", np.int64: "i64"}[io.x_dtype]
             shape = io.frame_shape if T is None else io.seq_shape(T)
             im.set_input_fact(names.index(io.x), ",".join(map(str, shape)) + "," + kind)
             self.runnable = im.into_model().into_runnable()
@@ -400,10 +405,10 @@ class TractPeer(Peer):
     def step_fn(self) -> StepFn:
         run, states, order, shape = self.tstate.run, self.states, self.order, self.io.frame_shape
         iy, ist = self.out_index[0], self.out_index[1:]
-        n = len(states)
+        n, dt = len(states), self.io.x_dtype
 
         def step(x):
-            xs = x.reshape(shape)
+            xs = x.reshape(shape) if x.dtype == dt else x.astype(dt).reshape(shape)
             outs = run([xs if k < 0 else states[k] for k in order])
             for j in range(n):
                 states[j] = outs[ist[j]]
@@ -436,14 +441,15 @@ class Skipped:
 
 
 def make_peers(model: Model, onnx_bytes: bytes | None, *, threads: int = 1, frameworks=FRAMEWORKS,
-               onnx_note: str = "") -> tuple[list[Peer], list[Skipped]]:
-    """Adapters for every requested framework that can run ``model``; the rest as Skipped."""
+               onnx_note: str = "", io: OnnxIO | None = None) -> tuple[list[Peer], list[Skipped]]:
+    """Adapters for every requested framework that can run ``model``; the rest as Skipped.
+    ``io`` describes how to step ``onnx_bytes`` when ``analyse_onnx`` cannot find it out."""
     peers: list[Peer] = [StreamlstmPeer(model)]
     if model.streamable and (os.cpu_count() or 1) >= 2 and shares_products(model):
         peers.append(StreamlstmPeer(model, threads=2))
     skipped: list[Skipped] = []
     wanted = set(frameworks)
-    io = None
+    # io: the caller's description of onnx_bytes, else analyse_onnx finds it
     if not model.streamable:
         return [], [Skipped("all frameworks", "-", "the model runs backwards in time (reverse/bidirectional): "
                             "no frame-by-frame stepping; see the whole-sequence (chunk) table")]
