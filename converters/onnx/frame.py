@@ -20,7 +20,7 @@ are fixed (``dims``; the others are 1), so this walk evaluates the graph concret
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import onnx
@@ -237,7 +237,7 @@ class _FrameImporter:
         if op in ("MaxPool", "AveragePool"):
             return [self._pool(op, ins, a, w)]
         if op == "BatchNormalization":
-            return [self._batchnorm(ins, a, w)]
+            return [self._batchnorm(node, ins, a, w)]
         if op == "LayerNormalization":
             return [self._layernorm(ins, a, w)] + [None] * (len(node.output) - 1)
         if op == "Softmax":
@@ -514,13 +514,35 @@ class _FrameImporter:
             out = self._emit(Reduce(index.astype(np.float64), "max" if op == "MaxPool" else "mean"), [x.vid])
         return View(out.vid, out.pos.reshape(1, C, Lo))
 
-    def _batchnorm(self, ins, a, w) -> View:
+    def _readers(self, name: str) -> int:
+        """How many node inputs, in the graph and all its branches, read ``name``."""
+        if not hasattr(self, "_reader_counts"):
+            counts: dict = {}
+            stack = list(self.g.nodes)
+            while stack:
+                n = stack.pop()
+                for x in n.input:
+                    counts[x] = counts.get(x, 0) + 1
+                stack.extend(nd for at in n.attribute if at.type == onnx.AttributeProto.GRAPH for nd in at.g.node)
+            self._reader_counts = counts
+        return self._reader_counts.get(name, 0)
+
+    def _batchnorm(self, node, ins, a, w) -> View:
+        """Inference BatchNormalization: folded into the Conv1d or Dense that alone feeds it, else
+        a scale and a shift per channel (axis 1)."""
         x, scale, bias, mean, var = ins[:5]
         if not all(isinstance(v, np.ndarray) for v in (scale, bias, mean, var)):
             raise ConversionError(f"{w}: BatchNormalization parameters must be constant")
         eps = float(a.get("epsilon", 1e-5))
         g = np.asarray(scale, np.float64) / np.sqrt(np.asarray(var, np.float64) + eps)
         s = np.asarray(bias, np.float64) - np.asarray(mean, np.float64) * g
+        prev = self.layers[x.vid] if 0 <= x.vid == len(self.layers) - 1 else None
+        if (isinstance(prev, Conv1d) and prev.activation.name == "Identity" and self._readers(node.input[0]) == 1
+                and np.array_equal(x.pos.reshape(-1), np.arange(self._width(x.vid)))
+                and x.shape[1] == prev.out_channels == g.size):
+            b = prev.b if prev.b is not None else np.zeros(g.size)
+            self.layers[x.vid] = replace(prev, W=prev.W * g[:, None, None], b=b * g + s)
+            return x
         shape = (1, -1) + (1,) * (len(x.shape) - 2)
         mul = np.broadcast_to(g.reshape(shape), x.shape).reshape(-1)
         add = np.broadcast_to(s.reshape(shape), x.shape).reshape(-1)

@@ -98,3 +98,4 @@ def test_frame_graph_errors_name_what_to_give():
     for bad in (10 ** 12, -5, 2.5, True):   # hostile sizes: refused before anything is allocated
         with pytest.raises(sl.ConversionError, match="dims"):
             sl.load(path, constants={"sr": 16000}, dims={"sequence": bad})
+
