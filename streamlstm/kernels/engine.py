@@ -6,7 +6,8 @@ stream's flat state (updated in place), ``work`` scratch of ``Plan.work_size(T)`
 out as [sequence A | sequence B | gate rows Z | u | v | input copy]. Layers run one after the
 other over the whole chunk (the input projection of all T frames is one batched product), so one
 frame and T frames share the same arithmetic. Returns 0, or -(t+1) when frame t holds NaN/Inf
-(then nothing was touched).
+(then nothing was touched). ``advance_shared`` adds a helper mailbox (``Session.run`` of a
+``threads=2`` session).
 
 ``advance_at(ctx, x, y)`` is the same step for a Session, with its four buffers passed by
 address (``ctx``: see ``session_context``) so that only three arguments cross from Python.
@@ -39,7 +40,14 @@ def advance(wbuf, table, state, work, X, Y):
     return _advance(wbuf, table, state, work, X, Y, ints_at(0, 0))
 
 
-@njit(inline="always", **JIT)  # inlined into both entry points: one link level less to compile
+@njit(**JIT)
+def advance_shared(wbuf, table, state, work, X, Y, mb):
+    """``advance`` with the helper mailbox ``mb`` of a ``threads=2`` session: large products of
+    the chunk, its input projections included, are split with the helper (``split.py``)."""
+    return _advance(wbuf, table, state, work, X, Y, mb)
+
+
+@njit(inline="always", **JIT)  # inlined into the entry points: one link level less to compile
 def _advance(wbuf, table, state, work, X, Y, mb):
     I = table[0, HDR_IN]
     O = table[0, HDR_OUT]
