@@ -61,6 +61,26 @@ CODE_WORDS = 8
 CODE_PREFETCH_BYTES = 4096
 
 
+# The host features the code paths are chosen from (LLVM's names), and the ones reported with them.
+PATH_FEATURES = ("fma", "avx2", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512bf16", "avx512vnni",
+                 "avxvnni")
+
+
+def code_paths() -> dict:
+    """The host's CPU features that chose the kernels' code paths, and the paths they chose."""
+    host = llvm.get_host_cpu_features()
+    rows, vbytes, pbytes = MANY_ROWS
+    return {
+        "cpu_name": llvm.get_host_cpu_name(),
+        "features": {f: bool(host.get(f, False)) for f in PATH_FEATURES},
+        "float_one_row": f"{PANEL_BYTES // ONE_ROW_VECTOR_BYTES} x {ONE_ROW_VECTOR_BYTES * 8}-bit vectors per panel row",
+        "float_many_rows": (f"{rows} rows x {pbytes // vbytes} x {vbytes * 8}-bit vectors"
+                            + ("" if pbytes == PANEL_BYTES else f" ({pbytes} of {PANEL_BYTES} panel bytes per pass)")),
+        "bf16_many_rows": f"{rows} rows x {2 if _AVX512 else 1} blocks of 16 columns",
+        "int8_many_rows": f"{rows if _AVX512 else 2} rows",
+    }
+
+
 def panel_width(dtype: np.dtype) -> int:
     """Columns per panel for activations of ``dtype``."""
     return PANEL_BYTES // np.dtype(dtype).itemsize
