@@ -18,7 +18,7 @@ from .frames import NEEDS_FUTURE, bad_frame, check_frame, check_out, check_seque
 from .kernels import layout as L
 from .helper import Helper
 from .kernels.config import entry_point
-from .kernels.engine import CTX_FIELDS, WRONG_SIZE, advance, advance_at
+from .kernels.engine import CTX_FIELDS, WRONG_SIZE, advance, advance_at, advance_shared
 from .kernels.split import PARKS_IN_KERNEL
 from .network import Network
 from .plan import Plan, build_plan
@@ -70,6 +70,7 @@ class Model:
                                       else dtype, fast_activations, weights)
         self._step_fn = None
         self._step_at_fn = None
+        self._shared_fn = None
         self._fingerprint: bytes | None = None
         self._split = output_splitter(network.outputs)
 
@@ -142,6 +143,14 @@ class Model:
                                                   _any_layout(p.dtype)))
         return self._step_fn
 
+    def _shared_kernel(self):
+        if self._shared_fn is None:
+            p = self._plan
+            work = types.Array(from_dtype(p.dtype), 1, "C")
+            self._shared_fn = entry_point(advance_shared, (p.weights, p.table, work, work, _any_layout(p.dtype),
+                                                           _any_layout(p.dtype), types.Array(types.int64, 1, "C")))
+        return self._shared_fn
+
     def _step_kernel(self):
         if self._step_at_fn is None:
             dt = self._plan.dtype
@@ -180,7 +189,7 @@ class Model:
         """Open one stream, starting from the initial (zero or learned) state.
 
         ``threads=2`` gives the stream a helper thread that computes half of every large
-        matrix product of ``step`` (bit-identical results; worth it when the weights exceed
+        matrix product of ``step`` and ``run`` (bit-identical results; worth it when the weights exceed
         the core's cache, e.g. the zoo's ``big``). The helper spins while steps keep coming and
         sleeps after a pause without one; ``Session.close()`` stops it."""
         return Session(self, threads=threads)
@@ -211,7 +220,7 @@ class Model:
 
 
 def _run_chunk(model: Model, state: np.ndarray, X: np.ndarray, work: np.ndarray,
-               Y: np.ndarray | None = None) -> np.ndarray:
+               Y: np.ndarray | None = None, helper: Helper | None = None) -> np.ndarray:
     p = model._plan
     T = X.shape[0]
     if Y is None:
@@ -219,7 +228,12 @@ def _run_chunk(model: Model, state: np.ndarray, X: np.ndarray, work: np.ndarray,
     if T == 0:
         return Y
     args = (p.weights, p.table, state, work, X.reshape(-1), Y.reshape(-1))
-    rc = model._kernel()(*args)
+    if helper is not None and helper.running:
+        if helper.parked[0]:
+            helper.wake.set()
+        rc = model._shared_kernel()(*args, helper.mailbox)
+    else:
+        rc = model._kernel()(*args)
     if rc < 0:
         t = -rc - 1
         raise ValueError(f"X: frame {t} {bad_frame(X[t], model.vocabulary)}; the state is unchanged")
@@ -449,7 +463,7 @@ class Session:
         need = p.work_size(X.shape[0])
         if self._chunk_work.size < need:
             self._chunk_work = np.zeros(need, dtype=p.dtype)
-        Y = _run_chunk(self._model, self._state, X, self._chunk_work, out)
+        Y = _run_chunk(self._model, self._state, X, self._chunk_work, out, self._helper)
         return Y if self._model._split is None else self._model._split(Y)
 
     def stepper(self, out: np.ndarray | None = None) -> Callable[[np.ndarray], np.ndarray]:

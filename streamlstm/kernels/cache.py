@@ -312,9 +312,10 @@ def jit_enabled() -> Iterator[None]:
 # the first compile in a process also builds the callees the entry points share.
 _SERVES = {"advance_at": "Session.step", "advance": "Model.run", "pool_advance": "SessionPool.step",
            "pool_validate": "SessionPool.step (threads)", "pool_compute": "SessionPool.step (threads)",
-           "helper_loop": "Session(threads=2)", "wake_helper": "Session(threads=2)"}
-_GUESS_FIRST = {"advance_at": 35, "advance": 25, "pool_advance": 25, "pool_compute": 25}
-_GUESS_LATER = {"advance_at": 15, "advance": 5, "pool_advance": 20, "pool_compute": 20}
+           "helper_loop": "Session(threads=2)", "wake_helper": "Session(threads=2)",
+           "advance_shared": "Session.run (threads=2)"}
+_GUESS_FIRST = {"advance_at": 35, "advance": 25, "advance_shared": 25, "pool_advance": 25, "pool_compute": 25}
+_GUESS_LATER = {"advance_at": 15, "advance": 5, "advance_shared": 10, "pool_advance": 20, "pool_compute": 20}
 _compiled_before = False
 
 

@@ -7,7 +7,8 @@ out by ``rows.work_offsets``: [the work sequences | gate rows Z | u | v | gather
 other over the whole chunk (the input projection of all T frames is one batched product), so one
 frame and T frames share the same arithmetic. Returns 0, or -(t+1) when frame t holds NaN/Inf
 (then nothing was touched), or when it is not a token id of the vocabulary (a model whose input
-is token ids: ``HDR_VOCAB``).
+is token ids: ``HDR_VOCAB``). ``advance_shared`` adds a helper mailbox (``Session.run`` of a
+``threads=2`` session).
 
 ``advance_at(ctx, x, y)`` is the same step for a Session, with its four buffers passed by
 address (``ctx``: see ``session_context``) so that only three arguments cross from Python.
@@ -48,7 +49,14 @@ def advance(wbuf, table, state, work, X, Y):
     return _advance(wbuf, table, state, work, X, Y, ints_at(0, 0))
 
 
-@njit(inline="always", **JIT)  # inlined into both entry points: one link level less to compile
+@njit(**JIT)
+def advance_shared(wbuf, table, state, work, X, Y, mb):
+    """``advance`` with the helper mailbox ``mb`` of a ``threads=2`` session: large products of
+    the chunk, its input projections included, are split with the helper (``split.py``)."""
+    return _advance(wbuf, table, state, work, X, Y, mb)
+
+
+@njit(inline="always", **JIT)  # inlined into the entry points: one link level less to compile
 def _advance(wbuf, table, state, work, X, Y, mb):
     I = table[0, HDR_IN]
     O = table[0, HDR_OUT]

@@ -3,8 +3,10 @@
 Weights are stored **panel-major**: the transposed matrix ``Wt`` (K, G) is cut into column
 panels of ``BW`` = 256 bytes of activations (64 float32 / 32 float64 columns; the last panel
 may be narrower, G being a multiple of one 64-byte vector), and each panel is stored as a
-contiguous (K, width) block. ``panel_acc`` keeps a panel's columns for up to 4 rows of X in
-registers while it streams the panel once from memory, one FMA per weight vector, so the
+contiguous (K, width) block. ``panel_acc`` takes the panels one by one and, for each, every
+group of up to 4 rows of X in turn (the panel stays in L1/L2 meanwhile, so a product over T rows
+reads the weights from memory once, not once per group); it keeps a panel's columns for a group
+in registers while it streams the panel, one FMA per weight vector, so the
 weights are read strictly sequentially (Numba's loop vectoriser re-loads and re-stores the
 output for every input row instead). Passes over 2-4 rows hold a panel row in 4 zmm vectors
 (without AVX-512: three ymm of it at a time, see ``MANY_ROWS``); one-row passes (every
@@ -59,6 +61,26 @@ CODE_WORDS = 8
 # sparse for the hardware prefetcher to keep up from L3 (no change from L1/L2). Float passes
 # do not: there the same prefetches cost more from L1/L2 than they gained from L3.
 CODE_PREFETCH_BYTES = 4096
+
+
+# The host features the code paths are chosen from (LLVM's names), and the ones reported with them.
+PATH_FEATURES = ("fma", "avx2", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512bf16", "avx512vnni",
+                 "avxvnni")
+
+
+def code_paths() -> dict:
+    """The host's CPU features that chose the kernels' code paths, and the paths they chose."""
+    host = llvm.get_host_cpu_features()
+    rows, vbytes, pbytes = MANY_ROWS
+    return {
+        "cpu_name": llvm.get_host_cpu_name(),
+        "features": {f: bool(host.get(f, False)) for f in PATH_FEATURES},
+        "float_one_row": f"{PANEL_BYTES // ONE_ROW_VECTOR_BYTES} x {ONE_ROW_VECTOR_BYTES * 8}-bit vectors per panel row",
+        "float_many_rows": (f"{rows} rows x {pbytes // vbytes} x {vbytes * 8}-bit vectors"
+                            + ("" if pbytes == PANEL_BYTES else f" ({pbytes} of {PANEL_BYTES} panel bytes per pass)")),
+        "bf16_many_rows": f"{rows} rows x {2 if _AVX512 else 1} blocks of 16 columns",
+        "int8_many_rows": f"{rows if _AVX512 else 2} rows",
+    }
 
 
 def panel_width(dtype: np.dtype) -> int:
@@ -255,45 +277,48 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
                 for v in range(nv):
                     builder.store(builder.load(accs[t][v]), z_ptr(g, builder.add(row0, c(t)), col, v), align=fsize)
 
-        def columns(g, row0, tb):
-            first = builder.sdiv(c0, c(BW))
-            last = builder.sdiv(builder.select(builder.icmp_signed("<", c1, full_end), c1, full_end), c(BW))
-            panel_bytes = builder.mul(builder.mul(K, c(BW)), c(wsize))
+        def in_passes(g, row0, tb, ncols, col, start, width):
+            """A panel of ncols columns for rows row0:row0+tb, at most g.n vectors at a time."""
+            block = cols * CODE_WORDS if cols > 1 else g.L
+            whole = ncols - ncols % block
+            nv = whole // g.L
+            for v0 in range(0, nv, g.n):
+                panel(g, row0, tb, min(g.n, nv - v0), builder.add(col, c(v0 * g.L)),
+                      builder.add(start, c(v0 * g.L * wsize)), width)
+            if whole < ncols:
+                q = short[g]
+                panel(q, row0, tb, (ncols - whole) // q.L, builder.add(col, c(whole)),
+                      builder.add(start, c(whole * wsize)), width)
 
-            def in_passes(ncols, col, start, width):
-                """A panel of ncols columns per row, at most g.n vectors at a time."""
-                block = cols * CODE_WORDS if cols > 1 else g.L
-                whole = ncols - ncols % block
-                nv = whole // g.L
-                for v0 in range(0, nv, g.n):
-                    panel(g, row0, tb, min(g.n, nv - v0), builder.add(col, c(v0 * g.L)),
-                          builder.add(start, c(v0 * g.L * wsize)), width)
-                if whole < ncols:
-                    q = short[g]
-                    panel(q, row0, tb, (ncols - whole) // q.L, builder.add(col, c(whole)),
-                          builder.add(start, c(whole * wsize)), width)
+        def every_row(body):
+            """body(g, row0, tb) over the rows in groups of max_rows, then the rest."""
+            if many_rows is None:
+                body(one_row, c(0), 1)
+                return
+            groups = builder.sdiv(nrows, c(max_rows))
+            with cgutils.for_range(builder, groups) as loop:
+                body(many_rows, builder.mul(loop.index, c(max_rows)), max_rows)
+            rest = builder.sub(nrows, builder.mul(groups, c(max_rows)))
+            for tb in range(1, max_rows):
+                with builder.if_then(builder.icmp_signed("==", rest, c(tb))):
+                    body(one_row if tb == 1 else many_rows, builder.mul(groups, c(max_rows)), tb)
 
-            with cgutils.for_range_slice(builder, first, last, c(1)) as (b, _):
-                in_passes(BW, builder.mul(b, c(BW)), builder.mul(b, panel_bytes), c(BW))
-            tail = builder.sub(G, full_end)
-            has_tail = builder.and_(builder.icmp_signed(">=", c1, G), builder.icmp_signed(">", tail, c(0)))
-            with builder.if_then(has_tail):
-                start = builder.mul(nfull, panel_bytes)
-                step = g.L if cols == 1 else 16  # compressed: G is a multiple of 16 float32
-                for ncols in range(step, BW, step):
-                    with builder.if_then(builder.icmp_signed("==", tail, c(ncols))):
-                        in_passes(ncols, full_end, start, c(ncols))
-
-        if many_rows is None:
-            columns(one_row, c(0), 1)
-            return context.get_dummy_value()
-        groups = builder.sdiv(nrows, c(max_rows))
-        with cgutils.for_range(builder, groups) as loop:
-            columns(many_rows, builder.mul(loop.index, c(max_rows)), max_rows)
-        rest = builder.sub(nrows, builder.mul(groups, c(max_rows)))
-        for tb in range(1, max_rows):
-            with builder.if_then(builder.icmp_signed("==", rest, c(tb))):
-                columns(one_row if tb == 1 else many_rows, builder.mul(groups, c(max_rows)), tb)
+        # Panels outside, rows inside: a panel is streamed from memory once per call and stays
+        # in L1/L2 while every group of rows passes over it.
+        first = builder.sdiv(c0, c(BW))
+        last = builder.sdiv(builder.select(builder.icmp_signed("<", c1, full_end), c1, full_end), c(BW))
+        panel_bytes = builder.mul(builder.mul(K, c(BW)), c(wsize))
+        with cgutils.for_range_slice(builder, first, last, c(1)) as (b, _):
+            col, start = builder.mul(b, c(BW)), builder.mul(b, panel_bytes)
+            every_row(lambda g, row0, tb: in_passes(g, row0, tb, BW, col, start, c(BW)))
+        tail = builder.sub(G, full_end)
+        has_tail = builder.and_(builder.icmp_signed(">=", c1, G), builder.icmp_signed(">", tail, c(0)))
+        with builder.if_then(has_tail):
+            start = builder.mul(nfull, panel_bytes)
+            step = VECTOR_BYTES // fsize if cols == 1 else 16  # G is a multiple of 64 bytes / 16 float32
+            for ncols in range(step, BW, step):
+                with builder.if_then(builder.icmp_signed("==", tail, c(ncols))):
+                    every_row(lambda g, row0, tb, n=ncols: in_passes(g, row0, tb, n, full_end, start, c(n)))
         return context.get_dummy_value()
 
     return codegen

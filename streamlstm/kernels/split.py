@@ -2,8 +2,10 @@
 
 ``stored_acc`` and ``stored_project`` are the products every row runs (through
 ``stored.columns_acc``). Threading belongs here, not to the cells: given a live helper
-mailbox, a one-row product of at least ``SPLIT_MIN`` multiply-adds has half of its columns
-computed by a helper thread.
+mailbox, a product of at least ``SPLIT_MIN`` multiply-adds (one row, or the T rows of a
+chunk's input projection) has half of its columns computed by a helper thread. In a chunk
+each thread then also keeps its half of every recurrent matrix in its own core's cache
+across the frames.
 
 A Session opened with ``threads=2`` owns a helper thread that spins (GIL released) on a
 mailbox, an int64 array whose hot fields sit on separate cache lines. For every matrix
@@ -39,12 +41,12 @@ from numba.np.arrayobj import make_array
 from .config import JIT
 from .simd import panel_width_of
 from .stored import columns_acc
-from .views import const_floats_at, floats_at
+from .views import const_floats_at, floats_at, matrix
 
 MB_JOB, MB_CLAIM, MB_DONE, MB_STOP, MB_OWNER, MB_PARKED = 0, 8, 16, 24, 32, 40
 # the posted job: the weight buffer (address, size), the stored matrix (see ``stored.py``),
 # x and y (addresses) and the helper's column range c0:c1
-MB_W, MB_W_SIZE, MB_OFF, MB_K, MB_G, MB_FMT, MB_SCALES, MB_X, MB_Y, MB_C0, MB_C1 = range(48, 59)
+MB_W, MB_W_SIZE, MB_OFF, MB_K, MB_G, MB_FMT, MB_SCALES, MB_X, MB_Y, MB_C0, MB_C1, MB_ROWS = range(48, 60)
 MAILBOX_SIZE = 64
 SPLIT_MIN = 65536
 HELPER_STOPPED, HELPER_IDLE = 0, 1
@@ -168,11 +170,20 @@ def stored_acc(w, m, x, y, mb):
 
 @overload(stored_acc, inline="always", jit_options=JIT)
 def _stored_acc(w, m, x, y, mb):
-    if mb is types.none or x.ndim != 1 or x.layout != "C":
+    if mb is types.none or x.layout != "C" or y.layout != "C":
         def local(w, m, x, y, mb):
             columns_acc(w, m, x, y, 0, -1)
 
         return local
+
+    if x.ndim == 2:  # the T rows of a chunk (rows and columns C-contiguous): split by columns too
+        def rows_impl(w, m, x, y, mb):
+            if mb.shape[0] == 0 or x.shape[0] * m[1] * m[2] < SPLIT_MIN:
+                columns_acc(w, m, x, y, 0, -1)
+            else:
+                _shared_acc(w, m, x, y, mb)
+
+        return rows_impl
 
     def impl(w, m, x, y, mb):  # inlined: only the test, the job is a call
         if mb.shape[0] == 0 or m[1] * m[2] < SPLIT_MIN:
@@ -194,13 +205,13 @@ def stored_project(w, m, bias, X, Z, mb):
     if X.shape[0] == 1:
         stored_acc(w, m, X[0], Z[0], mb)
     else:
-        columns_acc(w, m, X, Z, 0, -1)
+        stored_acc(w, m, X, Z, mb)
 
 
 @njit(**JIT)
 def _shared_acc(w, m, x, y, mb):
     """``stored_acc`` through the helper: post the second half, compute the first, then claim
-    the job or wait for the helper's DONE."""
+    the job or wait for the helper's DONE. ``x``, ``y``: one row (1-D) or C-contiguous rows."""
     G = m[2]
     if atomic_load(mb, MB_PARKED) != 0:
         wake_helper(mb)
@@ -220,6 +231,7 @@ def _shared_acc(w, m, x, y, mb):
     store_int(mb, MB_Y, address(y))
     store_int(mb, MB_C0, mid)
     store_int(mb, MB_C1, G)
+    store_int(mb, MB_ROWS, x.shape[0] if x.ndim == 2 else 0)
     atomic_store(mb, MB_JOB, job)
     columns_acc(w, m, x, y, 0, mid)
     if compare_exchange(mb, MB_CLAIM, job - 1, job):
@@ -234,9 +246,15 @@ def _shared_acc(w, m, x, y, mb):
 def _run_job(mb, like):
     w = const_floats_at(mb[MB_W], mb[MB_W_SIZE], like)
     m = (mb[MB_OFF], mb[MB_K], mb[MB_G], mb[MB_FMT], mb[MB_SCALES])
-    x = floats_at(mb[MB_X], mb[MB_K], like)
-    y = floats_at(mb[MB_Y], mb[MB_G], like)
-    columns_acc(w, m, x, y, mb[MB_C0], mb[MB_C1])
+    T = mb[MB_ROWS]
+    if T == 0:
+        x = floats_at(mb[MB_X], mb[MB_K], like)
+        y = floats_at(mb[MB_Y], mb[MB_G], like)
+        columns_acc(w, m, x, y, mb[MB_C0], mb[MB_C1])
+    else:  # the rows of a chunk
+        X = matrix(floats_at(mb[MB_X], T * mb[MB_K], like), 0, T, mb[MB_K])
+        Y = matrix(floats_at(mb[MB_Y], T * mb[MB_G], like), 0, T, mb[MB_G])
+        columns_acc(w, m, X, Y, mb[MB_C0], mb[MB_C1])
 
 
 @njit(**JIT)

@@ -12,11 +12,17 @@ For each model, one process runs every framework (see ``peers``) on the same ran
    cold blocks in 3000 steps would otherwise decide p99); every other call is timed with
    ``perf_counter_ns`` (garbage collector off while timing); p50/p90/p99/p99.9 per framework
    and the speedup over the best onnxruntime variant at ``threads`` intra-op threads;
-3. chunk mode: ``Session.run`` on T frames against each framework's sequence call on the same T;
-4. cold start (zoo ``kws`` and user files): a new process with a warm compile cache does
+3. chunk mode: ``Session.run`` on T frames (one thread, and ``threads=2`` where the model has
+   products to share) against each framework's sequence call on the same T; the speedup
+   column is over the best onnxruntime variant of the run, whatever its thread count;
+4. with ``pool`` > 0 (``--pool N``): ``SessionPool.step`` advancing N streams by one frame per
+   call against onnxruntime running the same N frames as one batch (``onnx_batch``, the caller
+   gathering and scattering every stream's state), interleaved calls;
+5. cold start (zoo ``kws`` and user files): a new process with a warm compile cache does
    import + load + first step.
 
-Before the models, ``machine_stalls`` measures how often the machine takes the CPU away from a
+``machine_info`` records the host CPU features that chose the kernels' code paths
+(``probes.code_paths``). Before the models, ``machine_stalls`` measures how often the machine takes the CPU away from a
 busy thread that has nothing else to do (a hypervisor, other tenants): the tail that no
 framework can avoid, to read p99 against.
 
@@ -44,6 +50,7 @@ import numpy as np
 from .. import Model, __version__, load
 from .peers import FRAMEWORKS, OnnxIO, OrtRunPeer, Peer, Skipped, StreamlstmPeer, TorchPeer, TractPeer, \
     analyse_onnx, installed, make_peers, ort_session
+from .probes import code_paths, shares_products
 from .zoo import NAMES as ZOO_NAMES
 from .zoo import zoo_network
 
@@ -248,6 +255,8 @@ class Settings:
     tolerance: float = TOLERANCE
     frameworks: tuple = FRAMEWORKS
     cold_start: bool = True
+    pool: int = 0  # streams per pool step (0: no pool table)
+    pool_reps: int = 60
     seed: int = 0
     extra: dict = field(default_factory=dict)
 
@@ -309,6 +318,8 @@ def _time_steps(peers: list[Peer], frames: list, s: Settings, progress: Progress
 
 def _chunk_peers(t: Target, s: Settings) -> tuple[list[Peer], list[Skipped]]:
     peers: list[Peer] = [StreamlstmPeer(t.model)]
+    if t.model.streamable and shares_products(t.model) and (os.cpu_count() or 1) >= 2:
+        peers.append(StreamlstmPeer(t.model, threads=2))
     skipped: list[Skipped] = []
     fw = set(s.frameworks)
     if t.exported is None:
@@ -378,6 +389,10 @@ def _run_chunks(t: Target, s: Settings, rng: np.random.Generator, progress: Prog
         row.update({k: st[k] for k in ("n", "p50_us", "p90_us", "p99_us", "mean_us", "min_us")})
         row["per_frame_p50_us"] = st["p50_us"] / T
     _speedups(rows, s.threads)
+    _best_speedups(rows)
+    for p, _ in timed:
+        if isinstance(p, StreamlstmPeer):
+            p.session.close()
     return {"T": T, "frameworks": rows, "skipped": [vars(k) for k in skipped],
             "mode": "whole sequence from a fresh state" if fresh else "continuing the stream"}
 
@@ -393,6 +408,99 @@ def _speedups(rows: list[dict], threads: int) -> str | None:
         if r.get("status") == "ok" and "p50_us" in r:
             r["speedup_vs_ort"] = best["p50_us"] / r["p50_us"]
     return best["name"]
+
+
+def _pool_callers(t: Target, s: Settings, X: np.ndarray) -> tuple[list[tuple[str, str, int | None, Callable]],
+                                                                    list[dict]]:
+    """(name, framework, threads, call) of every pool variant, and rows for those that failed."""
+    model, n = t.model, X.shape[0]
+    callers, failed = [], []
+    for th in sorted({1, s.threads}):
+        pool = model.pool(n, threads=th)
+        ids = np.array([pool.open() for _ in range(n)], dtype=np.int64)
+        out = np.empty((n, model.output_size), model.dtype)
+        callers.append((f"streamlstm pool.step ({th} thread{'s' if th > 1 else ''})", "streamlstm", th,
+                        lambda pool=pool, ids=ids, out=out: pool.step(ids, X, out=out)))
+    if "onnxruntime" not in s.frameworks or not installed("onnxruntime"):
+        return callers, failed
+    try:
+        from .onnx_batch import batch_onnx, state_specs
+
+        proto = batch_onnx(model.network, model.dtype).SerializeToString()
+        specs = state_specs(model.network)
+    except Exception as e:  # noqa: BLE001 - a network the batched graph does not cover is a result
+        failed.append({"name": "onnxruntime batch", "framework": "onnxruntime", "status": "skipped",
+                       "note": f"{type(e).__name__}: {e}"})
+        return callers, failed
+    for th in (s.threads, None):
+        sess = ort_session(proto, th)
+        held = {i: np.zeros((1, n, w), model.dtype) for i, _, w in specs}
+        names = ["y"] + [o for _, o, _ in specs]
+
+        def batch(sess=sess, held=held, names=names):
+            # the caller holds every stream's state: gather, run the batch, scatter back
+            feed = {"x": X, **{i: held[i] for i, _, _ in specs}}
+            res = sess.run(names, feed)
+            for (i, _, _), r in zip(specs, res[1:]):
+                held[i][...] = r
+            return res[0]
+        label = "default threads" if th is None else f"{th} thread{'s' if th > 1 else ''}"
+        callers.append((f"onnxruntime batch ({label})", "onnxruntime", th, batch))
+    return callers, failed
+
+
+def _run_pool(t: Target, s: Settings, rng: np.random.Generator, progress: Progress) -> dict:
+    """One frame for each of ``s.pool`` streams per call: ``SessionPool.step`` against onnxruntime
+    running the same frames as one batch (``onnx_batch``), interleaved calls."""
+    model, n = t.model, s.pool
+    X = rng.standard_normal((n, model.input_size)).astype(model.dtype)
+    callers, rows = _pool_callers(t, s, X)
+    first = None
+    timed = []
+    for name, fw, th, call in callers:
+        y = np.array(call(), copy=True)
+        if first is None:
+            first = y
+        err = _max_err(y, first)
+        if err > s.tolerance:
+            rows.append({"name": name, "framework": fw, "threads": th, "status": "failed", "max_abs_error": err,
+                         "note": f"outputs differ from streamlstm's by {err:.3g}"})
+            continue
+        rows.append({"name": name, "framework": fw, "threads": th, "status": "ok", "max_abs_error": err})
+        timed.append((call, rows[-1]))
+    times = [[] for _ in timed]
+    pc = time.perf_counter_ns
+    gc.collect()
+    gc.disable()
+    try:
+        budget = time.monotonic() + 20.0
+        for r in range(s.pool_reps):
+            for j in range(len(timed)):
+                k = (j + r) % len(timed)
+                t0 = pc()
+                timed[k][0]()
+                times[k].append(pc() - t0)
+            if r >= 4 and time.monotonic() > budget:
+                break
+    finally:
+        gc.enable()
+    progress.advance(1, f"{t.name}: pool of {n}")
+    for (_, row), ts in zip(timed, times):
+        st = stats_us(np.array(ts))
+        row.update({k: st[k] for k in ("n", "p50_us", "p90_us", "p99_us", "mean_us", "min_us")})
+        row["frames_per_s"] = n / (st["p50_us"] * 1e-6)
+    _best_speedups(rows)
+    return {"streams": n, "frameworks": rows}
+
+
+def _best_speedups(rows: list[dict]) -> None:
+    """Add speedup_vs_best_ort = (best onnxruntime p50 at any thread count in the run) / p50."""
+    ort = [r["p50_us"] for r in rows if r.get("framework") == "onnxruntime" and r.get("status") == "ok"
+           and "p50_us" in r]
+    if ort:
+        for r in rows:
+            if r.get("status") == "ok" and "p50_us" in r:
+                r["speedup_vs_best_ort"] = min(ort) / r["p50_us"]
 
 
 def _new_processes(cmd: list[str], runs: int, cwd: str | None = None) -> tuple[list[float], list[float]] | str:
@@ -457,7 +565,7 @@ def machine_info() -> dict:
         except metadata.PackageNotFoundError:
             versions[pkg] = None
     return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "versions": versions}
+            "python": platform.python_version(), "versions": versions, "code_paths": code_paths()}
 
 
 def bench_target(t: Target, s: Settings, progress: Progress, rng: np.random.Generator) -> dict:
@@ -489,6 +597,8 @@ def bench_target(t: Target, s: Settings, progress: Progress, rng: np.random.Gene
     res["frameworks"] = rows
     if s.chunk > 0:
         res["chunk"] = _run_chunks(t, s, rng, progress)
+    if s.pool > 0 and model.streamable:
+        res["pool"] = _run_pool(t, s, rng, progress)
     if s.cold_start and t.cold_start:
         if t.path is not None:
             res["cold_start"] = cold_start(t.path)
@@ -507,7 +617,7 @@ def run_benchmark(targets: list[Target], settings: Settings | None = None, *,
     """Compare every target on every framework; returns the JSON-ready result (see report)."""
     s = settings or Settings()
     rng = np.random.default_rng(s.seed)
-    per_model = max(1, -(-s.steps // s.block)) * s.block * EXPECTED_PEERS + (s.chunk_reps if s.chunk else 0) + 1
+    per_model = max(1, -(-s.steps // s.block)) * s.block * EXPECTED_PEERS + (s.chunk_reps if s.chunk else 0) + 1 + (1 if s.pool else 0)
     bar = Progress(per_model * len(targets), progress)
     result = {
         "streamlstm_version": __version__,
@@ -516,7 +626,7 @@ def run_benchmark(targets: list[Target], settings: Settings | None = None, *,
         "machine": machine_info(),
         "settings": {"steps": s.steps, "block": s.block, "block_warmup": s.block_warmup, "threads": s.threads,
                      "check_steps": s.check_steps,
-                     "chunk_T": s.chunk, "chunk_reps": s.chunk_reps, "tolerance": s.tolerance,
+                     "chunk_T": s.chunk, "chunk_reps": s.chunk_reps, "pool_streams": s.pool, "tolerance": s.tolerance,
                      "frameworks": list(s.frameworks), "seed": s.seed,
                      "timer_floor_ns": _timer_floor_ns(), **s.extra},
         "machine_stalls": machine_stalls(),
@@ -531,7 +641,8 @@ def run_benchmark(targets: list[Target], settings: Settings | None = None, *,
                 on_model(res)
     finally:
         bar.close()
-    result["checks_passed"] = all(r["status"] != "failed" for m in result["models"] for r in m["frameworks"])
+    result["checks_passed"] = all(r["status"] != "failed" for m in result["models"]
+                                  for r in m["frameworks"] + m.get("pool", {}).get("frameworks", []))
     return result
 
 

@@ -82,7 +82,7 @@ def cmd_bench(args) -> int:
         targets += benchmark.zoo_targets(names, args.dtype, args.weights)
     s = benchmark.Settings(steps=args.steps, block=min(args.block, args.steps), block_warmup=args.block_warmup,
                            threads=args.threads,
-                           check_steps=args.check_steps, chunk=args.chunk,
+                           check_steps=args.check_steps, chunk=args.chunk, pool=args.pool,
                            chunk_reps=max(5, min(50, args.steps // 100)), frameworks=frameworks,
                            cold_start=not args.no_cold_start, seed=args.seed)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
@@ -271,6 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated subset of streamlstm,onnxruntime,pytorch,tract (default all)")
     b.add_argument("--chunk", type=bounded_int(0, MAX_FRAMES), default=100,
                    help="frames per call in chunk mode (0: skip; default 100)")
+    b.add_argument("--pool", type=bounded_int(0, 65536), default=0, metavar="STREAMS",
+                   help="add the pool table: SessionPool.step advancing STREAMS streams by one frame per "
+                        "call against onnxruntime's batched call on the same frames (e.g. 256; default 0: "
+                        "no pool table)")
     b.add_argument("--check-steps", type=bounded_int(1, MAX_FRAMES), default=200,
                    help="frames compared against streamlstm before timing (default 200)")
     b.add_argument("--block", type=bounded_int(1, MAX_STEPS), default=250,

@@ -3,7 +3,8 @@
 A probe reproduces one condition of a real step in isolation: a buffer allocated the way a
 Plan's weights are (``weight_like_buffer``), and a compiled function called the way
 ``Session.step`` calls its kernel, without Numba's type dispatch (``direct_call``).
-``shares_products`` tells the bench whether a two-thread session has work to share. This module
+``shares_products`` tells the bench whether a two-thread session has work to share, and
+``code_paths`` which host CPU features chose the kernels' code paths. This module
 is the one place where the tools reach past the runtime's public API; if the runtime moves these
 helpers, only the imports below change.
 """
@@ -18,7 +19,11 @@ from numba import typeof
 from .. import Model
 from ..helper import worth_a_helper
 from ..kernels.config import entry_point
+from ..kernels.simd import code_paths
 from ..plan import aligned_bytes
+
+
+__all__ = ["code_paths", "direct_call", "shares_products", "weight_like_buffer"]
 
 
 def weight_like_buffer(nbytes: int) -> np.ndarray:

@@ -37,13 +37,52 @@ def _stalls(st: dict) -> str:
             f"framework whose calls take more than {10 / st['per_ms']:.1f} µs includes such a stall.")
 
 
+def _paths(mach: dict) -> str:
+    """The host CPU features that chose the kernels' code paths, and those paths."""
+    cp = mach.get("code_paths")
+    if not cp:
+        return "Code paths: not recorded."
+    on = [f for f, v in cp["features"].items() if v]
+    off = [f for f, v in cp["features"].items() if not v]
+    return (f"Code paths chosen from the host CPU ({cp['cpu_name']}; features: {', '.join(on) or 'none'}"
+            f"{'; absent: ' + ', '.join(off) if off else ''}): float one-row passes {cp['float_one_row']}, "
+            f"several rows {cp['float_many_rows']}; bf16 {cp['bf16_many_rows']}, int8 {cp['int8_many_rows']}.")
+
+
+def _pool_table(result: dict, note) -> list[str]:
+    pools = [m for m in result["models"] if m.get("pool", {}).get("frameworks")]
+    if not pools:
+        return []
+    n = pools[0]["pool"]["streams"]
+    lines = ["", f"Pool: one frame for each of {n} streams per call (streamlstm `SessionPool.step`, onnxruntime "
+                 "the same frames as one batch, its caller gathering and scattering the streams' states); "
+                 "interleaved calls. Speedup = p50 of the best onnxruntime variant / p50.", "",
+             "| model | engine | p50 per call (µs) | p90 per call (µs) | frames/s at p50 | speedup vs best ORT |",
+             "|---|---|---:|---:|---:|---:|"]
+    for m in pools:
+        label = m["name"]
+        for r in m["pool"]["frameworks"]:
+            name = f"**{r['name']}**" if r["framework"] == "streamlstm" else r["name"]
+            if r["status"] != "ok":
+                lines.append(f"| {label} | {name} | {r['status']} | | | |")
+                note(f"pool, {r['name']}: {r.get('note', '')}", m["name"])
+            else:
+                sp = r.get("speedup_vs_best_ort")
+                lines.append(f"| {label} | {name} | {_f(r['p50_us'])} | {_f(r['p90_us'])} | "
+                             f"{r['frames_per_s'] / 1e6:.2f} M | {'-' if sp is None else f'{sp:.2f}x'} |")
+            label = ""
+    return lines
+
+
 def markdown(result: dict) -> str:
-    """The per-step table, the chunk table, cold starts and notes, as markdown."""
+    """The code paths, the per-step table, the chunk table, the pool table, cold starts and notes, as markdown."""
     s = result["settings"]
     mach = result["machine"]
     lines = [
         f"streamlstm {result['streamlstm_version']} · {result['date']} · {mach['cpu']} ({mach['cores']} cores) · "
         f"Python {mach['python']}",
+        "",
+        _paths(mach),
         "",
         f"Per-step latency in µs (one frame per call, batch 1; {s['steps']} timed steps per framework in "
         f"interleaved rounds of {s['block']}{_warmup(s)}). Speedup = p50 of the best onnxruntime variant at "
@@ -80,8 +119,9 @@ def markdown(result: dict) -> str:
         T = chunks[0]["chunk"]["T"]
         lines += ["", f"Chunk mode: T={T} frames per call (streamlstm `Session.run`, others their sequence call), "
                       "continuing the stream (models that run backwards in time: whole sequences from a fresh "
-                      "state, streamlstm `Model.run`); µs.", "",
-                  "| model | framework | p50 per call | p90 per call | p50 per frame | speedup vs ORT |",
+                      "state, streamlstm `Model.run`); µs. Speedup = p50 of the best onnxruntime variant of "
+                      "the model (any thread count) / p50.", "",
+                  "| model | framework | p50 per call | p90 per call | p50 per frame | speedup vs best ORT |",
                   "|---|---|---:|---:|---:|---:|"]
         for m in chunks:
             label = m["name"]
@@ -91,10 +131,11 @@ def markdown(result: dict) -> str:
                     lines.append(f"| {label} | {name} | {r['status']} | | | |")
                     note(f"chunk mode, {r['name']}: {r.get('note', '')}", m["name"])
                 else:
-                    sp = r.get("speedup_vs_ort")
+                    sp = r.get("speedup_vs_best_ort", r.get("speedup_vs_ort"))
                     lines.append(f"| {label} | {name} | {_f(r['p50_us'])} | {_f(r['p90_us'])} | "
                                  f"{_f(r['per_frame_p50_us'], 2)} | {'-' if sp is None else f'{sp:.2f}x'} |")
                 label = ""
+    lines += _pool_table(result, note)
     colds = [m for m in result["models"] if "cold_start" in m]
     if colds:
         lines.append("")

@@ -39,6 +39,28 @@ def test_two_threads_equal_one_thread_bit_for_bit(dtype, weights):
     two.close()
 
 
+@pytest.mark.parametrize("dtype,weights", [("float32", "float"), ("float64", "float"),
+                                           ("float32", "bf16"), ("float32", "int8")])
+def test_two_thread_chunks_equal_one_thread_and_steps_bit_for_bit(dtype, weights):
+    """Session.run on threads=2 shares the chunk's input projections and recurrent products."""
+    model = sl.Model(NET, dtype, weights=weights)
+    one, two, stepped = model.session(), model.session(threads=2), model.session()
+    X = RNG.standard_normal((37, model.input_size)).astype(dtype)
+    a = np.concatenate([one.run(X[:20]), one.run(X[20:])])
+    b = np.concatenate([two.run(X[:20]), two.run(X[20:])])
+    c = np.array([stepped.step(x).copy() for x in X])
+    assert np.array_equal(a, b) and np.array_equal(a, c)
+    assert np.array_equal(one.get_state(), two.get_state())
+    bad = X[:5].copy()
+    bad[3, 0] = np.nan
+    before = two.get_state()
+    with pytest.raises(ValueError, match="frame 3"):
+        two.run(bad)
+    assert np.array_equal(two.get_state(), before)
+    two.close()
+    assert np.array_equal(two.run(X[:4]), one.run(X[:4]))  # a closed helper: one thread
+
+
 def test_bad_frame_leaves_state_and_helper_intact():
     model = sl.Model(NET)
     two = model.session(threads=2)

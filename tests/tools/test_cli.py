@@ -246,3 +246,33 @@ def test_bench_writes_no_file_unless_asked(tmp_path, monkeypatch, capsys):
                  "--chunk", "0", "--no-cold-start", "--no-progress", "--frameworks", "streamlstm"]) == 0
     assert "| tiny" in capsys.readouterr().out
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_reports_code_paths_pool_table_and_best_ort_speedups(tmp_path, capsys):
+    from llvmlite import binding as llvm
+
+    js = tmp_path / "bench.json"
+    rc = main(["bench", "--models", "tiny", "--steps", "20", "--block", "10", "--check-steps", "10",
+               "--chunk", "10", "--pool", "32", "--no-cold-start", "--json", str(js), "--no-progress",
+               "--frameworks", "streamlstm,onnxruntime"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "Code paths chosen from the host CPU" in out and "Pool: one frame for each of 32 streams" in out
+    r = json.loads(js.read_text())
+    host = llvm.get_host_cpu_features()
+    paths = r["machine"]["code_paths"]
+    assert paths["features"] == {f: bool(host.get(f, False)) for f in paths["features"]}
+    assert r["settings"]["pool_streams"] == 32
+    (m,) = r["models"]
+    pool = m["pool"]["frameworks"]
+    ours = [x for x in pool if x["framework"] == "streamlstm"]
+    ort = [x for x in pool if x["framework"] == "onnxruntime"]
+    assert ours and all(x["status"] == "ok" and x["max_abs_error"] == 0 for x in ours)
+    assert len(ort) == 2 and all(x["status"] == "ok" and x["max_abs_error"] <= 1e-5 for x in ort)
+    best = min(x["p50_us"] for x in ort)
+    assert ours[0]["speedup_vs_best_ort"] == pytest.approx(best / ours[0]["p50_us"])
+    assert ours[0]["frames_per_s"] == pytest.approx(32 / (ours[0]["p50_us"] * 1e-6))
+    chunk = m["chunk"]["frameworks"]
+    best = min(x["p50_us"] for x in chunk if x["framework"] == "onnxruntime")
+    sl_row = next(x for x in chunk if x["name"] == "streamlstm")
+    assert sl_row["speedup_vs_best_ort"] == pytest.approx(best / sl_row["p50_us"])
