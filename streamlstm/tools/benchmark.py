@@ -453,7 +453,7 @@ def _run_pool(t: Target, s: Settings, rng: np.random.Generator, progress: Progre
     """One frame for each of ``s.pool`` streams per call: ``SessionPool.step`` against onnxruntime
     running the same frames as one batch (``onnx_batch``), interleaved calls."""
     model, n = t.model, s.pool
-    X = rng.standard_normal((n, model.input_size)).astype(model.dtype)
+    X = frames_for(model, rng, n)
     callers, rows = _pool_callers(t, s, X)
     first = None
     timed = []
