@@ -237,7 +237,7 @@ class _Importer(Walker):
                                       f"{self.input_name!r}")
         data = [c for c in cands if not c[1].state]
         if not data:
-            data = [c for c in cands if c[1].state == "h"]
+            data = [c for c in cands if c[1].state == "h"] or [c for c in cands if c[1].state == "c"]
         if len(data) != 1:
             raise ConversionError(
                 f"cannot tell the data output: candidates {[c[0] for c in data]} among outputs {names}; "

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from streamlstm.errors import ConversionError, NetworkError
-from streamlstm.network import Activation, HoldFirst, act
+from streamlstm.network import LSTM, Activation, HoldFirst, act
 
 UNKNOWN = None
 
@@ -162,15 +162,16 @@ def settle(blocks: tuple, combine: str, post: tuple, where: str, cache: dict) ->
                               "the last recurrent layer can continue the network")
     p = next(iter(srcs.values()))
     dirs = tuple(b.d for b in blocks)
-    for b in blocks:
-        if b.what == "Y_c":
-            raise ConversionError(f"{where}: uses the cell state Y_c of {p.label} as data; "
-                                  "only Y and Y_h can feed the next layers")
-    held = [k for k, b in enumerate(blocks) if b.what == "Y_h" and b.d in p.reverse_dirs]
+    whats = {b.what for b in blocks}
+    cell = "Y_c" in whats
+    if cell and (whats != {"Y_c"} or not isinstance(p.layer, LSTM) or p.layer.proj is not None):
+        raise ConversionError(f"{where}: uses the cell state Y_c of {p.label} as data together with Y or "
+                              "Y_h (or of a projected LSTM); only the cell states alone can be an output")
+    held = [k for k, b in enumerate(blocks) if b.what in ("Y_h", "Y_c") and b.d in p.reverse_dirs]
     if held and combine != "concat":
-        raise ConversionError(f"{where}: {combine} of the final states Y_h of {p.label}'s directions; "
+        raise ConversionError(f"{where}: {combine} of the final states of {p.label}'s directions; "
                               "only their concatenation is supported")
-    key = (id(p), dirs, combine, post)
+    key = (id(p), dirs, combine, post, cell)
     if key in cache:
         return cache[key][1]
     L = p.layer
@@ -187,6 +188,8 @@ def settle(blocks: tuple, combine: str, post: tuple, where: str, cache: dict) ->
         if D != 2 or sorted(dirs) != [0, 1]:
             raise ConversionError(f"{where}: {combine} of directions {list(dirs)} of {p.label}")
         layer = replace_layer(L, merge=combine)
+    if cell:
+        layer = replace_layer(layer, output="c")
     hold = ()
     if held:  # a backward direction's Y_h is its output at frame 0: held in every row
         P = layer.unit_output_size

@@ -78,7 +78,8 @@ C_STATE_H = 22  # S_: the state fed back through C_WR (its width is that matrix'
 C_HIDDEN = 23   # hidden size H
 C_GATE_STRIDE = 24  # Hp: H padded to the SIMD width; gate k starts at k * Hp
 C_REVERSE = 25  # 1: process frames last to first
-FIRST_KIND_FIELD = 26
+C_EMIT = 26     # S_: the state vector the row writes out after each frame (h, or an LSTM's c)
+FIRST_KIND_FIELD = 27
 
 # the float parameters at W_[C_PARAMS]
 PAR_F_ALPHA = 0

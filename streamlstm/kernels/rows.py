@@ -28,7 +28,7 @@ from .dense import dense_rows
 from .embedding import embed_rows
 from .frame import BINARY_SRC2, binary_rows, elem_rows, gather_rows, hold_first_rows, reduce_rows
 from .layout import (
-    C_BIAS, C_COL, C_DST, C_DW, C_K, C_KIND, C_OUT, C_REVERSE, C_SRC, C_STATE_H, C_WR, C_WX,
+    C_BIAS, C_COL, C_DST, C_DW, C_EMIT, C_K, C_KIND, C_OUT, C_REVERSE, C_SRC, C_STATE_H, C_WR, C_WX,
     HDR_CMAX, HDR_FINAL, HDR_GMAX, HDR_NROWS, HDR_NSEQ, HDR_STATE, HDR_VMAX, HDR_WMAX, K_ACT,
     K_BINARY, K_CONV, K_DENSE, K_ELEM, K_EMBED, K_GATHER, K_GRU, K_GRU_LBR, K_HOLD_FIRST, K_LSTM, K_LSTM_FUSED,
     K_MERGE, K_NORM, K_REDUCE, K_TCONV, NCOLS,
@@ -93,12 +93,13 @@ def stream_frames(w, row, state, Z, u, v, dst, mb):
     h = vector(state, row[C_STATE_H], rec[1])
     reverse = row[C_REVERSE] == 1
     col, P = row[C_COL], row[C_OUT]
+    out = vector(state, row[C_EMIT], P)
     for s in range(T):
         t = T - 1 - s if reverse else s
         z = Z[t]
         stored_acc(w, rec, h, z, mb)
         recurrent_frame(kind, w, row, state, 0, z, u, v)
-        emit(h, dst, t, col, P)
+        emit(out, dst, t, col, P)
 
 
 @njit(**JIT)
@@ -127,7 +128,7 @@ def pool_frames(w, row, slab, S, slots, hbuf, Z, u, v, dst):
     for t in range(T):
         base = slots[t] * S
         recurrent_frame(kind, w, row, slab, base, Z[t], u, v)
-        emit(vector(slab, base + sh, P), dst, t, col, O)
+        emit(vector(slab, base + row[C_EMIT], O), dst, t, col, O)
 
 
 @njit(**JIT)

@@ -4,6 +4,8 @@ initial states).
 ``W`` (D, 4H, I), ``R`` (D, 4H, P), ``Wb``/``Rb`` (D, 4H), peepholes ``P`` (D, 3H) ordered i, o,
 f; ``proj`` (D, P, H) is PyTorch's projection (h = proj @ (o * h(c))), without it P = H.
 Activations f, g, h per direction; ``input_forget`` couples f = 1 - i; ``initial_c`` (D, H).
+``output`` "c" makes each direction output its cell state c instead of h (ONNX ``Y_c`` used as
+data; not with a projection).
 Keras/TF forget-bias folding is done by the importers. Maths: ``kernels/lstm.py``.
 """
 
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..kernels.layout import C_BIAS, C_WR, C_WX, K_LSTM, K_LSTM_FUSED
+from ..kernels.layout import C_BIAS, C_STATE_H, C_WR, C_WX, K_LSTM, K_LSTM_FUSED
 from ..kernels.lstm import (
     LSTM_CLIPS, LSTM_INPUT_FORGET, LSTM_PEEP, LSTM_PEEPHOLES, LSTM_PROJ, LSTM_PROJ_WIDTH,
     LSTM_PROJECTS, LSTM_STATE_C,
@@ -31,6 +33,7 @@ class LSTM(Recurrent):
     proj: np.ndarray | None = None
     input_forget: bool = False
     initial_c: np.ndarray | None = None
+    output: str = "h"
 
     kind = "LSTM"
     array_fields = ("W", "R", "Wb", "Rb", "P", "proj", "initial_h", "initial_c")
@@ -40,7 +43,11 @@ class LSTM(Recurrent):
 
     def __post_init__(self):
         self._set("input_forget", bool(self.input_forget))
+        if self.output not in ("h", "c"):
+            raise self._err("output", f"expected 'h' or 'c', got {self.output!r}")
         super().__post_init__()
+        if self.output == "c" and self.proj is not None:
+            raise self._err("output", "a projected LSTM outputs h; its cell state is wider")
 
     @property
     def unit_output_size(self) -> int:
@@ -48,7 +55,8 @@ class LSTM(Recurrent):
 
     def describe(self) -> str:
         extra = super().describe()
-        return extra + (f" proj={self.unit_output_size}" if self.proj is not None else "")
+        return (extra + (f" proj={self.unit_output_size}" if self.proj is not None else "")
+                + (" output=c" if self.output == "c" else ""))
 
     def _check(self) -> None:
         D, H = self.num_directions, self.hidden_size
@@ -66,6 +74,9 @@ class LSTM(Recurrent):
         """Default gates and none of clip, peepholes, projection, input_forget."""
         return ([a.name for a in self.activations[:3]] == list(DEFAULT_ACTS) and self.clip is None
                 and not self.input_forget and self.P is None and self.proj is None)
+
+    def emitted(self, row) -> int:
+        return int(row[LSTM_STATE_C] if self.output == "c" else row[C_STATE_H])
 
     def row_kind(self, builder) -> int:
         return K_LSTM_FUSED if self.is_default and builder.fast_activations else K_LSTM

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from ..kernels.layout import (
-    C_ACT_F, C_GATE_STRIDE, C_HIDDEN, C_PARAMS, C_REVERSE, C_STATE_H, K_MERGE,
+    C_ACT_F, C_EMIT, C_GATE_STRIDE, C_HIDDEN, C_PARAMS, C_REVERSE, C_STATE_H, K_MERGE,
 )
 from ..kernels.merge import MERGE_CODES, MERGE_MODE
 from .base import RNN_ACTIVATIONS, ActLike, Layer, act, as_act, check_shape
@@ -123,6 +123,10 @@ class Recurrent(Layer):
         """The kind's own part of direction ``d``'s row: its matrices, bias and fields."""
         raise NotImplementedError
 
+    def emitted(self, row) -> int:
+        """The state offset of what a direction outputs after each frame: its h."""
+        return int(row[C_STATE_H])
+
     def pack(self, builder) -> None:
         D, H, P = self.num_directions, self.hidden_size, self.unit_output_size
         Hp, DW = builder.pad(H), D * P
@@ -141,6 +145,7 @@ class Recurrent(Layer):
             r[C_PARAMS] = builder.params(acts, self.clip)
             r[C_STATE_H] = builder.add_state(h0)
             self.pack_direction(builder, r, d, H, Hp, Wb, Rb)
+            r[C_EMIT] = self.emitted(r)
         builder.advance(dst, DW)
         if D == 2 and self.merge != "concat":
             dst = builder.next_sequence()

@@ -71,3 +71,13 @@ def test_the_unit_is_frozen_and_validated_once():
         layer.W[0, 0, 0] = 1.0  # read-only
     with pytest.raises(sl.NetworkError, match="peephole|P"):
         sl.LSTM(layer.W, layer.R, P=np.zeros((1, 2 * H)))
+
+
+@pytest.mark.parametrize("direction", ["forward", "bidirectional"])
+def test_cell_state_output(direction):
+    """output="c": each direction outputs its cell state (ONNX Y_c as data)."""
+    rng = np.random.default_rng(9)
+    D, H, I = (2 if direction == "bidirectional" else 1), 5, 3
+    layer = sl.LSTM(uniform(rng, D, 4 * H, I, fan=H), uniform(rng, D, 4 * H, H, fan=H), direction=direction,
+                    output="c")
+    check_unit(layer, I, formats=(("float64", "float"), ("float32", "float")))

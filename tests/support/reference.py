@@ -159,7 +159,7 @@ def recurrent_run(layer, X: np.ndarray, st: dict) -> tuple[np.ndarray, dict]:
                 h = gru_cell(layer, d, X[t], h)
             else:
                 h = rnn_cell(layer, d, X[t], h)
-            Yd[t] = h
+            Yd[t] = c if getattr(layer, "output", "h") == "c" else h
         new["h"][d] = h
         if c is not None:
             new["c"][d] = c

@@ -423,6 +423,24 @@ def test_direction_handling(case, op):
     assert _err(got, truth.reshape(got.shape)) <= TOL
 
 
+@pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
+def test_cell_state_output_runs_whole_sequences(direction):
+    """A graph whose output is Y_c: the last row of Model.run is onnxruntime's final cell state
+    (a backward direction's is held from frame 0); a forward one also streams."""
+    rng = np.random.default_rng(1)
+    D = 2 if direction == "bidirectional" else 1
+    rnn = helper.make_node("LSTM", ["X", "W", "R", "B"], ["", "", "out"], hidden_size=4, direction=direction)
+    m = _graph([rnn], _lstm_inits(rng, D))
+    model = sl.load(m)
+    X = rng.normal(size=(7, 1, 3)).astype(np.float32)
+    want = ort_session(m).run(None, {"X": X})[0]
+    np.testing.assert_allclose(model.run(X[:, 0])[-1], want.reshape(-1), atol=1e-5)
+    assert model.streamable == (direction == "forward")
+    if direction == "forward":
+        s = model.session()
+        np.testing.assert_allclose([s.step(x) for x in X[:, 0]][-1], want.reshape(-1), atol=1e-5)
+
+
 def test_interleaved_directions_are_refused_and_backward_y_h_runs_whole_sequences():
     rng = np.random.default_rng(0)
     rnn = helper.make_node("LSTM", ["X", "W", "R", "B"], ["Y", "Yh"], hidden_size=4, direction="bidirectional")
