@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import streamlstm as sl
+from streamlstm.tools.benchmark import frames_for
 from streamlstm.tools.zoo import NAMES, zoo_network
 
 RNG = np.random.default_rng(0)
@@ -27,7 +28,7 @@ def zoo_model(request):
 def test_zoo_step(benchmark, zoo_model):
     name, model = zoo_model
     s = model.session()
-    x = RNG.standard_normal(model.input_size).astype(np.float32)
+    x = frames_for(model, RNG, 1)[0]
     out = np.empty(model.output_size, np.float32)
     s.step(x, out=out)
     benchmark.extra_info["model"] = name
@@ -38,7 +39,7 @@ def test_zoo_step(benchmark, zoo_model):
 def test_zoo_chunk100(benchmark, zoo_model):
     name, model = zoo_model
     s = model.session()
-    X = RNG.standard_normal((CHUNK_T, model.input_size)).astype(np.float32)
+    X = frames_for(model, RNG, CHUNK_T)
     s.run(X)
     benchmark.extra_info.update(model=name, frames=CHUNK_T)
     Y = benchmark(s.run, X)

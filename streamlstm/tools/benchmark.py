@@ -364,26 +364,15 @@ def _run_chunks(t: Target, s: Settings, rng: np.random.Generator, progress: Prog
         rows.append({"name": p.name, "framework": p.framework, "threads": p.threads, "status": "ok",
                      "max_abs_error": err, "note": p.note})
         timed.append((p, rows[-1]))
-    times = [[] for _ in timed]
-    pc = time.perf_counter_ns
-    gc.collect()
-    gc.disable()
-    try:
-        budget = time.monotonic() + 20.0
-        for r in range(s.chunk_reps):
-            for j in range(len(timed)):
-                k = (j + r) % len(timed)
-                p = timed[k][0]
-                if fresh:
-                    p.reset()
-                t0 = pc()
-                p.chunk(X)
-                times[k].append(pc() - t0)
-            progress.advance(1, f"{t.name}: chunk T={T}")
-            if r >= 4 and time.monotonic() > budget:
-                break
-    finally:
-        gc.enable()
+    def call(p):
+        if fresh:
+            p.reset()
+        t0 = time.perf_counter_ns()
+        p.chunk(X)
+        return time.perf_counter_ns() - t0
+
+    times = _interleaved([lambda p=p: call(p) for p, _ in timed], s.chunk_reps,
+                         lambda: progress.advance(1, f"{t.name}: chunk T={T}"))
     for (p, row), ts in zip(timed, times):
         st = stats_us(np.array(ts))
         row.update({k: st[k] for k in ("n", "p50_us", "p90_us", "p99_us", "mean_us", "min_us")})
@@ -468,22 +457,12 @@ def _run_pool(t: Target, s: Settings, rng: np.random.Generator, progress: Progre
             continue
         rows.append({"name": name, "framework": fw, "threads": th, "status": "ok", "max_abs_error": err})
         timed.append((call, rows[-1]))
-    times = [[] for _ in timed]
-    pc = time.perf_counter_ns
-    gc.collect()
-    gc.disable()
-    try:
-        budget = time.monotonic() + 20.0
-        for r in range(s.pool_reps):
-            for j in range(len(timed)):
-                k = (j + r) % len(timed)
-                t0 = pc()
-                timed[k][0]()
-                times[k].append(pc() - t0)
-            if r >= 4 and time.monotonic() > budget:
-                break
-    finally:
-        gc.enable()
+    def timed_call(call):
+        t0 = time.perf_counter_ns()
+        call()
+        return time.perf_counter_ns() - t0
+
+    times = _interleaved([lambda c=c: timed_call(c) for c, _ in timed], s.pool_reps, lambda: None)
     progress.advance(1, f"{t.name}: pool of {n}")
     for (_, row), ts in zip(timed, times):
         st = stats_us(np.array(ts))
@@ -491,6 +470,26 @@ def _run_pool(t: Target, s: Settings, rng: np.random.Generator, progress: Progre
         row["frames_per_s"] = n / (st["p50_us"] * 1e-6)
     _best_speedups(rows)
     return {"streams": n, "frameworks": rows}
+
+
+def _interleaved(calls: list, reps: int, after_round) -> list[list[int]]:
+    """Each call once per round, the order rotating between rounds, with the collector off; at
+    most ``reps`` rounds, and no more after 20 s once 5 are done. Returns each call's times."""
+    times: list[list[int]] = [[] for _ in calls]
+    gc.collect()
+    gc.disable()
+    try:
+        budget = time.monotonic() + 20.0
+        for r in range(reps):
+            for j in range(len(calls)):
+                k = (j + r) % len(calls)
+                times[k].append(calls[k]())
+            after_round()
+            if r >= 4 and time.monotonic() > budget:
+                break
+    finally:
+        gc.enable()
+    return times
 
 
 def _best_speedups(rows: list[dict]) -> None:
