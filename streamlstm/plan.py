@@ -249,14 +249,26 @@ class PlanBuilder:
         return seq
 
     def begin(self, network: Network, i: int) -> None:
-        """Point the builder at the inputs of layer i, and keep the values later layers read."""
+        """Point the builder at the inputs of layer i; the sequences of values that later layers
+        read stay busy."""
+        if i == 0:
+            last: dict[int, int] = {}
+            for k in range(len(network.layers)):
+                for j in network.inputs_of(k):
+                    last[j] = k
+            self._last_reader = last
+            self._live: dict[int, int] = {}
         self.inputs = [self._values[j] for j in network.inputs_of(i)]
         self.source, self.width = self.inputs[0]
-        later = {j for k in range(i + 1, len(network.layers)) for j in network.inputs_of(k)}
-        self._kept = {self._values[j][0] for j in later if j in self._values}
+        for j in network.inputs_of(i):
+            if self._last_reader.get(j) == i:
+                self._live.pop(j, None)
+        self._kept = set(self._live.values())
 
     def end(self, i: int) -> None:
         self._values[i] = (self.source, self.width)
+        if self._last_reader.get(i, i) > i:
+            self._live[i] = self.source
 
     def row(self, kind: int, dst: int, dst_width: int, *, col: int, out: int,
             src: tuple[int, int] | None = None) -> np.ndarray:

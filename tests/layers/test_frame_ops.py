@@ -80,3 +80,20 @@ def test_a_graph_saves_loads_and_fingerprints_its_wiring(tmp_path):
     np.testing.assert_array_equal(sl.Model(back).run(X), sl.Model(a).run(X))
     assert sl.Model(a).fingerprint != sl.Model(b).fingerprint
     assert "reads [0], [1]" in a.summary()
+
+
+def test_plan_of_a_long_graph_is_linear_and_uses_few_sequences():
+    """Work sequences are handed out by liveness in one pass: a 20,000-unit chain plans quickly
+    with two sequences, and a value read much later keeps its own."""
+    from streamlstm.plan import build_plan
+    from streamlstm.kernels import layout as L
+
+    chain = sl.Network([sl.Elementwise("neg") for _ in range(20000)], input_size=4)
+    assert build_plan(chain).table[0, L.HDR_NSEQ] == 2
+    n = 50
+    layers = [sl.Elementwise("square")] + [sl.Elementwise("neg") for _ in range(n)] + [sl.Binary("add")]
+    net = sl.Network(layers, input_size=4, sources=[[-1]] + [[k] for k in range(n)] + [[0, n]])
+    assert build_plan(net).table[0, L.HDR_NSEQ] == 3
+    X = np.random.default_rng(0).normal(size=(3, 4))
+    want = X * X + (X * X if n % 2 == 0 else -X * X)
+    np.testing.assert_allclose(sl.Model(net, "float64").run(X), want, atol=1e-12)
