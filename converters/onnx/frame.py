@@ -102,7 +102,6 @@ class _FrameImporter:
         if self.input_size > self.folder.limit:
             raise ConversionError(f"dims: an input of shape {list(shape)} ({self.input_size} values per frame) is "
                                   f"larger than this model's data can justify (limit {self.folder.limit})")
-        self.token_ids = g.elem_type(data) in (onnx.TensorProto.INT64, onnx.TensorProto.INT32)
         self.env[data] = View(-1, np.arange(self.input_size).reshape(shape))
         for n in plain:
             if n != data:
@@ -321,15 +320,14 @@ class _FrameImporter:
     def _move(self, node, ins, a, w) -> list:
         op = node.op_type
         if op == "Concat":
-            parts = [self._laid_out(v) if len(ins) > 1 else v.vid for v in ins]
-            if len(set(parts)) == 1:
-                pos = [v.pos if len(ins) == 1 else np.arange(v.pos.size).reshape(v.shape) for v in ins]
-                cat = parts[0]
-            else:
-                cat = self._emit(Concat(), parts).vid
-                offs = np.cumsum([0] + [self._width(p) for p in parts])
-                pos = [np.arange(v.pos.size).reshape(v.shape) + o for v, o in zip(ins, offs)]
-            return [View(cat, np.concatenate(pos, axis=int(a["axis"])))]
+            axis = int(a["axis"])
+            if len({v.vid for v in ins}) == 1:  # parts of one value: only positions move
+                return [View(ins[0].vid, np.concatenate([v.pos for v in ins], axis=axis))]
+            parts = [self._laid_out(v) for v in ins]
+            cat = self._emit(Concat(), parts).vid
+            offs = np.cumsum([0] + [self._width(p) for p in parts])
+            pos = [np.arange(v.pos.size).reshape(v.shape) + o for v, o in zip(ins, offs)]
+            return [View(cat, np.concatenate(pos, axis=axis))]
         if op == "Gather" and isinstance(ins[1], View):
             raise ConversionError(f"{w}: Gather with indices computed from the data is not supported")
         v = ins[0]

@@ -40,3 +40,31 @@ def test_frame_graph_conv_batchnorm_pool_norm_head():
     ref = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
     want = np.stack([ref.run(None, {"x": x})[0].reshape(-1) for x in X])
     np.testing.assert_allclose(model.run(X.reshape(5, -1)), want, atol=1e-5)
+
+
+def test_frame_graph_slices_concat_and_branches():
+    """Slices of one tensor concatenated on another axis (positions only), a Concat of two
+    computed branches, Sub/Div by constants both ways, against onnxruntime."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(1)
+    c = lambda v: np.array(v, np.int64)  # noqa: E731
+    inits = {"s0": c([0]), "e0": c([3]), "s1": c([3]), "e1": c([6]), "ax": c([1]), "k": np.float32(2.0),
+             "W": rng.normal(size=(4, 3, 1)).astype(np.float32)}
+    nodes = [helper.make_node("Slice", ["x", "s0", "e0", "ax"], ["a"]),
+             helper.make_node("Slice", ["x", "s1", "e1", "ax"], ["b"]),
+             helper.make_node("Concat", ["a", "b"], ["ab"], axis=2),          # (1, 3, 2L)
+             helper.make_node("Sub", ["k", "ab"], ["left"]),
+             helper.make_node("Div", ["ab", "k"], ["right"]),
+             helper.make_node("Conv", ["right", "W"], ["conv"]),              # (1, 4, 2L)
+             helper.make_node("Concat", ["left", "conv"], ["y"], axis=1)]     # (1, 7, 2L)
+    g = helper.make_graph(nodes, "fe", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6, 5])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 9
+    model = sl.load(m, dims={})
+    X = rng.normal(size=(4, 1, 6, 5)).astype(np.float32)
+    ref = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    want = np.stack([ref.run(None, {"x": x})[0].reshape(-1) for x in X])
+    np.testing.assert_allclose(model.run(X.reshape(4, -1)), want, atol=1e-5)
