@@ -136,14 +136,19 @@ def _add_recurrent(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtype
     return len(group)
 
 
+def _loaded(module: "nn.Module", weight: np.ndarray, bias: np.ndarray | None, dtype: torch.dtype) -> "nn.Module":
+    """``module`` with its weight (and bias, when there is one) set from the layer's arrays."""
+    with torch.no_grad():
+        module.weight.copy_(torch.from_numpy(weight.copy()))
+        if bias is not None:
+            module.bias.copy_(torch.from_numpy(bias.copy()))
+    return module.to(dtype)
+
+
 def _add_dense(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtype) -> int:
     layer = layers[k]
-    lin = nn.Linear(layer.input_size, layer.output_size, bias=layer.b is not None, dtype=dtype)
-    with torch.no_grad():
-        lin.weight.copy_(torch.from_numpy(layer.W.copy()))
-        if layer.b is not None:
-            lin.bias.copy_(torch.from_numpy(layer.b.copy()))
-    lin = lin.to(dtype)
+    lin = _loaded(nn.Linear(layer.input_size, layer.output_size, bias=layer.b is not None, dtype=dtype),
+                  layer.W, layer.b, dtype)
     net.modules_.append(lin)
     net.steps.append(("fn", lin, -1))
     return _add_activation(net, layers, k, dtype)
@@ -157,10 +162,7 @@ def _add_activation(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtyp
 
 def _add_embedding(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtype) -> int:
     table = layers[k].table
-    emb = nn.Embedding(*table.shape, dtype=dtype)
-    with torch.no_grad():
-        emb.weight.copy_(torch.from_numpy(table.copy()))
-    emb = emb.to(dtype)
+    emb = _loaded(nn.Embedding(*table.shape, dtype=dtype), table, None, dtype)
     net.modules_.append(emb)
     net.steps.append(("fn", lambda x: emb(x[..., 0].round().long()), -1))
     return 1
@@ -168,13 +170,8 @@ def _add_embedding(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtype
 
 def _add_time_conv(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtype) -> int:
     layer = layers[k]
-    conv = nn.Conv1d(layer.in_channels, layer.out_channels, layer.taps, dilation=layer.dilation,
-                     groups=layer.groups, bias=layer.b is not None, dtype=dtype)
-    with torch.no_grad():
-        conv.weight.copy_(torch.from_numpy(layer.W.copy()))
-        if layer.b is not None:
-            conv.bias.copy_(torch.from_numpy(layer.b.copy()))
-    conv = conv.to(dtype)
+    conv = _loaded(nn.Conv1d(layer.in_channels, layer.out_channels, layer.taps, dilation=layer.dilation,
+                             groups=layer.groups, bias=layer.b is not None, dtype=dtype), layer.W, layer.b, dtype)
     net.modules_.append(conv)
     left, right = layer.padding
     net._init.append((torch.zeros(left, 1, layer.in_channels, dtype=dtype),))
@@ -185,11 +182,8 @@ def _add_time_conv(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtype
 def _add_layer_norm(net: "TorchNetwork", layers: list, k: int, dtype: torch.dtype) -> int:
     layer = layers[k]
     n = layer.gamma.size
-    ln = nn.LayerNorm(n, eps=layer.eps, dtype=dtype)
-    with torch.no_grad():
-        ln.weight.copy_(torch.from_numpy(layer.gamma.copy()))
-        ln.bias.copy_(torch.from_numpy(layer.beta.copy() if layer.beta is not None else np.zeros(n)))
-    ln = ln.to(dtype)
+    ln = _loaded(nn.LayerNorm(n, eps=layer.eps, dtype=dtype), layer.gamma,
+                 layer.beta if layer.beta is not None else np.zeros(n), dtype)
     net.modules_.append(ln)
     net.steps.append(("fn", lambda x: ln(x.reshape(*x.shape[:-1], -1, n)).reshape(x.shape), -1))
     return 1
