@@ -21,8 +21,8 @@ from numba import njit
 from .config import JIT
 from .layout import HDR_IN, HDR_OUT, HDR_VOCAB, HDR_WMAX, NCOLS
 from .lean_cache import lean_cache
-from .rows import run_rows, sequence, work_offsets
-from .views import const_floats_at, floats_at, ints_at, matrix, vector
+from .rows import run_rows, work_offsets
+from .views import const_floats_at, floats_at, ints_at, matrix, sequence, vector
 
 
 @njit(inline="always", **JIT)

@@ -30,25 +30,8 @@ HDR_NSEQ = 8    # number of work sequences (ids 1 .. NSEQ; 0 is the caller's inp
 HDR_CMAX = 9    # widest per-frame gather scratch (im2col windows of the convolutions)
 HDR_VOCAB = 10  # > 0: the input is one token id per frame, below this vocabulary size
 
-# row kinds (the interpreter in ``rows.py`` dispatches on them)
-K_LSTM = 0        # LSTM direction, any activations / clip / peepholes / projection / input_forget
-K_LSTM_FUSED = 1  # LSTM direction with the default gates and fast activations, nothing else
-K_GRU = 2         # GRU direction, linear_before_reset = 0
-K_GRU_LBR = 3     # GRU direction, linear_before_reset = 1
-K_RNN = 4         # plain RNN direction
-K_DENSE = 5
-K_ACT = 6
-K_MERGE = 7       # sum / mul / ave of the two directions of a bidirectional layer
-K_EMBED = 8       # token id -> a row of the embedding table
-K_GATHER = 9      # dst[j] = src[index[j]] (0 where index is -1): slice, transpose, pad, concat parts
-K_REDUCE = 10     # dst[j] = mean / sum / max of src over a group of indices: reductions, pooling
-K_ELEM = 11       # dst = op(src, c) elementwise, c a constant vector
-K_BINARY = 12     # dst = op(src, src2) elementwise between two sequences
-K_CONV = 13       # Conv1d within a frame: im2col gather, one product, channel-first epilogue
-K_TCONV = 14      # Conv1d over time: past inputs kept in the stream state
-K_NORM = 15       # LayerNorm over consecutive groups of the frame
-K_HOLD_FIRST = 16  # some columns hold their value of the first frame in every row (whole sequences)
-RECURRENT_KINDS = (K_LSTM, K_LSTM_FUSED, K_GRU, K_GRU_LBR, K_RNN)
+# Row kinds (``C_KIND``) are declared by their modules in ``kinds/`` (``K_<NAME> = <id>``,
+# one ``RowKind`` each); ``rows.py`` refuses two kinds with one id.
 
 # A stored matrix (see ``stored.py``) takes five consecutive fields from its first column.
 M_OFF = 0       # W_: first element of the panel-major matrix

@@ -1,5 +1,5 @@
 """The row interpreter: every row of a Plan's table over a block of T rows of input, for the
-three schedules.
+three schedules, dispatching on row kinds found in ``kernels/kinds``.
 
 ``run_rows(w, table, state, work, X, xoff, T, slots, hbuf, mb)``:
 
@@ -10,34 +10,52 @@ three schedules.
   ``slots``, whose states are rows of S values of the slab ``state``. A recurrent row
   gathers their h into ``hbuf`` and adds R h for all of them in one product.
 
-Either way a row first runs its input product for all T rows at once (``split.stored_project``)
-and the elementwise maths of its kind (``lstm``, ``gru``, ``rnn``, ``dense``, ``activation``,
-``merge``) then reads the row's named fields. Rows without an input product (``embedding``,
-``frame``, ``conv``, ``norm``) run their own module's function over the T rows. ``slots is None`` is decided when Numba compiles
-each entry point, so each schedule compiles to its own loop. Only the products see ``mb``, the
-helper mailbox of a two-thread session. Every view is a borrowed one (``views.py``).
+Each row runs as its kind's ``RowKind`` says (``kinds/__init__.py``): a "rows" kind's function
+over the block, or the input product for all T rows at once (``split.stored_project``)
+followed by a "product" kind's function or a "recurrent" kind's frames. ``slots is None`` is
+decided when Numba compiles each entry point, so each schedule compiles to its own loop. Only
+the products see ``mb``, the helper mailbox of a two-thread session. Every view is a borrowed
+one (``views.py``).
+
+The dispatch is written here, when the module is imported, from the ``ROW_KINDS`` of every
+module in ``kernels/kinds`` (Numba compiles a branch per kind only from source). The text is
+a pure function of those sources, under the cache's digest of ``kernels/``; it is kept in
+``GENERATED_SOURCE`` and shown in tracebacks.
 """
+
+import importlib
+import linecache
+import pkgutil
+from pathlib import Path
 
 from numba import njit
 
-from . import gru, lstm, rnn
-from .activation import activation_rows
+from . import kinds
 from .config import JIT
-from .conv import conv_rows, tconv_pool, tconv_stream
-from .dense import dense_rows
-from .embedding import embed_rows
-from .frame import BINARY_SRC2, binary_rows, elem_rows, gather_rows, hold_first_rows, reduce_rows
+from .kinds import RowKind
 from .layout import (
     C_BIAS, C_COL, C_DST, C_DW, C_EMIT, C_K, C_KIND, C_OUT, C_REVERSE, C_SRC, C_STATE_H, C_WR, C_WX,
-    HDR_CMAX, HDR_FINAL, HDR_GMAX, HDR_NROWS, HDR_NSEQ, HDR_STATE, HDR_VMAX, HDR_WMAX, K_ACT,
-    K_BINARY, K_CONV, K_DENSE, K_ELEM, K_EMBED, K_GATHER, K_GRU, K_GRU_LBR, K_HOLD_FIRST, K_LSTM, K_LSTM_FUSED,
-    K_MERGE, K_NORM, K_REDUCE, K_TCONV, NCOLS,
+    HDR_CMAX, HDR_FINAL, HDR_GMAX, HDR_NROWS, HDR_NSEQ, HDR_STATE, HDR_VMAX, HDR_WMAX, NCOLS,
 )
-from .merge import MERGE_MODE, merge_rows
-from .norm import norm_rows
 from .split import stored_acc, stored_project
 from .stored import described
-from .views import matrix, vector
+from .views import matrix, sequence, vector
+
+
+def find_row_kinds() -> tuple[RowKind, ...]:
+    """Every row kind declared by a module of ``kernels/kinds``, by id (two kinds may not share one)."""
+    found: dict[int, RowKind] = {}
+    for info in sorted(pkgutil.iter_modules(kinds.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{kinds.__name__}.{info.name}")
+        for kind in getattr(module, "ROW_KINDS", ()):
+            if kind.id in found:
+                raise ImportError(f"row kinds {found[kind.id].name!r} and {kind.name!r} ({module.__name__}) "
+                                  f"both have id {kind.id}; ids in use: {sorted(found)}")
+            found[kind.id] = kind
+    return tuple(found[i] for i in sorted(found))
+
+
+ROW_KINDS = find_row_kinds()
 
 
 @njit(inline="always", **JIT)
@@ -54,34 +72,10 @@ def work_offsets(table, T):
 
 
 @njit(inline="always", **JIT)
-def sequence(i, X, xoff, work, span, rows, cols):
-    """Sequence ``i`` (0: the input X from ``xoff``; i >= 1: work sequence i, each ``span``
-    values long) seen as (rows, cols)."""
-    if i == 0:
-        return matrix(X, xoff, rows, cols)
-    return matrix(work, (i - 1) * span, rows, cols)
-
-
-@njit(inline="always", **JIT)
 def emit(h, dst, t, col, P):
     out = dst[t, col:col + P]  # sliced first: ``dst[t][col + p]`` compiles to scalar stores
     for p in range(P):
         out[p] = h[p]
-
-
-@njit(inline="always", **JIT)
-def recurrent_frame(kind, w, row, state, base, z, u, v):
-    """The elementwise maths of one frame of a recurrent row, by its kind."""
-    if kind == K_LSTM_FUSED:
-        lstm.fused_frame(w, row, state, base, z, u, v)
-    elif kind == K_LSTM:
-        lstm.frame(w, row, state, base, z, u, v)
-    elif kind == K_GRU:
-        gru.frame(w, row, state, base, z, u, v)
-    elif kind == K_GRU_LBR:
-        gru.frame_lbr(w, row, state, base, z, u, v)
-    else:
-        rnn.frame(w, row, state, base, z, u, v)
 
 
 @njit(inline="always", **JIT)
@@ -131,16 +125,36 @@ def pool_frames(w, row, slab, S, slots, hbuf, Z, u, v, dst):
         emit(vector(slab, base + row[C_EMIT], O), dst, t, col, O)
 
 
-@njit(**JIT)
+def _call(name: str, args) -> str:
+    return f"{name}({', '.join(args)})"
+
+
+def _chain(branches: list[tuple[str, list[str]]], otherwise: list[str] | None, indent: str) -> list[str]:
+    """``if cond: body`` / ``elif`` ... / ``else: otherwise`` as lines of source at ``indent``."""
+    lines = []
+    for i, (cond, body) in enumerate(branches):
+        lines.append(f"{indent}{'if' if i == 0 else 'elif'} {cond}:")
+        lines += [f"{indent}    {b}" for b in body]
+    if otherwise is not None:
+        if branches:
+            lines.append(f"{indent}else:")
+            lines += [f"{indent}    {b}" for b in otherwise]
+        else:
+            lines += [f"{indent}{b}" for b in otherwise]
+    return lines
+
+
+_FRAME_ARGS = ("w", "row", "state", "base", "z", "u", "v")
+
+_RUN_ROWS_HEAD = """
 def run_rows(w, table, state, work, X, xoff, T, slots, hbuf, mb):
-    """Run every row over T rows of input (see the module docstring); returns the id of the
-    sequence holding the output."""
     zoff, uoff, voff, coff, _ = work_offsets(table, T)
     span = T * table[0, HDR_WMAX]
     Zflat = vector(work, zoff, T * table[0, HDR_GMAX])
     u = vector(work, uoff, table[0, HDR_VMAX])
     v = vector(work, voff, table[0, HDR_VMAX])
     cols = vector(work, coff, T * table[0, HDR_CMAX])
+    S = table[0, HDR_STATE]
     nrows = table[0, HDR_NROWS]
     ints = table.reshape(table.size)[(nrows + 1) * NCOLS:]
     for r in range(1, nrows + 1):
@@ -148,39 +162,55 @@ def run_rows(w, table, state, work, X, xoff, T, slots, hbuf, mb):
         kind = row[C_KIND]
         src = sequence(row[C_SRC], X, xoff, work, span, T, row[C_K])
         dst = sequence(row[C_DST], X, xoff, work, span, T, row[C_DW])
-        if kind == K_MERGE:
-            merge_rows(src, dst, row[MERGE_MODE])
-        elif kind == K_ACT:
-            activation_rows(w, row, src, dst)
-        elif kind == K_GATHER:
-            gather_rows(row, ints, src, dst)
-        elif kind == K_ELEM:
-            elem_rows(w, row, src, dst)
-        elif kind == K_BINARY:
-            binary_rows(row, src, sequence(row[BINARY_SRC2], X, xoff, work, span, T, row[C_OUT]), dst)
-        elif kind == K_REDUCE:
-            reduce_rows(w, row, ints, src, dst)
-        elif kind == K_HOLD_FIRST:
-            hold_first_rows(row, ints, src, dst)
-        elif kind == K_EMBED:
-            embed_rows(w, row, src, dst)
-        elif kind == K_NORM:
-            norm_rows(w, row, src, dst)
-        elif kind == K_CONV:
-            conv_rows(w, row, ints, src, dst, cols, Zflat, mb)
-        elif kind == K_TCONV:
-            if slots is None:
-                tconv_stream(w, row, state, src, dst, cols, Zflat, mb)
-            else:
-                tconv_pool(w, row, state, table[0, HDR_STATE], slots, src, dst, cols, Zflat)
-        else:
-            wx = described(row, C_WX)
-            Z = matrix(Zflat, 0, T, wx[2])
-            stored_project(w, wx, vector(w, row[C_BIAS], wx[2]), src, Z, mb)
-            if kind == K_DENSE:
-                dense_rows(w, row, Z, dst)
-            elif slots is None:
-                stream_frames(w, row, state, Z, u, v, dst, mb)
-            else:
-                pool_frames(w, row, state, table[0, HDR_STATE], slots, hbuf, Z, u, v, dst)
-    return table[0, HDR_FINAL]
+"""
+
+_PRODUCT = [
+    "wx = described(row, C_WX)",
+    "Z = matrix(Zflat, 0, T, wx[2])",
+    "stored_project(w, wx, vector(w, row[C_BIAS], wx[2]), src, Z, mb)",
+]
+
+
+def interpreter_source(row_kinds: tuple[RowKind, ...]) -> tuple[str, dict]:
+    """The source of ``recurrent_frame`` and ``run_rows`` for ``row_kinds``, and the names it
+    binds to each kind's functions (``k<id>``, ``k<id>_pool``)."""
+    names = {}
+    by_stage = {stage: [k for k in row_kinds if k.stage == stage] for stage in ("rows", "product", "recurrent")}
+    for k in row_kinds:
+        names[f"k{k.id}"] = k.run
+        if k.pool_run is not None:
+            names[f"k{k.id}_pool"] = k.pool_run
+    recurrent = by_stage["recurrent"]
+    lines = ["", "def recurrent_frame(kind, w, row, state, base, z, u, v):",
+             '    """The elementwise maths of one frame of a recurrent row, by its kind."""']
+    lines += _chain([(f"kind == {k.id}", [f"# {k.name}", _call(f"k{k.id}", _FRAME_ARGS)]) for k in recurrent[:-1]],
+                    [f"# {recurrent[-1].name}", _call(f"k{recurrent[-1].id}", _FRAME_ARGS)] if recurrent else ["pass"],
+                    "    ")
+    lines += _RUN_ROWS_HEAD.rstrip("\n").split("\n")
+    frames = _chain([("slots is None", ["stream_frames(w, row, state, Z, u, v, dst, mb)"])],
+                    ["pool_frames(w, row, state, S, slots, hbuf, Z, u, v, dst)"], "")
+    product = _PRODUCT + _chain([(f"kind == {k.id}", [f"# {k.name}", _call(f"k{k.id}", ("w", "row", "Z", "dst"))])
+                                 for k in by_stage["product"]], None, "")
+    product += (["else:", "    # recurrent kinds"] + ["    " + f for f in frames]) if by_stage["product"] else frames
+    branches = []
+    for k in by_stage["rows"]:
+        body = [_call(f"k{k.id}", k.args)]
+        if k.pool_run is not None:
+            body = _chain([("slots is None", body)], [_call(f"k{k.id}_pool", k.pool_args)], "")
+        branches.append((f"kind == {k.id}", [f"# {k.name}"] + body))
+    lines += _chain(branches, product, " " * 8)
+    lines.append("    return table[0, HDR_FINAL]")
+    return "\n".join(lines) + "\n", names
+
+
+def _compile_interpreter(row_kinds: tuple[RowKind, ...]):
+    source, names = interpreter_source(row_kinds)
+    filename = str(Path(__file__).with_name("rows_generated.py"))  # no such file: the cache locates it under kernels/
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace = dict(globals(), **names)
+    exec(compile(source, filename, "exec"), namespace)
+    return source, njit(inline="always", **JIT)(namespace["recurrent_frame"]), namespace
+
+
+GENERATED_SOURCE, recurrent_frame, _namespace = _compile_interpreter(ROW_KINDS)
+run_rows = njit(**JIT)(_namespace["run_rows"])

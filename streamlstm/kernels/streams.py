@@ -27,7 +27,8 @@ from numba import njit
 from .config import JIT
 from .engine import bad_value
 from .layout import HDR_IN, HDR_OUT, HDR_VOCAB, HDR_WMAX
-from .rows import run_rows, sequence
+from .rows import run_rows
+from .views import sequence
 
 BLOCK = 16  # streams per block: keeps the block's Z and sequences in L1/L2 while weights stream
 

@@ -17,11 +17,13 @@ four arrays.
 """
 
 from llvmlite import ir
-from numba import types
+from numba import njit, types
 from numba.core import cgutils
 from numba.core.imputils import impl_ret_untracked
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
+
+from .config import JIT
 
 
 def _borrowed(context, builder, rettype: types.Array, data, shape: list):
@@ -119,3 +121,12 @@ def ints_at(typingctx, addr, n):
         return None
     rettype = types.Array(types.int64, 1, "C", readonly=True)
     return rettype(addr, n), _address_codegen(rettype)
+
+
+@njit(inline="always", **JIT)
+def sequence(i, X, xoff, work, span, rows, cols):
+    """Sequence ``i`` of a block (0: the input X from ``xoff``; i >= 1: work sequence i, each
+    ``span`` values long) seen as (rows, cols)."""
+    if i == 0:
+        return matrix(X, xoff, rows, cols)
+    return matrix(work, (i - 1) * span, rows, cols)

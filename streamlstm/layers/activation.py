@@ -1,11 +1,12 @@
 """The Activation unit: an elementwise activation or Softmax over the whole frame.
-Maths: ``kernels/activation.py``."""
+Maths: ``kernels/kinds/activation.py``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..kernels.layout import C_ACT_F, C_PARAMS, K_ACT
+from ..kernels.kinds.activation import K_ACT
+from ..kernels.layout import C_ACT_F, C_PARAMS
 from .base import ActLike, Layer, as_act, register
 
 

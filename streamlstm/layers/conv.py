@@ -9,7 +9,7 @@
   (k - 1) * dilation: one output per frame). A causal layer (right = 0) streams; one with
   right padding needs future frames and runs only in ``Model.run``.
 
-Maths: ``kernels/conv.py``: windows gathered (im2col), one product over the packed
+Maths: ``kernels/kinds/conv.py``: windows gathered (im2col), one product over the packed
 (window, C_out) matrix. A grouped convolution is packed as the full matrix with zero blocks.
 """
 
@@ -19,8 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..kernels.conv import CONV_INDEX, CONV_POSITIONS, TCONV_DILATION, TCONV_HIST, TCONV_LEFT, TCONV_TAPS
-from ..kernels.layout import C_ACT_F, C_BIAS, C_PARAMS, C_WX, K_CONV, K_TCONV
+from ..kernels.kinds.conv import (
+    CONV_INDEX, CONV_POSITIONS, K_CONV, K_TCONV, TCONV_DILATION, TCONV_HIST, TCONV_LEFT, TCONV_TAPS,
+)
+from ..kernels.layout import C_ACT_F, C_BIAS, C_PARAMS, C_WX
 from .base import ActLike, Layer, as_act, check_shape, gate_packed_vec, register
 
 PAD_MODES = ("zeros", "reflect", "edge")

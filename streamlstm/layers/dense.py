@@ -1,4 +1,4 @@
-"""The Dense unit: y = activation(W @ x + b), ``W`` (O, I), ``b`` (O,). Maths: ``kernels/dense.py``."""
+"""The Dense unit: y = activation(W @ x + b), ``W`` (O, I), ``b`` (O,). Maths: ``kernels/kinds/dense.py``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..kernels.layout import C_ACT_F, C_BIAS, C_PARAMS, C_WX, K_DENSE
+from ..kernels.kinds.dense import K_DENSE
+from ..kernels.layout import C_ACT_F, C_BIAS, C_PARAMS, C_WX
 from .base import ActLike, Layer, as_act, check_shape, gate_packed_t, gate_packed_vec, register
 
 

@@ -1,5 +1,5 @@
 """The Embedding unit: a frame is one token id, its output the id's row of ``table`` (V, D).
-Maths: ``kernels/embedding.py``. Ids are checked (an integer in [0, V)) before a step touches
+Maths: ``kernels/kinds/embedding.py``. Ids are checked (an integer in [0, V)) before a step touches
 any state."""
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import NetworkError
-from ..kernels.embedding import EMBED_TABLE, EMBED_VOCAB
-from ..kernels.layout import K_EMBED
+from ..kernels.kinds.embedding import EMBED_TABLE, EMBED_VOCAB, K_EMBED
 from .base import Layer, check_shape, register
 
 FLOAT32_EXACT = 1 << 24  # ids above this are not all representable in a float32 frame

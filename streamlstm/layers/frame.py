@@ -12,7 +12,7 @@
   first frame in every row: what a backward direction's final state (ONNX ``Y_h``) is in a
   network of per-frame rows. It needs whole sequences, so it does not stream.
 
-Maths: ``kernels/frame.py``. Index arrays are stored as float64 like every array field and
+Maths: ``kernels/kinds/frame.py``. Index arrays are stored as float64 like every array field and
 must hold integers.
 """
 
@@ -22,12 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..kernels.frame import (
-    BINARY_OP, BINARY_OPS, BINARY_SRC2, ELEM_CONST, ELEM_OP, ELEM_OPS, GATHER_INDEX, HOLD_COLUMNS, HOLD_COUNT,
-    REDUCE_GROUP,
-    REDUCE_INDEX, REDUCE_MAX, REDUCE_MODE, REDUCE_SCALE, REDUCE_SUM,
+from ..kernels.kinds.frame import (
+    BINARY_OP, BINARY_OPS, BINARY_SRC2, ELEM_CONST, ELEM_OP, ELEM_OPS, GATHER_INDEX, HOLD_COLUMNS,
+    HOLD_COUNT, K_BINARY, K_ELEM, K_GATHER, K_HOLD_FIRST, K_REDUCE, REDUCE_GROUP, REDUCE_INDEX,
+    REDUCE_MAX, REDUCE_MODE, REDUCE_SCALE, REDUCE_SUM,
 )
-from ..kernels.layout import K_BINARY, K_ELEM, K_GATHER, K_HOLD_FIRST, K_REDUCE
 from .base import Layer, register
 
 UNARY_OPS = ("sqrt", "abs", "neg", "exp", "log", "square", "reciprocal", "erf")

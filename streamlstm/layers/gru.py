@@ -1,7 +1,7 @@
 """The GRU unit: ONNX gates z, r, h with ``linear_before_reset``.
 
 ``W`` (D, 3H, I), ``R`` (D, 3H, H), ``Wb``/``Rb`` (D, 3H); activations f, g per direction.
-``linear_before_reset`` picks the row kind (``K_GRU`` or ``K_GRU_LBR``). Maths: ``kernels/gru.py``.
+``linear_before_reset`` picks the row kind (``K_GRU`` or ``K_GRU_LBR``). Maths: ``kernels/kinds/gru.py``.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..kernels.gru import GRU_CLIPS, GRU_RBH, GRU_WH
-from ..kernels.layout import C_BIAS, C_WR, C_WX, K_GRU, K_GRU_LBR
+from ..kernels.kinds.gru import GRU_CLIPS, GRU_RBH, GRU_WH, K_GRU, K_GRU_LBR
+from ..kernels.layout import C_BIAS, C_WR, C_WX
 from .base import gate_packed_t, gate_packed_vec, register
 from .recurrent import Recurrent
 

@@ -6,7 +6,7 @@ f; ``proj`` (D, P, H) is PyTorch's projection (h = proj @ (o * h(c))), without i
 Activations f, g, h per direction; ``input_forget`` couples f = 1 - i; ``initial_c`` (D, H).
 ``output`` "c" makes each direction output its cell state c instead of h (ONNX ``Y_c`` used as
 data; not with a projection).
-Keras/TF forget-bias folding is done by the importers. Maths: ``kernels/lstm.py``.
+Keras/TF forget-bias folding is done by the importers. Maths: ``kernels/kinds/lstm.py``.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..kernels.layout import C_BIAS, C_STATE_H, C_WR, C_WX, K_LSTM, K_LSTM_FUSED
-from ..kernels.lstm import (
-    LSTM_CLIPS, LSTM_INPUT_FORGET, LSTM_PEEP, LSTM_PEEPHOLES, LSTM_PROJ, LSTM_PROJ_WIDTH,
-    LSTM_PROJECTS, LSTM_STATE_C,
+from ..kernels.kinds.lstm import (
+    K_LSTM, K_LSTM_FUSED, LSTM_CLIPS, LSTM_INPUT_FORGET, LSTM_PEEP, LSTM_PEEPHOLES, LSTM_PROJ,
+    LSTM_PROJECTS, LSTM_PROJ_WIDTH, LSTM_STATE_C,
 )
+from ..kernels.layout import C_BIAS, C_STATE_H, C_WR, C_WX
 from .base import check_shape, gate_packed_t, gate_packed_vec, register
 from .recurrent import Recurrent
 

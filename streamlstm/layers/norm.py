@@ -1,6 +1,6 @@
 """The LayerNorm unit: each consecutive group of ``gamma.size`` values of a frame (the last
 axis of a frame tensor) is normalised, y = (x - mean) / sqrt(var + eps) * gamma + beta, with
-the biased variance (ONNX LayerNormalization). Maths: ``kernels/norm.py``.
+the biased variance (ONNX LayerNormalization). Maths: ``kernels/kinds/norm.py``.
 
 BatchNorm has no unit: the converters fold it into the neighbouring Conv1d or Dense, or
 emit it as an ``Elementwise`` scale and shift."""
@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..kernels.layout import K_NORM
-from ..kernels.norm import NORM_BETA, NORM_EPS, NORM_GAMMA, NORM_GROUP
+from ..kernels.kinds.norm import K_NORM, NORM_BETA, NORM_EPS, NORM_GAMMA, NORM_GROUP
 from .base import Layer, check_shape, register
 
 

@@ -15,10 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..kernels.layout import (
-    C_ACT_F, C_EMIT, C_GATE_STRIDE, C_HIDDEN, C_PARAMS, C_REVERSE, C_STATE_H, K_MERGE,
-)
-from ..kernels.merge import MERGE_CODES, MERGE_MODE
+from ..kernels.kinds.merge import K_MERGE, MERGE_CODES, MERGE_MODE
+from ..kernels.layout import C_ACT_F, C_EMIT, C_GATE_STRIDE, C_HIDDEN, C_PARAMS, C_REVERSE, C_STATE_H
 from .base import RNN_ACTIVATIONS, ActLike, Layer, act, as_act, check_shape
 
 DIRECTIONS = ("forward", "reverse", "bidirectional")

@@ -1,15 +1,15 @@
 """The plain RNN unit: h = f(W x + Wb + R h + Rb), ONNX conventions.
 
 ``W`` (D, H, I), ``R`` (D, H, H), ``Wb``/``Rb`` (D, H); activation f per direction.
-Maths: ``kernels/rnn.py``.
+Maths: ``kernels/kinds/rnn.py``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..kernels.layout import C_BIAS, C_WR, C_WX, K_RNN
-from ..kernels.rnn import RNN_CLIPS
+from ..kernels.kinds.rnn import K_RNN, RNN_CLIPS
+from ..kernels.layout import C_BIAS, C_WR, C_WX
 from .base import gate_packed_t, gate_packed_vec, register
 from .recurrent import Recurrent
 

@@ -6,6 +6,7 @@ import pytest
 
 import streamlstm as sl
 from streamlstm.kernels import layout as L
+from streamlstm.kernels.kinds.gru import K_GRU, K_GRU_LBR
 from support.unit_checks import check_unit, uniform
 
 I, H = 4, 6
@@ -33,4 +34,4 @@ def test_reverse_and_bidirectional(direction, merge):
 
 def test_linear_before_reset_is_a_row_kind():
     kinds = [sl.Model(sl.Network([gru(1, linear_before_reset=lbr)])).plan.table[1, L.C_KIND] for lbr in (0, 1)]
-    assert kinds == [L.K_GRU, L.K_GRU_LBR]
+    assert kinds == [K_GRU, K_GRU_LBR]

@@ -8,6 +8,7 @@ import pytest
 
 import streamlstm as sl
 from streamlstm.kernels import layout as L
+from streamlstm.kernels.kinds.lstm import K_LSTM, K_LSTM_FUSED
 from support.unit_checks import FORMATS, check_unit, uniform
 
 I, H = 3, 5
@@ -57,10 +58,10 @@ def test_row_kind_is_decided_by_the_plan():
     """The default LSTM gets the fused row kind with fast activations only; anything else the
     general kind, whose extras are named fields."""
     kinds = lambda layer, **kw: sl.Model(sl.Network([layer]), **kw).plan.rows[:, L.C_KIND].tolist()  # noqa: E731
-    assert kinds(build("default")) == [L.K_LSTM_FUSED]
-    assert kinds(build("default"), dtype="float64") == [L.K_LSTM]
+    assert kinds(build("default")) == [K_LSTM_FUSED]
+    assert kinds(build("default"), dtype="float64") == [K_LSTM]
     for name in ("peepholes_clip", "projection", "input_forget", "activations"):
-        assert kinds(build(name)) == [L.K_LSTM], name
+        assert kinds(build(name)) == [K_LSTM], name
 
 
 def test_the_unit_is_frozen_and_validated_once():

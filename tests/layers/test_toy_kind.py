@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import streamlstm as sl
-from streamlstm.kernels.layout import C_ACT_F, C_BIAS, C_PARAMS, C_WX, K_DENSE
+from streamlstm.kernels.kinds.dense import K_DENSE
+from streamlstm.kernels.layout import C_ACT_F, C_BIAS, C_PARAMS, C_WX
 from streamlstm.layers.base import LAYER_KINDS, Layer, act, check_shape, gate_packed_t, gate_packed_vec, register
 from support.reference import reference_run
 from support.unit_checks import uniform

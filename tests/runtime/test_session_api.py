@@ -204,7 +204,7 @@ def test_network_validation_names_layer_and_field():
         sl.Network([sl.RNN(np.zeros((1, 2, 3)), np.zeros((1, 2, 2)), direction="sideways")])
 
 
-@njit(cache=True)
+@njit  # not cached: a cached caller of the kernels goes stale when they change (Numba tracks only its own file)
 def _steps_in_native_loop(w, table, state, work, X, y):
     for t in range(X.shape[0]):
         advance(w, table, state, work, X[t], y)

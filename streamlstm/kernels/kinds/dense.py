@@ -3,9 +3,12 @@ the input product into Z."""
 
 from numba import njit
 
-from . import activations as A
-from .config import JIT
-from .layout import C_ACT_F, C_COL, C_OUT, C_PARAMS, PAR_F_ALPHA, PAR_F_BETA
+from . import RowKind
+from .. import activations as A
+from ..config import JIT
+from ..layout import C_ACT_F, C_COL, C_OUT, C_PARAMS, PAR_F_ALPHA, PAR_F_BETA
+
+K_DENSE = 5
 
 
 @njit(inline="always", **JIT)
@@ -21,3 +24,6 @@ def dense_rows(w, row, Z, dst):
         o = dst[t, col:col + O]
         for j in range(O):
             o[j] = z[j]
+
+
+ROW_KINDS = (RowKind(K_DENSE, "Dense", dense_rows, "product"),)

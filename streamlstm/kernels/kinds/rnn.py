@@ -2,10 +2,13 @@
 
 from numba import njit
 
-from . import activations as A
-from .config import JIT
-from .layout import C_ACT_F, C_HIDDEN, C_PARAMS, C_STATE_H, FIRST_KIND_FIELD, PAR_CLIP, PAR_F_ALPHA, PAR_F_BETA
-from .views import vector
+from . import RowKind
+from .. import activations as A
+from ..config import JIT
+from ..layout import C_ACT_F, C_HIDDEN, C_PARAMS, C_STATE_H, FIRST_KIND_FIELD, PAR_CLIP, PAR_F_ALPHA, PAR_F_BETA
+from ..views import vector
+
+K_RNN = 4
 
 RNN_CLIPS = FIRST_KIND_FIELD  # 1: clip the pre-activation to W_[C_PARAMS + PAR_CLIP]
 
@@ -22,3 +25,6 @@ def frame(w, row, state, base, z, u, v):
     h = vector(state, base + row[C_STATE_H], H)
     for j in range(H):
         h[j] = zh[j]
+
+
+ROW_KINDS = (RowKind(K_RNN, "RNN", frame, "recurrent"),)

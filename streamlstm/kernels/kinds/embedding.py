@@ -3,8 +3,11 @@ checked (integer, inside the vocabulary) when the input was loaded (``HDR_VOCAB`
 
 from numba import njit
 
-from .config import JIT
-from .layout import C_COL, C_OUT, FIRST_KIND_FIELD
+from . import RowKind
+from ..config import JIT
+from ..layout import C_COL, C_OUT, FIRST_KIND_FIELD
+
+K_EMBED = 8
 
 EMBED_TABLE = FIRST_KIND_FIELD      # W_: the (vocabulary, width) table, row-major
 EMBED_VOCAB = FIRST_KIND_FIELD + 1
@@ -19,3 +22,6 @@ def embed_rows(w, row, src, dst):
         o = dst[t, col:col + D]
         for j in range(D):
             o[j] = e[j]
+
+
+ROW_KINDS = (RowKind(K_EMBED, "Embedding", embed_rows, args=("w", "row", "src", "dst")),)

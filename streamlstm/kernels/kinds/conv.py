@@ -16,13 +16,17 @@ packed weights whatever its geometry.
 
 from numba import njit
 
-from . import activations as A
-from .config import JIT
+from . import RowKind
+from .. import activations as A
+from ..config import JIT
 from .dense import dense_rows
-from .layout import C_ACT_F, C_BIAS, C_COL, C_K, C_OUT, C_PARAMS, C_WX, FIRST_KIND_FIELD, PAR_F_ALPHA, PAR_F_BETA
-from .split import stored_project
-from .stored import described
-from .views import matrix, vector
+from ..layout import C_ACT_F, C_BIAS, C_COL, C_K, C_OUT, C_PARAMS, C_WX, FIRST_KIND_FIELD, PAR_F_ALPHA, PAR_F_BETA
+from ..split import stored_project
+from ..stored import described
+from ..views import matrix, vector
+
+K_CONV = 13   # within a frame
+K_TCONV = 14  # over time, past inputs kept in the stream state
 
 CONV_INDEX = FIRST_KIND_FIELD          # ints: positions * window frame positions
 CONV_POSITIONS = FIRST_KIND_FIELD + 1  # output positions L_out
@@ -131,3 +135,10 @@ def tconv_pool(w, row, slab, S, slots, src, dst, cols, Zflat):
         for j in range((Lp - 1) * Ci):
             hist[j] = hist[j + Ci]
         _copy(hist[(Lp - 1) * Ci:Lp * Ci], src[t], Ci)
+
+
+ROW_KINDS = (
+    RowKind(K_CONV, "Conv1d", conv_rows, args=("w", "row", "ints", "src", "dst", "cols", "Zflat", "mb")),
+    RowKind(K_TCONV, "TimeConv1d", tconv_stream, args=("w", "row", "state", "src", "dst", "cols", "Zflat", "mb"),
+            pool_run=tconv_pool, pool_args=("w", "row", "state", "S", "slots", "src", "dst", "cols", "Zflat")),
+)

@@ -9,15 +9,19 @@ are packed with stride Hp: gate k occupies ``z[k*Hp : k*Hp+H]``.
 
 from numba import njit
 
-from . import activations as A
-from .config import JIT
-from .layout import (
+from . import RowKind
+from .. import activations as A
+from ..config import JIT
+from ..layout import (
     C_ACT_F, C_ACT_G, C_ACT_H, C_GATE_STRIDE, C_HIDDEN, C_OUT, C_PARAMS, C_STATE_H,
     FIRST_KIND_FIELD, PAR_CLIP, PAR_F_ALPHA, PAR_F_BETA, PAR_G_ALPHA, PAR_G_BETA, PAR_H_ALPHA,
     PAR_H_BETA,
 )
-from .simd import panel_acc
-from .views import matrix, vector
+from ..simd import panel_acc
+from ..views import matrix, vector
+
+K_LSTM = 0        # any activations, clip, peepholes, projection or input_forget
+K_LSTM_FUSED = 1  # the default gates in their fast forms, nothing else
 
 LSTM_STATE_C = FIRST_KIND_FIELD      # S_: cell state c (H)
 LSTM_PROJ = FIRST_KIND_FIELD + 1     # W_: projection, transposed (H, Pp) panel-major
@@ -121,3 +125,7 @@ def frame(w, row, state, base, z, u, v):
     else:
         for j in range(H):
             h[j] = zo[j] * m[j]
+
+
+ROW_KINDS = (RowKind(K_LSTM, "LSTM", frame, "recurrent"),
+             RowKind(K_LSTM_FUSED, "LSTM (fused)", fused_frame, "recurrent"))

@@ -6,8 +6,11 @@ import math
 
 from numba import njit
 
-from .config import JIT
-from .layout import C_COL, C_OUT, FIRST_KIND_FIELD
+from . import RowKind
+from ..config import JIT
+from ..layout import C_COL, C_OUT, FIRST_KIND_FIELD
+
+K_NORM = 15
 
 NORM_GROUP = FIRST_KIND_FIELD       # values per normalised group
 NORM_GAMMA = FIRST_KIND_FIELD + 1   # W_: NORM_GROUP scales
@@ -36,3 +39,6 @@ def norm_rows(w, row, src, dst):
             inv = 1.0 / math.sqrt(var / n + eps)
             for j in range(n):
                 o[j] = (a[j] - mean) * inv * gamma[j] + beta[j]
+
+
+ROW_KINDS = (RowKind(K_NORM, "LayerNorm", norm_rows, args=("w", "row", "src", "dst")),)

@@ -12,8 +12,16 @@ import math
 
 from numba import njit
 
-from .config import JIT
-from .layout import C_COL, C_OUT, FIRST_KIND_FIELD
+from . import RowKind
+from ..config import JIT
+from ..layout import C_COL, C_OUT, FIRST_KIND_FIELD
+from ..views import sequence
+
+K_GATHER = 9
+K_REDUCE = 10
+K_ELEM = 11
+K_BINARY = 12
+K_HOLD_FIRST = 16
 
 GATHER_INDEX = FIRST_KIND_FIELD        # ints: C_OUT source positions (-1: zero)
 
@@ -132,7 +140,8 @@ def elem_rows(w, row, src, dst):
 
 
 @njit(**JIT)
-def binary_rows(row, src, src2, dst):
+def binary_rows(row, X, xoff, work, span, T, src, dst):
+    src2 = sequence(row[BINARY_SRC2], X, xoff, work, span, T, row[C_OUT])
     O, col, op = row[C_OUT], row[C_COL], row[BINARY_OP]
     for t in range(src.shape[0]):
         a = src[t]
@@ -175,3 +184,12 @@ def hold_first_rows(row, ints, src, dst):
             o[j] = a[j]
         for m in range(n):
             o[cols[m]] = first[cols[m]]
+
+
+ROW_KINDS = (
+    RowKind(K_GATHER, "Rearrange", gather_rows, args=("row", "ints", "src", "dst")),
+    RowKind(K_REDUCE, "Reduce", reduce_rows, args=("w", "row", "ints", "src", "dst")),
+    RowKind(K_ELEM, "Elementwise", elem_rows, args=("w", "row", "src", "dst")),
+    RowKind(K_BINARY, "Binary", binary_rows, args=("row", "X", "xoff", "work", "span", "T", "src", "dst")),
+    RowKind(K_HOLD_FIRST, "HoldFirst", hold_first_rows, args=("row", "ints", "src", "dst")),
+)

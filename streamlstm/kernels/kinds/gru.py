@@ -8,14 +8,18 @@ needs r first, so it is computed here from the float matrix at ``GRU_WH``.
 
 from numba import njit
 
-from . import activations as A
-from .config import JIT
-from .layout import (
+from . import RowKind
+from .. import activations as A
+from ..config import JIT
+from ..layout import (
     C_ACT_F, C_ACT_G, C_GATE_STRIDE, C_HIDDEN, C_PARAMS, C_STATE_H, FIRST_KIND_FIELD, PAR_CLIP,
     PAR_F_ALPHA, PAR_F_BETA, PAR_G_ALPHA, PAR_G_BETA,
 )
-from .simd import panel_acc
-from .views import matrix, vector
+from ..simd import panel_acc
+from ..views import matrix, vector
+
+K_GRU = 2      # linear_before_reset = 0
+K_GRU_LBR = 3  # linear_before_reset = 1
 
 GRU_WH = FIRST_KIND_FIELD          # W_: h-gate recurrent weights, transposed (H, Hp) panel-major
 GRU_RBH = FIRST_KIND_FIELD + 1     # W_: h-gate recurrent bias (Hp), K_GRU_LBR rows only
@@ -78,3 +82,7 @@ def frame_lbr(w, row, state, base, z, u, v):
     for j in range(H):
         zh[j] += zr[j] * u[j]
     _h_gate_and_update(w, row, z, h, H, Hp)
+
+
+ROW_KINDS = (RowKind(K_GRU, "GRU", frame, "recurrent"),
+             RowKind(K_GRU_LBR, "GRU (linear_before_reset)", frame_lbr, "recurrent"))

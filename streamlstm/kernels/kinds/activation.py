@@ -3,9 +3,12 @@ themselves are in ``activations.py``."""
 
 from numba import njit
 
-from . import activations as A
-from .config import JIT
-from .layout import C_ACT_F, C_OUT, C_PARAMS, PAR_F_ALPHA, PAR_F_BETA
+from . import RowKind
+from .. import activations as A
+from ..config import JIT
+from ..layout import C_ACT_F, C_OUT, C_PARAMS, PAR_F_ALPHA, PAR_F_BETA
+
+K_ACT = 6
 
 
 @njit(inline="always", **JIT)
@@ -19,3 +22,6 @@ def activation_rows(w, row, src, dst):
         for j in range(H):
             o[j] = a[j]
         A.apply(row[C_ACT_F], w[pa + PAR_F_ALPHA], w[pa + PAR_F_BETA], o[0:H])
+
+
+ROW_KINDS = (RowKind(K_ACT, "Activation", activation_rows, args=("w", "row", "src", "dst")),)
