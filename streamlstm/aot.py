@@ -1,8 +1,10 @@
 """Ahead-of-time compile: fill the kernel cache for every entry point a model can use.
 
-``sl.compile()`` (and ``streamlstm compile``) runs each entry point once on a small network
-that holds every layer kind: ``Session.step`` and ``Session.run`` with one and two threads,
-``Model.run``, ``SessionPool.step`` on one thread and split over threads. The compiled code
+``sl.compile()`` (and ``streamlstm compile``) runs each entry point once on small networks
+whose plans need every kind set the kernels are compiled for (``rows.kind_set``: the core
+recurrent kinds alone, and with the front-end kinds): ``Session.step`` and ``Session.run``
+with one and two threads, ``Model.run``, ``SessionPool.step`` on one thread and split over
+threads. The compiled code
 lands in the kernel cache (``kernels/cache.py``), so a later process of any model with the same
 dtype and weight format loads it instead of compiling. See docs/DEPLOYMENT.md.
 """
@@ -17,7 +19,7 @@ import numpy as np
 
 from .kernels.cache import LOCATION
 from .model import Model
-from .network import GRU, LSTM, RNN, Activation, Dense, Network
+from .network import GRU, LSTM, RNN, Activation, Conv1d, Dense, LayerNorm, Network
 
 WEIGHT_FORMATS = ("float", "bf16", "int8")
 DTYPES = ("float32", "float64")
@@ -43,7 +45,7 @@ def _names(value: str | Sequence[str], known: tuple[str, ...], what: str) -> tup
 
 
 def coverage_network(seed: int = 0) -> Network:
-    """A small network with one layer of every kind the kernels run."""
+    """A small network with one layer of every core kind (its plan needs the core kind set)."""
     rng = np.random.default_rng(seed)
 
     def w(*shape):
@@ -57,6 +59,21 @@ def coverage_network(seed: int = 0) -> Network:
         Dense(W=w(H, H), b=w(H), activation="Relu"),
         Activation("Sigmoid"),
     ], name="aot-coverage")
+
+
+def front_end_network(seed: int = 1) -> Network:
+    """A small front end (a convolution within the frame, a LayerNorm) before an LSTM: its plan
+    needs the kernels of every kind."""
+    rng = np.random.default_rng(seed)
+    L, C, H = 8, 4, 8
+    return Network([
+        Conv1d(rng.uniform(-0.5, 0.5, (C, 1, 3)), length=L, padding=(1, 1)),
+        LayerNorm(np.ones(C * L)),
+        LSTM(W=rng.uniform(-0.5, 0.5, (1, 4 * H, C * L)), R=rng.uniform(-0.5, 0.5, (1, 4 * H, H))),
+    ], name="aot-front-end")
+
+
+COVERAGE = (coverage_network, front_end_network)
 
 
 def _exercise(model: Model) -> None:
@@ -90,7 +107,7 @@ def compile(dtype: str | Sequence[str] = "float32", weights: str | Sequence[str]
     if not kinds:
         raise ValueError(f"weights={formats} need dtype='float32' (got dtype={dtypes})")
     t0 = time.perf_counter()
-    net = coverage_network()
     for d, f in kinds:
-        _exercise(Model(net, dtype=d, weights=f))
+        for network in COVERAGE:
+            _exercise(Model(network(), dtype=d, weights=f))
     return Compiled(kinds, LOCATION.path, LOCATION.writable, time.perf_counter() - t0)

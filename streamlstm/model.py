@@ -18,7 +18,9 @@ from .frames import NEEDS_FUTURE, bad_frame, check_frame, check_out, check_seque
 from .kernels import layout as L
 from .helper import Helper
 from .kernels.config import entry_point
-from .kernels.engine import CTX_FIELDS, WRONG_SIZE, advance, advance_at, advance_shared
+from .kernels.engine import CTX_FIELDS, WRONG_SIZE, advance, advance_at, advance_at_shared, advance_shared
+from .kernels.kindset import entry_for
+from .kernels.lean_cache import lean_cache
 from .kernels.split import PARKS_IN_KERNEL
 from .network import Network
 from .plan import Plan, build_plan
@@ -69,7 +71,7 @@ class Model:
         self._plan: Plan = build_plan(network, str(np.dtype(dtype)) if dtype in (np.float32, np.float64)
                                       else dtype, fast_activations, weights)
         self._step_fn = None
-        self._step_at_fn = None
+        self._step_at_fns = {}
         self._shared_fn = None
         self._fingerprint: bytes | None = None
         self._split = output_splitter(network.outputs)
@@ -139,23 +141,27 @@ class Model:
         if self._step_fn is None:
             p = self._plan
             work = types.Array(from_dtype(p.dtype), 1, "C")
-            self._step_fn = entry_point(advance, (p.weights, p.table, work, work, _any_layout(p.dtype),
-                                                  _any_layout(p.dtype)))
+            self._step_fn = entry_point(entry_for(advance, p.kinds),
+                                        (p.weights, p.table, work, work, _any_layout(p.dtype), _any_layout(p.dtype)))
         return self._step_fn
 
     def _shared_kernel(self):
         if self._shared_fn is None:
             p = self._plan
             work = types.Array(from_dtype(p.dtype), 1, "C")
-            self._shared_fn = entry_point(advance_shared, (p.weights, p.table, work, work, _any_layout(p.dtype),
-                                                           _any_layout(p.dtype), types.Array(types.int64, 1, "C")))
+            self._shared_fn = entry_point(entry_for(advance_shared, p.kinds),
+                                          (p.weights, p.table, work, work, _any_layout(p.dtype),
+                                           _any_layout(p.dtype), types.Array(types.int64, 1, "C")))
         return self._shared_fn
 
-    def _step_kernel(self):
-        if self._step_at_fn is None:
+    def _step_kernel(self, shared: bool = False):
+        """The one-frame entry point of a one-thread session, or (``shared``) of a two-thread one."""
+        fn = self._step_at_fns.get(shared)
+        if fn is None:
             dt = self._plan.dtype
-            self._step_at_fn = entry_point(advance_at, (types.int64, _any_layout(dt), _any_layout(dt)))
-        return self._step_at_fn
+            entry = entry_for(advance_at_shared if shared else advance_at, self._plan.kinds, lean_cache)
+            fn = self._step_at_fns[shared] = entry_point(entry, (types.int64, _any_layout(dt), _any_layout(dt)))
+        return fn
 
     @property
     def vocabulary(self) -> int:
@@ -206,7 +212,7 @@ class Model:
         if not p.streamable:
             raise ValueError(f"Model.kernel: this model has {NEEDS_FUTURE}, so it cannot advance frame "
                              "by frame; use Model.run(X) on whole sequences.")
-        return Kernel(advance, p.weights, p.table, p.work_size)
+        return Kernel(entry_for(advance, p.kinds), p.weights, p.table, p.work_size)
 
     def save(self, path: str | Path) -> None:
         """Write the network as a native ``.npz`` (loads without onnx/torch/keras)."""
@@ -375,7 +381,7 @@ class Session:
         if threads == 2:
             self._helper = Helper(p.dtype)
             mailbox = self._helper.mailbox
-        step = _prebound_step(model._step_kernel(), (p.weights, p.table, self._state, self._work, mailbox),
+        step = _prebound_step(model._step_kernel(threads == 2), (p.weights, p.table, self._state, self._work, mailbox),
                               p.dtype, p.input_size, p.output_size, model.vocabulary)
         if self._helper is not None and not PARKS_IN_KERNEL:
             step = _waking(step, self._helper)

@@ -17,6 +17,8 @@ import numpy as np
 
 from .kernels import activations as A
 from .kernels import layout as L
+from .kernels.kindset import KindSet
+from .kernels.rows import kind_set
 from .kernels.simd import to_panels
 from .errors import NetworkError
 from .layers.base import Act, pad as _pad
@@ -163,6 +165,11 @@ class Plan:
     @property
     def weight_bytes(self) -> int:
         return int(self.weights.nbytes)
+
+    @property
+    def kinds(self) -> KindSet:
+        """The row kinds the kernels are compiled for (``rows.kind_set`` of this plan's kinds)."""
+        return kind_set(np.unique(self.rows[:, L.C_KIND]).tolist())
 
 
 class PlanBuilder:

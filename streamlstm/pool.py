@@ -18,6 +18,7 @@ from .frames import NEEDS_FUTURE, bad_frame, check_sequence, check_sequence_out,
 from .kernels import layout as L
 from .kernels import streams as K
 from .kernels.config import entry_point
+from .kernels.kindset import entry_for
 from . import state as state_format
 
 _INT_KINDS = "iu"
@@ -62,6 +63,7 @@ class SessionPool:
         self._iwork = np.zeros(2 * cap, dtype=np.int64)
         nb = K.block_rows(cap)
         self._w, self._t = p.weights, p.table
+        self._kinds = p.kinds
         self._work = [np.zeros(p.work_size(nb), dtype=p.dtype) for _ in range(self._threads)]
         self._hbuf = [np.zeros(nb * int(p.table[0, L.HDR_WMAX]), dtype=p.dtype) for _ in range(self._threads)]
         self._err = np.zeros(2, dtype=np.int64)
@@ -252,7 +254,7 @@ class SessionPool:
                     self._hbuf[0], X, out, self._err)
             fn = self._fn
             if fn is None:
-                fn = self._fn = entry_point(K.pool_advance, args)
+                fn = self._fn = entry_point(entry_for(K.pool_advance, self._kinds), args)
             if fn(*args):
                 self._raise(ids, X)
         return out
@@ -270,7 +272,7 @@ class SessionPool:
         calls = [(self._w, self._t, self._flat, slots[a:b], self._work[i], self._hbuf[i], X[a:b], out[a:b])
                  for i, (a, b) in enumerate(zip(bounds, bounds[1:]))]
         if self._compute_fn is None:
-            self._compute_fn = entry_point(K.pool_compute, calls[0])
+            self._compute_fn = entry_point(entry_for(K.pool_compute, self._kinds), calls[0])
         fn = self._compute_fn
         futures = [self._executor.submit(fn, *c) for c in calls[1:]]
         fn(*calls[0])

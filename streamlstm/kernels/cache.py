@@ -310,7 +310,7 @@ def jit_enabled() -> Iterator[None]:
 
 # What each entry point serves, and rough guesses of a first compile's seconds for the notice:
 # the first compile in a process also builds the callees the entry points share.
-_SERVES = {"advance_at": "Session.step", "advance": "Model.run", "pool_advance": "SessionPool.step",
+_SERVES = {"advance_at": "Session.step", "advance_at_shared": "Session.step (threads=2)", "advance": "Model.run", "pool_advance": "SessionPool.step",
            "pool_validate": "SessionPool.step (threads)", "pool_compute": "SessionPool.step (threads)",
            "helper_loop": "Session(threads=2)", "wake_helper": "Session(threads=2)",
            "advance_shared": "Session.run (threads=2)"}

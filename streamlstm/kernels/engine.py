@@ -21,7 +21,7 @@ from numba import njit
 from .config import JIT
 from .layout import HDR_IN, HDR_OUT, HDR_VOCAB, HDR_WMAX, NCOLS
 from .lean_cache import lean_cache
-from .rows import run_rows, work_offsets
+from .rows import ALL_KINDS, run_rows, work_offsets
 from .views import const_floats_at, floats_at, ints_at, matrix, sequence, vector
 
 
@@ -44,20 +44,23 @@ def load_input(X, dst, I, vocab):
     return -1
 
 
+KINDS = ALL_KINDS  # the row kinds the entry points handle; ``kindset.entry_for`` makes copies for fewer
+
+
 @njit(**JIT)
 def advance(wbuf, table, state, work, X, Y):
-    return _advance(wbuf, table, state, work, X, Y, ints_at(0, 0))
+    return _advance(KINDS, wbuf, table, state, work, X, Y, None)
 
 
 @njit(**JIT)
 def advance_shared(wbuf, table, state, work, X, Y, mb):
     """``advance`` with the helper mailbox ``mb`` of a ``threads=2`` session: large products of
     the chunk, its input projections included, are split with the helper (``split.py``)."""
-    return _advance(wbuf, table, state, work, X, Y, mb)
+    return _advance(KINDS, wbuf, table, state, work, X, Y, mb)
 
 
 @njit(inline="always", **JIT)  # inlined into the entry points: one link level less to compile
-def _advance(wbuf, table, state, work, X, Y, mb):
+def _advance(kinds, wbuf, table, state, work, X, Y, mb):
     I = table[0, HDR_IN]
     O = table[0, HDR_OUT]
     T = X.shape[0] // I
@@ -66,7 +69,7 @@ def _advance(wbuf, table, state, work, X, Y, mb):
     bad = load_input(X, Xc, I, table[0, HDR_VOCAB])
     if bad >= 0:
         return -(bad + 1)
-    final = run_rows(wbuf, table, state, work, Xc, 0, T, None, None, mb)
+    final = run_rows(kinds, wbuf, table, state, work, Xc, 0, T, None, None, mb)
     out = sequence(final, Xc, 0, work, T * table[0, HDR_WMAX], 1, T * O)[0]
     for k in range(T * O):
         Y[k] = out[k]
@@ -80,13 +83,27 @@ WRONG_SIZE = -(1 << 62)
 @njit(**JIT)
 def advance_at(ctx, X, Y):
     """``advance`` by one frame, buffers by address: X holds exactly I values and Y O values,
-    else returns WRONG_SIZE (nothing touched)."""
+    else returns WRONG_SIZE (nothing touched). One thread: the mailbox in ``ctx`` is not read."""
     c = ints_at(ctx, CTX_FIELDS)
     table = matrix(ints_at(c[2], c[3] * NCOLS), 0, c[3], NCOLS)
     if X.shape[0] != table[0, HDR_IN] or Y.shape[0] != table[0, HDR_OUT]:
         return WRONG_SIZE
-    return _advance(const_floats_at(c[0], c[1], X), table, floats_at(c[4], c[5], X),
+    return _advance(KINDS, const_floats_at(c[0], c[1], X), table, floats_at(c[4], c[5], X),
+                    floats_at(c[6], c[7], X), X, Y, None)
+
+
+@njit(**JIT)
+def advance_at_shared(ctx, X, Y):
+    """``advance_at`` of a ``threads=2`` session: large products are split with the helper
+    whose mailbox ``ctx`` holds. A separate entry point, so that one-thread steps do not
+    compile the split products."""
+    c = ints_at(ctx, CTX_FIELDS)
+    table = matrix(ints_at(c[2], c[3] * NCOLS), 0, c[3], NCOLS)
+    if X.shape[0] != table[0, HDR_IN] or Y.shape[0] != table[0, HDR_OUT]:
+        return WRONG_SIZE
+    return _advance(KINDS, const_floats_at(c[0], c[1], X), table, floats_at(c[4], c[5], X),
                     floats_at(c[6], c[7], X), X, Y, ints_at(c[8], c[9]))
 
 
-lean_cache(advance_at)  # called from Python only: a new process loads it without parsing its bitcode
+lean_cache(advance_at)  # called from Python only: a new process loads them without parsing their bitcode
+lean_cache(advance_at_shared)

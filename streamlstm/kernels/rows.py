@@ -1,7 +1,7 @@
 """The row interpreter: every row of a Plan's table over a block of T rows of input, for the
 three schedules, dispatching on row kinds found in ``kernels/kinds``.
 
-``run_rows(w, table, state, work, X, xoff, T, slots, hbuf, mb)``:
+``run_rows(kinds, w, table, state, work, X, xoff, T, slots, hbuf, mb)``:
 
 - **one stream** (``slots`` None): the T rows are consecutive frames of the stream whose flat
   state is ``state`` (one step: T = 1; a chunk: T frames). Recurrent rows run frame after
@@ -17,10 +17,12 @@ decided when Numba compiles each entry point, so each schedule compiles to its o
 the products see ``mb``, the helper mailbox of a two-thread session. Every view is a borrowed
 one (``views.py``).
 
-The dispatch is written here, when the module is imported, from the ``ROW_KINDS`` of every
-module in ``kernels/kinds`` (Numba compiles a branch per kind only from source). The text is
-a pure function of those sources, under the cache's digest of ``kernels/``; it is kept in
-``GENERATED_SOURCE`` and shown in tracebacks.
+The dispatch is written here from the ``ROW_KINDS`` of every module in ``kernels/kinds``
+(Numba compiles a branch per kind only from source), for the kinds of ``kinds``, a
+compile-time ``KindSet`` (``kindset.py``): ``run_rows`` is an overload whose implementation
+is written and compiled once per set, so a model of the "core" kinds compiles no front-end
+kind. The text is a pure function of the kernel sources, under the cache's digest of
+``kernels/``; tracebacks show it, and ``GENERATED_SOURCE`` holds the one for every kind.
 """
 
 import importlib
@@ -29,10 +31,12 @@ import pkgutil
 from pathlib import Path
 
 from numba import njit
+from numba.extending import overload
 
 from . import kinds
 from .config import JIT
 from .kinds import RowKind
+from .kindset import KindSet
 from .layout import (
     C_BIAS, C_COL, C_DST, C_DW, C_EMIT, C_K, C_KIND, C_OUT, C_REVERSE, C_SRC, C_STATE_H, C_WR, C_WX,
     HDR_CMAX, HDR_FINAL, HDR_GMAX, HDR_NROWS, HDR_NSEQ, HDR_STATE, HDR_VMAX, HDR_WMAX, NCOLS,
@@ -79,7 +83,7 @@ def emit(h, dst, t, col, P):
 
 
 @njit(inline="always", **JIT)
-def stream_frames(w, row, state, Z, u, v, dst, mb):
+def stream_frames(kinds, w, row, state, Z, u, v, dst, mb):
     """A recurrent row over T consecutive frames of one stream."""
     T = Z.shape[0]
     kind = row[C_KIND]
@@ -92,7 +96,7 @@ def stream_frames(w, row, state, Z, u, v, dst, mb):
         t = T - 1 - s if reverse else s
         z = Z[t]
         stored_acc(w, rec, h, z, mb)
-        recurrent_frame(kind, w, row, state, 0, z, u, v)
+        recurrent_frame(kinds, kind, w, row, state, 0, z, u, v)
         emit(out, dst, t, col, P)
 
 
@@ -109,7 +113,7 @@ def gather(slab, S, slots, off, Hb):
 
 
 @njit(inline="always", **JIT)
-def pool_frames(w, row, slab, S, slots, hbuf, Z, u, v, dst):
+def pool_frames(kinds, w, row, slab, S, slots, hbuf, Z, u, v, dst):
     """A recurrent row over one frame each of the T pool streams ``slots``."""
     T = Z.shape[0]
     kind = row[C_KIND]
@@ -121,7 +125,7 @@ def pool_frames(w, row, slab, S, slots, hbuf, Z, u, v, dst):
     col, O = row[C_COL], row[C_OUT]
     for t in range(T):
         base = slots[t] * S
-        recurrent_frame(kind, w, row, slab, base, Z[t], u, v)
+        recurrent_frame(kinds, kind, w, row, slab, base, Z[t], u, v)
         emit(vector(slab, base + row[C_EMIT], O), dst, t, col, O)
 
 
@@ -147,7 +151,7 @@ def _chain(branches: list[tuple[str, list[str]]], otherwise: list[str] | None, i
 _FRAME_ARGS = ("w", "row", "state", "base", "z", "u", "v")
 
 _RUN_ROWS_HEAD = """
-def run_rows(w, table, state, work, X, xoff, T, slots, hbuf, mb):
+def run_rows(kinds, w, table, state, work, X, xoff, T, slots, hbuf, mb):
     zoff, uoff, voff, coff, _ = work_offsets(table, T)
     span = T * table[0, HDR_WMAX]
     Zflat = vector(work, zoff, T * table[0, HDR_GMAX])
@@ -181,14 +185,14 @@ def interpreter_source(row_kinds: tuple[RowKind, ...]) -> tuple[str, dict]:
         if k.pool_run is not None:
             names[f"k{k.id}_pool"] = k.pool_run
     recurrent = by_stage["recurrent"]
-    lines = ["", "def recurrent_frame(kind, w, row, state, base, z, u, v):",
+    lines = ["", "def recurrent_frame(kinds, kind, w, row, state, base, z, u, v):",
              '    """The elementwise maths of one frame of a recurrent row, by its kind."""']
     lines += _chain([(f"kind == {k.id}", [f"# {k.name}", _call(f"k{k.id}", _FRAME_ARGS)]) for k in recurrent[:-1]],
                     [f"# {recurrent[-1].name}", _call(f"k{recurrent[-1].id}", _FRAME_ARGS)] if recurrent else ["pass"],
                     "    ")
     lines += _RUN_ROWS_HEAD.rstrip("\n").split("\n")
-    frames = _chain([("slots is None", ["stream_frames(w, row, state, Z, u, v, dst, mb)"])],
-                    ["pool_frames(w, row, state, S, slots, hbuf, Z, u, v, dst)"], "")
+    frames = _chain([("slots is None", ["stream_frames(kinds, w, row, state, Z, u, v, dst, mb)"])],
+                    ["pool_frames(kinds, w, row, state, S, slots, hbuf, Z, u, v, dst)"], "")
     product = _PRODUCT + _chain([(f"kind == {k.id}", [f"# {k.name}", _call(f"k{k.id}", ("w", "row", "Z", "dst"))])
                                  for k in by_stage["product"]], None, "")
     product += (["else:", "    # recurrent kinds"] + ["    " + f for f in frames]) if by_stage["product"] else frames
@@ -203,14 +207,51 @@ def interpreter_source(row_kinds: tuple[RowKind, ...]) -> tuple[str, dict]:
     return "\n".join(lines) + "\n", names
 
 
-def _compile_interpreter(row_kinds: tuple[RowKind, ...]):
-    source, names = interpreter_source(row_kinds)
-    filename = str(Path(__file__).with_name("rows_generated.py"))  # no such file: the cache locates it under kernels/
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace = dict(globals(), **names)
-    exec(compile(source, filename, "exec"), namespace)
-    return source, njit(inline="always", **JIT)(namespace["recurrent_frame"]), namespace
+_generated: dict[tuple[int, ...], dict] = {}
 
 
-GENERATED_SOURCE, recurrent_frame, _namespace = _compile_interpreter(ROW_KINDS)
-run_rows = njit(**JIT)(_namespace["run_rows"])
+def _interpreter(ids: tuple[int, ...]) -> dict:
+    """The generated ``recurrent_frame`` and ``run_rows`` for the kinds ``ids`` (once per set)."""
+    found = _generated.get(ids)
+    if found is None:
+        source, names = interpreter_source(tuple(k for k in ROW_KINDS if k.id in ids))
+        tag = "_".join(map(str, ids))
+        filename = str(Path(__file__).with_name(f"rows_generated_{tag}.py"))  # not a file: see the module doc
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        found = dict(globals(), **names)
+        exec(compile(source, filename, "exec"), found)
+        found["GENERATED_SOURCE"] = source
+        _generated[ids] = found
+    return found
+
+
+def recurrent_frame(kinds, kind, w, row, state, base, z, u, v):
+    """The elementwise maths of one frame of a recurrent row of ``kind`` (one of ``kinds``)."""
+
+
+def run_rows(kinds, w, table, state, work, X, xoff, T, slots, hbuf, mb):
+    """Run every row over T rows of input (see the module docstring); returns the id of the
+    sequence holding the output. ``kinds`` (a ``KindSet`` constant) holds every row's kind."""
+
+
+@overload(recurrent_frame, inline="always", jit_options=JIT)
+def _recurrent_frame(kinds, kind, w, row, state, base, z, u, v):
+    return _interpreter(kinds.ids)["recurrent_frame"]
+
+
+@overload(run_rows, jit_options=JIT)
+def _run_rows(kinds, w, table, state, work, X, xoff, T, slots, hbuf, mb):
+    return _interpreter(kinds.ids)["run_rows"]
+
+
+def kind_set(used) -> KindSet:
+    """The kinds an interpreter for a plan whose rows have the kinds ``used`` handles: every kind
+    of the "core" group and of each group a used kind belongs to."""
+    groups = {"core"} | {k.group for k in ROW_KINDS if k.id in set(used)}
+    return KindSet([k.id for k in ROW_KINDS if k.group in groups],
+                   "all" if groups >= ALL_GROUPS else "+".join(sorted(groups)).replace(" ", "_"))
+
+
+ALL_GROUPS = {k.group for k in ROW_KINDS}
+ALL_KINDS = kind_set([k.id for k in ROW_KINDS])
+GENERATED_SOURCE = _interpreter(ALL_KINDS.ids)["GENERATED_SOURCE"]

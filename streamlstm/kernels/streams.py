@@ -27,7 +27,7 @@ from numba import njit
 from .config import JIT
 from .engine import bad_value
 from .layout import HDR_IN, HDR_OUT, HDR_VOCAB, HDR_WMAX
-from .rows import run_rows
+from .rows import ALL_KINDS, run_rows
 from .views import sequence
 
 BLOCK = 16  # streams per block: keeps the block's Z and sequences in L1/L2 while weights stream
@@ -35,6 +35,9 @@ BLOCK = 16  # streams per block: keeps the block's Z and sequences in L1/L2 whil
 ERR_ID = 1         # ids[index] is not open in this pool (closed, unknown or negative)
 ERR_DUPLICATE = 2  # ids[index] repeats an earlier id of the same call
 ERR_FRAME = 3      # X[index] holds NaN or Inf (or, for a token-id input, a value that is no id)
+
+
+KINDS = ALL_KINDS  # the row kinds the entry points handle; ``kindset.entry_for`` makes copies for fewer
 
 
 def block_rows(capacity: int) -> int:
@@ -81,6 +84,11 @@ def validate(live, iwork, ids, X, I, vocab, err):
 @njit(**JIT)
 def pool_compute(wbuf, table, slab, slots, work, hbuf, X, Y):
     """Advance the streams in ``slots`` (validated, distinct) by the frames X (m, I) into Y (m, O)."""
+    _pool_rows(KINDS, wbuf, table, slab, slots, work, hbuf, X, Y)
+
+
+@njit(inline="always", **JIT)
+def _pool_rows(kinds, wbuf, table, slab, slots, work, hbuf, X, Y):
     I = table[0, HDR_IN]
     O = table[0, HDR_OUT]
     Wmax = table[0, HDR_WMAX]
@@ -89,7 +97,7 @@ def pool_compute(wbuf, table, slab, slots, work, hbuf, X, Y):
     NB = hbuf.shape[0] // Wmax
     for b0 in range(0, n, NB):
         T = min(NB, n - b0)
-        final = run_rows(wbuf, table, slab, work, Xf, b0 * I, T, slots[b0:b0 + T], hbuf, None)
+        final = run_rows(kinds, wbuf, table, slab, work, Xf, b0 * I, T, slots[b0:b0 + T], hbuf, None)
         out = sequence(final, Xf, b0 * I, work, T * Wmax, T, O)
         for t in range(T):
             o = out[t]
@@ -104,7 +112,7 @@ def pool_advance(wbuf, table, slab, live, iwork, ids, work, hbuf, X, Y, err):
     if validate(live, iwork, ids, X.reshape(-1), table[0, HDR_IN], table[0, HDR_VOCAB], err):
         return 1
     cap = live.shape[0]
-    pool_compute(wbuf, table, slab, iwork[cap:cap + ids.shape[0]], work, hbuf, X, Y)
+    _pool_rows(KINDS, wbuf, table, slab, iwork[cap:cap + ids.shape[0]], work, hbuf, X, Y)
     return 0
 
 

@@ -13,6 +13,7 @@ import pytest
 
 import streamlstm as sl
 from streamlstm.kernels.engine import advance
+from streamlstm.kernels.kindset import entry_for
 from streamlstm.tools.zoo import zoo_network
 from support.compile_cache import COMPILE_NOTICE, RUN, env_with_cache, python, warm_cache
 
@@ -51,14 +52,15 @@ DAMAGE = {
 def test_a_damaged_entry_is_recompiled_and_rewritten(how: str, tmp_path_factory, tmp_path: Path):
     cache = tmp_path / "cache"
     shutil.copytree(warm_cache(tmp_path_factory), cache)
-    index_name = Path(advance._cache._cache_file._index_path).name  # Model.run's entry point
+    net = zoo_network("kws")
+    entry = entry_for(advance, sl.Model(net).plan.kinds)  # Model.run's entry point for this model
+    index_name = Path(entry._cache._cache_file._index_path).name
     kind, damage = DAMAGE[how]
     files = [p for p in cache.rglob("*." + kind)
              if p.name == index_name or (kind == "nbc" and p.name.startswith(index_name[:-len(".nbi")] + "."))]
     assert files, f"no {kind} file of {index_name} in the warm cache"
     for p in files:
         damage(p)
-    net = zoo_network("kws")
     sl.Model(net).save(tmp_path / "m.npz")
     X = np.random.default_rng(5).standard_normal((30, net.input_size)).astype(np.float32)
     np.save(tmp_path / "X.npy", X)

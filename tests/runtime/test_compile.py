@@ -4,6 +4,7 @@ announced on stderr and the ``streamlstm`` logger, cache loads are silent."""
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -11,7 +12,9 @@ import numpy as np
 import pytest
 
 import streamlstm as sl
-from streamlstm.network import GRU, LSTM, Dense, Network
+from streamlstm.aot import COVERAGE
+from streamlstm.kernels.rows import ALL_GROUPS, ROW_KINDS, kind_set
+from streamlstm.network import GRU, LSTM, Dense, Elementwise, LayerNorm, Network
 from support.compile_cache import COMPILE_NOTICE, USE_ALL, env_with_cache, python, warm_cache
 from support.reference import reference_run
 
@@ -27,9 +30,33 @@ def _other_network() -> Network:
     ])
 
 
-def test_after_compile_a_new_process_of_another_model_compiles_nothing(tmp_path_factory, tmp_path: Path):
+def _other_front_end() -> Network:
+    """A front end ``sl.compile`` does not run (a scale and a LayerNorm) before a GRU."""
+    rng = np.random.default_rng(12)
+    I, H = 6, 10
+    return Network([
+        Elementwise("mul", rng.uniform(0.5, 1.5, I)),
+        LayerNorm(rng.uniform(0.5, 1.5, I), rng.normal(size=I)),
+        GRU(W=rng.uniform(-.4, .4, (1, 3 * H, I)), R=rng.uniform(-.4, .4, (1, 3 * H, H))),
+        Dense(W=rng.uniform(-.4, .4, (2, H))),
+    ], input_size=I)
+
+
+def test_the_compile_covers_every_kind_set():
+    """Every set of kinds a plan can ask for (the core group with any of the others) is one of
+    the coverage networks' (``rows.kind_set``)."""
+    others = sorted(ALL_GROUPS - {"core"})
+    reachable = {kind_set([k.id for k in ROW_KINDS if k.group in {"core", *chosen}])
+                 for n in range(len(others) + 1) for chosen in itertools.combinations(others, n)}
+    assert {sl.Model(network()).plan.kinds for network in COVERAGE} == reachable
+    assert sl.Model(_other_network()).plan.kinds.tag == "core"
+    assert sl.Model(_other_front_end()).plan.kinds.tag == "all"
+
+
+@pytest.mark.parametrize("other", [_other_network, _other_front_end], ids=["core", "front-end"])
+def test_after_compile_a_new_process_of_another_model_compiles_nothing(tmp_path_factory, tmp_path: Path, other):
     cache = warm_cache(tmp_path_factory)
-    net = _other_network()
+    net = other()
     sl.Model(net).save(tmp_path / "m.npz")
     X = np.random.default_rng(2).standard_normal((12, net.input_size))
     np.save(tmp_path / "X.npy", X)

@@ -40,6 +40,10 @@ class RowKind:
       ``C_WR``, h at ``C_STATE_H``) for each frame or stream, calls
       ``run(w, row, state, base, z, u, v)`` to update the state at ``base`` in place, and
       writes ``C_OUT`` values from ``C_EMIT`` to column ``C_COL`` of the destination.
+
+    ``group``: interpreters are compiled for the kinds of the groups a model uses, plus
+    ``"core"`` (the recurrent layers and what a recurrent model needs around them), so that a
+    model of core kinds alone does not compile the others.
     """
 
     id: int
@@ -49,6 +53,7 @@ class RowKind:
     args: tuple[str, ...] = ()
     pool_run: Callable | None = None
     pool_args: tuple[str, ...] = ()
+    group: str = "front end"
 
     def __post_init__(self):
         if self.stage not in STAGES:

@@ -24,4 +24,4 @@ def activation_rows(w, row, src, dst):
         A.apply(row[C_ACT_F], w[pa + PAR_F_ALPHA], w[pa + PAR_F_BETA], o[0:H])
 
 
-ROW_KINDS = (RowKind(K_ACT, "Activation", activation_rows, args=("w", "row", "src", "dst")),)
+ROW_KINDS = (RowKind(K_ACT, "Activation", activation_rows, args=("w", "row", "src", "dst"), group="core"),)

@@ -26,4 +26,4 @@ def dense_rows(w, row, Z, dst):
             o[j] = z[j]
 
 
-ROW_KINDS = (RowKind(K_DENSE, "Dense", dense_rows, "product"),)
+ROW_KINDS = (RowKind(K_DENSE, "Dense", dense_rows, "product", group="core"),)

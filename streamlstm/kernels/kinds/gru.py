@@ -84,5 +84,5 @@ def frame_lbr(w, row, state, base, z, u, v):
     _h_gate_and_update(w, row, z, h, H, Hp)
 
 
-ROW_KINDS = (RowKind(K_GRU, "GRU", frame, "recurrent"),
-             RowKind(K_GRU_LBR, "GRU (linear_before_reset)", frame_lbr, "recurrent"))
+ROW_KINDS = (RowKind(K_GRU, "GRU", frame, "recurrent", group="core"),
+             RowKind(K_GRU_LBR, "GRU (linear_before_reset)", frame_lbr, "recurrent", group="core"))

@@ -127,5 +127,5 @@ def frame(w, row, state, base, z, u, v):
             h[j] = zo[j] * m[j]
 
 
-ROW_KINDS = (RowKind(K_LSTM, "LSTM", frame, "recurrent"),
-             RowKind(K_LSTM_FUSED, "LSTM (fused)", fused_frame, "recurrent"))
+ROW_KINDS = (RowKind(K_LSTM, "LSTM", frame, "recurrent", group="core"),
+             RowKind(K_LSTM_FUSED, "LSTM (fused)", fused_frame, "recurrent", group="core"))

@@ -32,4 +32,4 @@ def merge_rows(row, src, dst):
                 o[j] = 0.5 * (a[j] + b[j])
 
 
-ROW_KINDS = (RowKind(K_MERGE, "merge", merge_rows, args=("row", "src", "dst")),)
+ROW_KINDS = (RowKind(K_MERGE, "merge", merge_rows, args=("row", "src", "dst"), group="core"),)

@@ -27,4 +27,4 @@ def frame(w, row, state, base, z, u, v):
         h[j] = zh[j]
 
 
-ROW_KINDS = (RowKind(K_RNN, "RNN", frame, "recurrent"),)
+ROW_KINDS = (RowKind(K_RNN, "RNN", frame, "recurrent", group="core"),)

@@ -1,0 +1,89 @@
+"""Row kinds: how modules declare them, the interpreter written from them, and the kind sets
+that keep a recurrent model from compiling the front-end kinds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import streamlstm as sl
+from streamlstm.kernels import engine, rows, streams
+from streamlstm.kernels.kinds import RowKind
+from streamlstm.kernels.kinds.conv import K_CONV, K_TCONV
+from streamlstm.kernels.kinds.dense import dense_rows
+from streamlstm.kernels.kinds.lstm import K_LSTM, K_LSTM_FUSED
+from streamlstm.kernels.kindset import KindSet, entry_for
+from support.unit_checks import uniform
+
+
+def _lstm_model(dtype="float32"):
+    rng = np.random.default_rng(0)
+    lstm = sl.LSTM(uniform(rng, 1, 16, 3, fan=4), uniform(rng, 1, 16, 4, fan=4))
+    return sl.Model(sl.Network([lstm, sl.Dense(uniform(rng, 2, 4, fan=4))]), dtype)
+
+
+def test_every_kind_has_one_id_and_every_module_declares_its_kinds():
+    ids = [k.id for k in rows.ROW_KINDS]
+    assert len(ids) == len(set(ids)) and ids == sorted(ids)
+    names = {k.name for k in rows.ROW_KINDS}
+    assert {"LSTM", "LSTM (fused)", "GRU", "RNN", "Dense", "Activation", "Conv1d", "TimeConv1d",
+            "Embedding", "LayerNorm", "Rearrange"} <= names
+
+
+def test_the_dispatch_is_written_from_the_declarations():
+    src = rows.GENERATED_SOURCE
+    for k in rows.ROW_KINDS:
+        assert f"kind == {k.id}:" in src or k is [r for r in rows.ROW_KINDS if r.stage == "recurrent"][-1], k.name
+        assert f"# {k.name}" in src
+    assert "k14_pool(w, row, state, S, slots, src, dst, cols, Zflat)" in src  # the pool form of TimeConv1d
+
+
+def test_a_row_kind_names_only_values_the_interpreter_has():
+    with pytest.raises(ValueError, match="unknown interpreter values"):
+        RowKind(99, "bad", dense_rows, args=("w", "row", "weights"))
+    with pytest.raises(ValueError, match="stage"):
+        RowKind(99, "bad", dense_rows, "later")
+    with pytest.raises(ValueError, match="go together"):
+        RowKind(99, "bad", dense_rows, args=("w",), pool_args=("w",))
+
+
+def test_a_recurrent_model_compiles_only_the_core_kinds():
+    model = _lstm_model()
+    kinds = model.plan.kinds
+    assert kinds.tag == "core" and K_LSTM_FUSED in kinds and K_LSTM in kinds
+    assert K_CONV not in kinds and K_TCONV not in kinds
+    source, _ = rows.interpreter_source(tuple(k for k in rows.ROW_KINDS if k.id in kinds.ids))
+    assert "Conv1d" not in source and "LSTM (fused)" in source
+    conv = sl.Network([sl.Conv1d(np.ones((2, 1, 3)), length=4, padding=(1, 1)), sl.Dense(np.ones((1, 2 * 4)))])
+    assert sl.Model(conv, "float32").plan.kinds == rows.ALL_KINDS
+
+
+def test_entry_points_for_a_kind_set_are_copies_under_their_own_names():
+    core = _lstm_model().plan.kinds
+    assert entry_for(engine.advance, rows.ALL_KINDS) is engine.advance
+    for fn in (engine.advance, engine.advance_at, engine.advance_shared, streams.pool_advance, streams.pool_compute):
+        copy = entry_for(fn, core)
+        assert copy is entry_for(fn, core) and copy is not fn
+        assert copy.py_func.__qualname__ == f"{fn.py_func.__qualname__}__core"
+        assert copy.py_func.__globals__["KINDS"] == core and fn.py_func.__globals__["KINDS"] == rows.ALL_KINDS
+        assert copy.targetoptions.get("nogil") is True
+
+
+def test_a_core_model_agrees_with_the_interpreter_of_every_kind():
+    """The same plan through the core interpreter (what the Model uses) and through the
+    interpreter of every kind (the module's own entry point) gives the same bits."""
+    model = _lstm_model("float64")
+    X = np.random.default_rng(1).normal(size=(7, 3))
+    p = model.plan
+    outputs = []
+    for fn in (engine.advance, entry_for(engine.advance, p.kinds)):
+        state, Y = p.initial_state.copy(), np.zeros(7 * 2)
+        assert fn(p.weights, p.table, state, np.zeros(p.work_size(7)), X.reshape(-1), Y) == 0
+        outputs.append(Y.reshape(7, 2))
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    np.testing.assert_array_equal(outputs[1], model.run(X))
+
+
+def test_kind_sets_compare_by_ids():
+    assert KindSet([3, 1, 1], "a") == KindSet([1, 3], "b") and hash(KindSet([1, 3], "x")) == hash(KindSet([3, 1], "y"))
+    assert "core" in repr(rows.kind_set([K_LSTM]))
