@@ -314,8 +314,10 @@ _SERVES = {"advance_at": "Session.step", "advance_at_shared": "Session.step (thr
            "pool_validate": "SessionPool.step (threads)", "pool_compute": "SessionPool.step (threads)",
            "helper_loop": "Session(threads=2)", "wake_helper": "Session(threads=2)",
            "advance_shared": "Session.run (threads=2)"}
-_GUESS_FIRST = {"advance_at": 35, "advance": 25, "advance_shared": 25, "pool_advance": 25, "pool_compute": 25}
-_GUESS_LATER = {"advance_at": 15, "advance": 5, "advance_shared": 10, "pool_advance": 20, "pool_compute": 20}
+_GUESS_FIRST = {"advance_at": 20, "advance_at_shared": 25, "advance": 20, "advance_shared": 25, "pool_advance": 20,
+                "pool_compute": 20}
+_GUESS_LATER = {"advance_at": 15, "advance_at_shared": 15, "advance": 3, "advance_shared": 10, "pool_advance": 15,
+                "pool_compute": 15}
 _compiled_before = False
 
 

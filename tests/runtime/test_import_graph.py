@@ -5,7 +5,9 @@ Every ``import`` and ``from ... import`` statement of every module under ``strea
 inside a function, under ``if TYPE_CHECKING``. An edge goes to the module named (for
 ``from p import n``: to ``p.n`` when that is a module, else to ``p``). Importing ``p.q`` also
 runs ``p/__init__``; those implicit parent edges are left out, as import linters do, since a
-package ``__init__`` importing its own submodules is not a cycle.
+package ``__init__`` importing its own submodules is not a cycle. The modules that import a
+whole package by discovery (``importlib`` over ``pkgutil.iter_modules``) get an edge to each
+module discovered (``DISCOVERS``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 TREES = {"streamlstm": ROOT / "streamlstm", "streamlstm.converters": ROOT / "converters"}
+DISCOVERS = {"streamlstm.kernels.rows": "streamlstm.kernels.kinds", "streamlstm.layers": "streamlstm.layers"}
 
 
 def _modules() -> dict[str, Path]:
@@ -56,6 +59,8 @@ def import_graph() -> dict[str, set[str]]:
                     t = t.rpartition(".")[0]
                 if t and t != mod:
                     graph[mod].add(t)
+    for mod, package in DISCOVERS.items():
+        graph[mod] |= {m for m in mods if m.startswith(package + ".") and "." not in m[len(package) + 1:]}
     return graph
 
 
@@ -90,6 +95,8 @@ def test_the_graph_is_read_from_the_sources():
     assert "streamlstm.kernels.rows" in graph["streamlstm.kernels.engine"]
     assert "streamlstm.network" in graph["streamlstm.converters.native"]
     assert "streamlstm.converters.native_file" in graph["streamlstm.network"]  # a lazy import
+    assert "streamlstm.kernels.kinds.lstm" in graph["streamlstm.kernels.rows"]  # discovered
+    assert "streamlstm.layers.conv" in graph["streamlstm.layers"]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
 
 
