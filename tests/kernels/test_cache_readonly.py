@@ -16,7 +16,7 @@ import pytest
 
 import streamlstm as sl
 from streamlstm.tools.zoo import zoo_network
-from support.compile_cache import COMPILE_NOTICE, PACKAGE, env_with_cache, python
+from support.compile_cache import COMPILE_NOTICE, REPO, env_with_cache, python
 
 STEP = r"""
 import sys, numpy as np, streamlstm as sl
@@ -46,7 +46,7 @@ def installed(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("ro-install")
     src = tmp / "src"
     src.mkdir()
-    repo = PACKAGE.parent
+    repo = REPO
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         if (repo / name).exists():
             shutil.copy(repo / name, src / name)

@@ -111,7 +111,7 @@ def test_step_loaded_from_the_lean_cache_in_a_new_process_is_bit_identical(tmp_p
             "np.save(sys.argv[3], np.array([s.step(x) for x in X]))\n")
     for _ in range(2):  # the first run may compile and save; the second loads
         out = subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "X.npy"), str(tmp_path / "Y.npy")],
-                             capture_output=True, text=True, timeout=600)
+                             capture_output=True, text=True, timeout=600, cwd=tmp_path)
         assert out.returncode == 0, out.stderr
         assert np.array_equal(np.load(tmp_path / "Y.npy"), expect)
 

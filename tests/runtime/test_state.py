@@ -59,7 +59,7 @@ def test_state_crosses_a_native_file_round_trip_and_a_process(model, tmp_path):
         "np.save(sys.argv[4], s.run(np.load(sys.argv[3])))\n"
     )
     subprocess.run([sys.executable, "-c", script, str(path), str(blob_path), str(tmp_path / "x.npy"),
-                    str(tmp_path / "y.npy")], check=True, timeout=600)
+                    str(tmp_path / "y.npy")], check=True, timeout=600, cwd=tmp_path)
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), a.run(X))
 
 

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import llvmlite
@@ -17,6 +18,9 @@ import onnx
 import streamlstm
 
 PACKAGE = Path(streamlstm.__file__).resolve().parent
+# The source tree the tests belong to (streamlstm/ and converters/ side by side), whether the
+# package under test is an editable install of it or a wheel built from it.
+REPO = Path(__file__).resolve().parents[2]
 COMPILE_NOTICE = "streamlstm: compiling"
 
 # Steps a model through every entry point and saves the outputs: argv = model.npz, X.npy, out.npz
@@ -52,15 +56,17 @@ def env_with_cache(cache_dir: Path | None, **extra: str) -> dict:
 
 def python(code: str, *args, env: dict, cwd: Path | None = None, preexec_fn=None,
            package_parent: Path | None = None, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    """Run ``code`` in a new interpreter. With ``package_parent``, streamlstm is imported from
-    that folder (``-S`` skips site-packages, so this install's editable hook is not loaded; the
-    folders holding the core dependencies are put on the path instead)."""
+    """Run ``code`` in a new interpreter, by default in the temp folder (``-c`` puts the working
+    folder first on the path, and the source tree's own ``streamlstm`` must not shadow the
+    install under test). With ``package_parent``, streamlstm is imported from that folder
+    (``-S`` skips site-packages, so this install's editable hook is not loaded; the folders
+    holding the core dependencies are put on the path instead)."""
     cmd = [*prefix, sys.executable]
     if package_parent is not None:
         deps = {str(Path(m.__file__).resolve().parent.parent) for m in (numba, numpy, llvmlite, onnx)}
         env = dict(env, PYTHONPATH=os.pathsep.join([str(package_parent), *sorted(deps)]))
         cmd.append("-S")
-    out = subprocess.run([*cmd, "-c", code, *map(str, args)], env=env, cwd=cwd, capture_output=True,
+    out = subprocess.run([*cmd, "-c", code, *map(str, args)], env=env, cwd=cwd or tempfile.gettempdir(), capture_output=True,
                          text=True, timeout=1800, preexec_fn=preexec_fn)
     assert out.returncode == 0, f"exit {out.returncode}\nstdout:\n{out.stdout}\nstderr:\n{out.stderr}"
     return out
@@ -70,8 +76,8 @@ def copy_package(dest: Path) -> Path:
     """A copy of the streamlstm package (sources only, with ``converters/`` laid in as
     ``streamlstm/converters`` as the wheel ships it) under ``dest``; returns ``dest``."""
     skip = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(PACKAGE, dest / "streamlstm", ignore=skip)
-    shutil.copytree(PACKAGE.parent / "converters", dest / "streamlstm" / "converters", ignore=skip)
+    shutil.copytree(REPO / "streamlstm", dest / "streamlstm", ignore=skip)
+    shutil.copytree(REPO / "converters", dest / "streamlstm" / "converters", ignore=skip)
     return dest
 
 
