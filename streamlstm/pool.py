@@ -61,7 +61,7 @@ class SessionPool:
         self._gen = [0] * cap
         self._free = list(range(cap - 1, -1, -1))  # pop() hands out the lowest free slot first
         self._iwork = np.zeros(2 * cap, dtype=np.int64)
-        nb = K.block_rows(cap)
+        nb = K.block_rows(cap, p.weight_bytes)
         self._w, self._t = p.weights, p.table
         self._kinds = p.kinds
         self._work = [np.zeros(p.work_size(nb), dtype=p.dtype) for _ in range(self._threads)]

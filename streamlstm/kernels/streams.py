@@ -5,7 +5,7 @@
 - ``slab`` is the flat (capacity * S) state of every slot, ``live[slot]`` the id open in that
   slot (or -1); an id addresses slot ``id % capacity``.
 - ``ids`` (n,) the streams to advance, ``X`` (n, I) their frames, ``Y`` (n, O) the outputs;
-  ``iwork`` int scratch of 2 * capacity; with NB = ``block_rows(capacity)`` rows per block,
+  ``iwork`` int scratch of 2 * capacity; with NB = ``block_rows(capacity, weight_bytes)`` rows per block,
   ``work`` float scratch of ``Plan.work_size(NB)`` and ``hbuf`` of NB * Wmax (gathered h).
 
 ``pool_validate`` + ``pool_compute`` on disjoint slices of the slots split the same step over
@@ -30,7 +30,13 @@ from .layout import HDR_IN, HDR_OUT, HDR_VOCAB, HDR_WMAX
 from .rows import ALL_KINDS, run_rows
 from .views import sequence
 
-BLOCK = 16  # streams per block: keeps the block's Z and sequences in L1/L2 while weights stream
+# Streams per block. Each product reads every weight panel once per block, so fewer, larger
+# blocks stream the weights fewer times; a block's gate rows and sequences must still stay in
+# cache. Weights that fit in L2 are read from it whatever the block; larger ones come from L3
+# or memory, once per block (docs/PERFORMANCE.md has the measurements behind both sizes).
+BLOCK = 64
+LARGE_BLOCK = 256
+LARGE_WEIGHT_BYTES = 1 << 20  # about one core's L2
 
 ERR_ID = 1         # ids[index] is not open in this pool (closed, unknown or negative)
 ERR_DUPLICATE = 2  # ids[index] repeats an earlier id of the same call
@@ -40,9 +46,11 @@ ERR_FRAME = 3      # X[index] holds NaN or Inf (or, for a token-id input, a valu
 KINDS = ALL_KINDS  # the row kinds the entry points handle; ``kindset.entry_for`` makes copies for fewer
 
 
-def block_rows(capacity: int) -> int:
-    """Rows per block for a pool of ``capacity`` slots (size the float scratch with it)."""
-    return max(1, min(BLOCK, capacity))
+def block_rows(capacity: int, weight_bytes: int = 0) -> int:
+    """Rows per block for a pool of ``capacity`` slots over weights of ``weight_bytes`` (size
+    the float scratch with it)."""
+    block = LARGE_BLOCK if weight_bytes > LARGE_WEIGHT_BYTES else BLOCK
+    return max(1, min(block, capacity))
 
 
 @njit(**JIT)

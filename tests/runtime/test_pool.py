@@ -320,3 +320,23 @@ def test_construction_errors():
         sl.Model(bidirectional()).pool(4)
     assert isinstance(sl.Model(lstm_stack()).pool(1), sl.SessionPool)
     assert model.pool(8, threads=2).threads == 2
+
+
+@pytest.mark.parametrize("H, block", [(16, 64), (256, 256)], ids=["weights in L2", "weights past L2"])
+def test_blocks_of_either_size_give_each_stream_its_sessions_bits(H, block):
+    """300 streams run in blocks of 64 (small weights) or 256 (weights past one core's L2),
+    with a partial last block; each stream equals its own Session bit for bit."""
+    from streamlstm.kernels.streams import block_rows
+
+    rng = np.random.default_rng(H)
+    I, n = 8, 300
+    lstm = sl.LSTM(rng.uniform(-.2, .2, (1, 4 * H, I)), rng.uniform(-.2, .2, (1, 4 * H, H)))
+    model = sl.Model(sl.Network([lstm, sl.Dense(rng.uniform(-.2, .2, (3, H)))]))
+    assert block_rows(n, model.plan.weight_bytes) == block
+    pool = model.pool(n)
+    ids = [pool.open() for _ in range(n)]
+    X = rng.normal(size=(3, n, I)).astype(np.float32)
+    got = np.stack([pool.step(ids, x) for x in X])
+    for j in (0, block - 1, block, n - 1):
+        s = model.session()
+        np.testing.assert_array_equal(got[:, j], np.stack([s.step(x[j]) for x in X]))
