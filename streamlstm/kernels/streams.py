@@ -32,11 +32,11 @@ from .views import sequence
 
 # Streams per block. Each product reads every weight panel once per block, so fewer, larger
 # blocks stream the weights fewer times; a block's gate rows and sequences must still stay in
-# cache. Weights that fit in L2 are read from it whatever the block; larger ones come from L3
-# or memory, once per block (docs/PERFORMANCE.md has the measurements behind both sizes).
+# cache, which a smaller model's block uses better (docs/PERFORMANCE.md has the measurements
+# behind both sizes and the threshold between them).
 BLOCK = 64
 LARGE_BLOCK = 256
-LARGE_WEIGHT_BYTES = 1 << 20  # about one core's L2
+LARGE_WEIGHT_BYTES = 8 << 20
 
 ERR_ID = 1         # ids[index] is not open in this pool (closed, unknown or negative)
 ERR_DUPLICATE = 2  # ids[index] repeats an earlier id of the same call

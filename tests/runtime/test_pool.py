@@ -322,10 +322,10 @@ def test_construction_errors():
     assert model.pool(8, threads=2).threads == 2
 
 
-@pytest.mark.parametrize("H, block", [(16, 64), (256, 256)], ids=["weights in L2", "weights past L2"])
+@pytest.mark.parametrize("H, block", [(16, 64), (1024, 256)], ids=["small weights", "large weights"])
 def test_blocks_of_either_size_give_each_stream_its_sessions_bits(H, block):
-    """300 streams run in blocks of 64 (small weights) or 256 (weights past one core's L2),
-    with a partial last block; each stream equals its own Session bit for bit."""
+    """300 streams run in blocks of 64 (small weights) or 256 (weights over 8 MiB), with a
+    partial last block; each stream equals its own Session bit for bit."""
     from streamlstm.kernels.streams import block_rows
 
     rng = np.random.default_rng(H)
