@@ -5,8 +5,9 @@
 - ``slab`` is the flat (capacity * S) state of every slot, ``live[slot]`` the id open in that
   slot (or -1); an id addresses slot ``id % capacity``.
 - ``ids`` (n,) the streams to advance, ``X`` (n, I) their frames, ``Y`` (n, O) the outputs;
-  ``iwork`` int scratch of 2 * capacity; with NB = ``block_rows(capacity, weight_bytes)`` rows per block,
-  ``work`` float scratch of ``Plan.work_size(NB)`` and ``hbuf`` of NB * Wmax (gathered h).
+  ``iwork`` int scratch of 2 * capacity; with NB = ``block_rows(capacity, weight_bytes)``
+  rows per block, ``work`` float scratch of ``Plan.work_size(NB)`` and ``hbuf`` of NB * Wmax
+  (gathered h).
 
 ``pool_validate`` + ``pool_compute`` on disjoint slices of the slots split the same step over
 threads (both release the GIL).

@@ -404,7 +404,7 @@ def _pool_callers(t: Target, s: Settings, X: np.ndarray) -> tuple[list[tuple[str
     """(name, framework, threads, call) of every pool variant, and rows for those that failed."""
     model, n = t.model, X.shape[0]
     callers, failed = [], []
-    for th in sorted({1, s.threads}):
+    for th in sorted({1, 2, s.threads}):  # 2: onnxruntime's default threads take both cores too
         pool = model.pool(n, threads=th)
         ids = np.array([pool.open() for _ in range(n)], dtype=np.int64)
         out = np.empty((n, model.output_size), model.dtype)
