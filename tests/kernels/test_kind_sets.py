@@ -32,9 +32,11 @@ def test_every_kind_has_one_id_and_every_module_declares_its_kinds():
 
 def test_the_dispatch_is_written_from_the_declarations():
     src = rows.GENERATED_SOURCE
+    last_recurrent = [k for k in rows.ROW_KINDS if k.stage == "recurrent"][-1]  # the chain's else branch
     for k in rows.ROW_KINDS:
-        assert f"kind == {k.id}:" in src or k is [r for r in rows.ROW_KINDS if r.stage == "recurrent"][-1], k.name
         assert f"# {k.name}" in src
+        if k is not last_recurrent:
+            assert f"kind == {k.id}:" in src, k.name
     assert "k14_pool(w, row, state, S, slots, src, dst, cols, Zflat)" in src  # the pool form of TimeConv1d
 
 

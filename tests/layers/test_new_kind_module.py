@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
-import streamlstm
+import streamlstm as sl
+from support.compile_cache import copy_package
 from support.reference import reference_run
 from support.unit_checks import uniform
 
@@ -100,20 +100,8 @@ print(json.dumps({"run": model.run(X).tolist(), "steps": [session.step(x).tolist
 '''
 
 
-def _copy_package(root: Path) -> Path:
-    """The installed package with its converters where an install puts them, without caches."""
-    src = Path(streamlstm.__file__).parent
-    ignore = shutil.ignore_patterns("__pycache__")
-    shutil.copytree(src, root / "streamlstm", ignore=ignore, symlinks=False)
-    converters = src / "converters"
-    if not converters.is_dir():  # an editable install maps converters/ from the source tree
-        import streamlstm.converters as conv
-        shutil.copytree(Path(conv.__file__).parent, root / "streamlstm" / "converters", ignore=ignore)
-    return root / "streamlstm"
-
-
 def test_a_new_kind_is_two_new_files(tmp_path):
-    package = _copy_package(tmp_path / "copy")
+    package = copy_package(tmp_path / "copy") / "streamlstm"
     before = {p.relative_to(package): p.read_bytes() for p in package.rglob("*.py")}
     (package / "kernels" / "kinds" / "shift.py").write_text(KERNEL)
     (package / "layers" / "shift.py").write_text(UNIT)
@@ -131,7 +119,6 @@ def test_a_new_kind_is_two_new_files(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     got = json.loads(out.stdout)
 
-    import streamlstm as sl
     hidden, _ = reference_run(sl.Network([sl.LSTM(lstm_w, lstm_r)]), X)
     expected, _ = reference_run(sl.Network([sl.Dense(D)]), hidden * a + b)
     np.testing.assert_allclose(got["run"], expected, rtol=0, atol=1e-12)
