@@ -59,17 +59,28 @@ def _pool_table(result: dict, note) -> list[str]:
                  "interleaved calls. Speedup = p50 of the best onnxruntime variant / p50.", "",
              "| model | engine | p50 per call (µs) | p90 per call (µs) | frames/s at p50 | speedup vs best ORT |",
              "|---|---|---:|---:|---:|---:|"]
-    for m in pools:
+    return lines + _mode_rows(pools, "pool", "pool", note, lambda r: (
+        f"{_f(r['p50_us'])} | {_f(r['p90_us'])} | {r['frames_per_s'] / 1e6:.2f} M | "
+        f"{_speedup(r.get('speedup_vs_best_ort'))}"))
+
+
+def _speedup(sp) -> str:
+    return "-" if sp is None else f"{sp:.2f}x"
+
+
+def _mode_rows(models: list[dict], mode: str, what: str, note, cells) -> list[str]:
+    """The rows of the chunk or pool table (``mode``): a model's name on its first row, the
+    status of a framework that did not run (noted under ``what``), else ``cells(row)``."""
+    lines = []
+    for m in models:
         label = m["name"]
-        for r in m["pool"]["frameworks"]:
+        for r in m[mode]["frameworks"]:
             name = f"**{r['name']}**" if r["framework"] == "streamlstm" else r["name"]
             if r["status"] != "ok":
                 lines.append(f"| {label} | {name} | {r['status']} | | | |")
-                note(f"pool, {r['name']}: {r.get('note', '')}", m["name"])
+                note(f"{what}, {r['name']}: {r.get('note', '')}", m["name"])
             else:
-                sp = r.get("speedup_vs_best_ort")
-                lines.append(f"| {label} | {name} | {_f(r['p50_us'])} | {_f(r['p90_us'])} | "
-                             f"{r['frames_per_s'] / 1e6:.2f} M | {'-' if sp is None else f'{sp:.2f}x'} |")
+                lines.append(f"| {label} | {name} | {cells(r)} |")
             label = ""
     return lines
 
@@ -101,9 +112,8 @@ def markdown(result: dict) -> str:
         for r in m["frameworks"]:
             name = f"**{r['name']}**" if r["framework"] == "streamlstm" else r["name"]
             if r["status"] == "ok":
-                sp = r.get("speedup_vs_ort")
                 lines.append(f"| {label} | {name} | {_f(r['p50_us'])} | {_f(r['p90_us'])} | {_f(r['p99_us'])} | "
-                             f"{_f(r['p999_us'])} | {'-' if sp is None else f'{sp:.2f}x'} | "
+                             f"{_f(r['p999_us'])} | {_speedup(r.get('speedup_vs_ort'))} | "
                              f"{_err(r['max_abs_error'])} |")
             else:
                 lines.append(f"| {label} | {name} | {r['status']} | | | | | {_err(r.get('max_abs_error'))} |")
@@ -123,18 +133,9 @@ def markdown(result: dict) -> str:
                       "the model (any thread count) / p50.", "",
                   "| model | framework | p50 per call | p90 per call | p50 per frame | speedup vs best ORT |",
                   "|---|---|---:|---:|---:|---:|"]
-        for m in chunks:
-            label = m["name"]
-            for r in m["chunk"]["frameworks"]:
-                name = f"**{r['name']}**" if r["framework"] == "streamlstm" else r["name"]
-                if r["status"] != "ok":
-                    lines.append(f"| {label} | {name} | {r['status']} | | | |")
-                    note(f"chunk mode, {r['name']}: {r.get('note', '')}", m["name"])
-                else:
-                    sp = r.get("speedup_vs_best_ort", r.get("speedup_vs_ort"))
-                    lines.append(f"| {label} | {name} | {_f(r['p50_us'])} | {_f(r['p90_us'])} | "
-                                 f"{_f(r['per_frame_p50_us'], 2)} | {'-' if sp is None else f'{sp:.2f}x'} |")
-                label = ""
+        lines += _mode_rows(chunks, "chunk", "chunk mode", note, lambda r: (
+            f"{_f(r['p50_us'])} | {_f(r['p90_us'])} | {_f(r['per_frame_p50_us'], 2)} | "
+            f"{_speedup(r.get('speedup_vs_best_ort', r.get('speedup_vs_ort')))}"))
     lines += _pool_table(result, note)
     colds = [m for m in result["models"] if "cold_start" in m]
     if colds:
