@@ -80,16 +80,25 @@ CTX_FIELDS = 10  # address and element count of: weights, table (rows), state, w
 WRONG_SIZE = -(1 << 62)
 
 
-@njit(**JIT)
-def advance_at(ctx, X, Y):
-    """``advance`` by one frame, buffers by address: X holds exactly I values and Y O values,
-    else returns WRONG_SIZE (nothing touched). One thread: the mailbox in ``ctx`` is not read."""
+@njit(inline="always", **JIT)
+def _step_at(kinds, ctx, X, Y, shared):
+    """One frame for the Session whose buffers ``ctx`` holds by address; ``shared`` (a
+    compile-time constant) passes the helper mailbox, else None."""
     c = ints_at(ctx, CTX_FIELDS)
     table = matrix(ints_at(c[2], c[3] * NCOLS), 0, c[3], NCOLS)
     if X.shape[0] != table[0, HDR_IN] or Y.shape[0] != table[0, HDR_OUT]:
         return WRONG_SIZE
-    return _advance(KINDS, const_floats_at(c[0], c[1], X), table, floats_at(c[4], c[5], X),
-                    floats_at(c[6], c[7], X), X, Y, None)
+    w, state, work = const_floats_at(c[0], c[1], X), floats_at(c[4], c[5], X), floats_at(c[6], c[7], X)
+    if shared:
+        return _advance(kinds, w, table, state, work, X, Y, ints_at(c[8], c[9]))
+    return _advance(kinds, w, table, state, work, X, Y, None)
+
+
+@njit(**JIT)
+def advance_at(ctx, X, Y):
+    """``advance`` by one frame, buffers by address: X holds exactly I values and Y O values,
+    else returns WRONG_SIZE (nothing touched). One thread: the mailbox in ``ctx`` is not read."""
+    return _step_at(KINDS, ctx, X, Y, False)
 
 
 @njit(**JIT)
@@ -97,12 +106,7 @@ def advance_at_shared(ctx, X, Y):
     """``advance_at`` of a ``threads=2`` session: large products are split with the helper
     whose mailbox ``ctx`` holds. A separate entry point, so that one-thread steps do not
     compile the split products."""
-    c = ints_at(ctx, CTX_FIELDS)
-    table = matrix(ints_at(c[2], c[3] * NCOLS), 0, c[3], NCOLS)
-    if X.shape[0] != table[0, HDR_IN] or Y.shape[0] != table[0, HDR_OUT]:
-        return WRONG_SIZE
-    return _advance(KINDS, const_floats_at(c[0], c[1], X), table, floats_at(c[4], c[5], X),
-                    floats_at(c[6], c[7], X), X, Y, ints_at(c[8], c[9]))
+    return _step_at(KINDS, ctx, X, Y, True)
 
 
 lean_cache(advance_at)  # called from Python only: a new process loads them without parsing their bitcode
