@@ -247,7 +247,8 @@ def _run_rows(kinds, w, table, state, work, X, xoff, T, slots, hbuf, mb):
 def kind_set(used) -> KindSet:
     """The kinds an interpreter for a plan whose rows have the kinds ``used`` handles: every kind
     of the "core" group and of each group a used kind belongs to."""
-    groups = {"core"} | {k.group for k in ROW_KINDS if k.id in set(used)}
+    used = set(used)
+    groups = {"core"} | {k.group for k in ROW_KINDS if k.id in used}
     return KindSet([k.id for k in ROW_KINDS if k.group in groups],
                    "all" if groups >= ALL_GROUPS else "+".join(sorted(groups)).replace(" ", "_"))
 
