@@ -4,10 +4,10 @@ Weights are stored **panel-major**: the transposed matrix ``Wt`` (K, G) is cut i
 panels of ``BW`` = 256 bytes of activations (64 float32 / 32 float64 columns; the last panel
 may be narrower, G being a multiple of one 64-byte vector), and each panel is stored as a
 contiguous (K, width) block. ``panel_acc`` takes the panels one by one and, for each, every
-group of up to 4 rows of X in turn (the panel stays in L1/L2 meanwhile, so a product over T rows
-reads the weights from memory once, not once per group); it keeps a panel's columns for a group
-in registers while it streams the panel, one FMA per weight vector, so the
-weights are read strictly sequentially (Numba's loop vectoriser re-loads and re-stores the
+group of up to 4 rows of X in turn, over blocks of ``K_BLOCK`` panel rows (a block stays in L1
+meanwhile, so a product over T rows reads the weights from memory once, not once per group); it
+keeps a panel's columns for a group in registers while it streams the block, one FMA per weight
+vector, so the weights are read strictly sequentially (Numba's loop vectoriser re-loads and re-stores the
 output for every input row instead). Passes over 2-4 rows hold a panel row in 4 zmm vectors
 (without AVX-512: three ymm of it at a time, see ``MANY_ROWS``); one-row passes (every
 ``Session.step``) over float weights in 8 ymm vectors: the same bytes per FMA chain step,
@@ -38,6 +38,10 @@ PANEL_BYTES = 256          # 64 float32 / 32 float64 columns per panel
 VECTOR_BYTES = 64          # passes over 2-4 rows: 4 zmm vectors per panel row
 ONE_ROW_VECTOR_BYTES = 32  # one-row passes over float weights: 8 ymm vectors
 ROWS_PER_PASS = 4
+# Passes over several rows take a panel in blocks of K_BLOCK rows (16 KB of float32), each kept
+# in L1 while every group of rows passes over it; a whole panel (K = 1280: 320 KB) streamed from
+# L2 per group ran at 75-85% of the blocked speed on Zen 3 (docs/PERFORMANCE.md).
+K_BLOCK = 64
 # Without AVX-512 there are 16 vector registers, not 32: 4 rows x 4 zmm (legalised to 32 ymm)
 # spilled, and a chunk ran slower per frame than single steps. There, passes over several rows
 # cover 3 ymm of a panel row at a time (passes of 3, 3 and 2 vectors): 12 accumulators for 4
@@ -246,15 +250,15 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
             p = builder.gep(zbase, [builder.add(builder.mul(row, zrs), builder.mul(builder.add(col, c(v * g.L)), c(fsize)))])
             return builder.bitcast(p, g.vec.as_pointer())
 
-        def panel(g, row0, tb, nv, col, panel_start, width):
-            """Z[row0:row0+tb, col:col+nv*L] += X[row0:row0+tb] @ panel (nv a multiple of cols)."""
+        def panel(g, row0, tb, nv, col, panel_start, width, ks):
+            """Z[row0:row0+tb, col:col+nv*L] += X[row0:row0+tb, k0:k1] @ panel[k0:k1] (nv a
+            multiple of cols; ks = (k0, k1))."""
             accs = g.accs
             for t in range(tb):
                 for v in range(nv):
                     builder.store(builder.load(z_ptr(g, builder.add(row0, c(t)), col, v), align=fsize), accs[t][v])
             row_bytes = builder.mul(width, c(wsize))
-            with cgutils.for_range(builder, K) as loop:
-                k = loop.index
+            with cgutils.for_range_slice(builder, ks[0], ks[1], c(1)) as (k, _):
                 row = builder.gep(wbase, [builder.add(panel_start, builder.mul(k, row_bytes))])
                 if cols > 1 and tb == 1:
                     for off in range(0, nv * g.L * wsize, 64):
@@ -277,18 +281,18 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
                 for v in range(nv):
                     builder.store(builder.load(accs[t][v]), z_ptr(g, builder.add(row0, c(t)), col, v), align=fsize)
 
-        def in_passes(g, row0, tb, ncols, col, start, width):
+        def in_passes(g, row0, tb, ncols, col, start, width, ks):
             """A panel of ncols columns for rows row0:row0+tb, at most g.n vectors at a time."""
             block = cols * CODE_WORDS if cols > 1 else g.L
             whole = ncols - ncols % block
             nv = whole // g.L
             for v0 in range(0, nv, g.n):
                 panel(g, row0, tb, min(g.n, nv - v0), builder.add(col, c(v0 * g.L)),
-                      builder.add(start, c(v0 * g.L * wsize)), width)
+                      builder.add(start, c(v0 * g.L * wsize)), width, ks)
             if whole < ncols:
                 q = short[g]
                 panel(q, row0, tb, (ncols - whole) // q.L, builder.add(col, c(whole)),
-                      builder.add(start, c(whole * wsize)), width)
+                      builder.add(start, c(whole * wsize)), width, ks)
 
         def every_row(body):
             """body(g, row0, tb) over the rows in groups of max_rows, then the rest."""
@@ -303,14 +307,27 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
                 with builder.if_then(builder.icmp_signed("==", rest, c(tb))):
                     body(one_row if tb == 1 else many_rows, builder.mul(groups, c(max_rows)), tb)
 
-        # Panels outside, rows inside: a panel is streamed from memory once per call and stays
-        # in L1/L2 while every group of rows passes over it.
+        def in_k_blocks(body):
+            """body((k0, k1)) over k in blocks of K_BLOCK rows of the panel (one block for one
+            input row): a block stays in L1 while every group of rows passes over it, and each
+            output's FMA chain goes on in k order from the value stored after the block before."""
+            if many_rows is None:
+                body((c(0), K))
+                return
+            blocks = builder.sdiv(builder.add(K, c(K_BLOCK - 1)), c(K_BLOCK))
+            with cgutils.for_range(builder, blocks) as loop:
+                k0 = builder.mul(loop.index, c(K_BLOCK))
+                k1 = builder.add(k0, c(K_BLOCK))
+                body((k0, builder.select(builder.icmp_signed("<", k1, K), k1, K)))
+
+        # Panels outside, then blocks of k, rows inside: a panel is streamed from memory once per
+        # call, and a block of it stays in L1 while every group of rows passes over it.
         first = builder.sdiv(c0, c(BW))
         last = builder.sdiv(builder.select(builder.icmp_signed("<", c1, full_end), c1, full_end), c(BW))
         panel_bytes = builder.mul(builder.mul(K, c(BW)), c(wsize))
         with cgutils.for_range_slice(builder, first, last, c(1)) as (b, _):
             col, start = builder.mul(b, c(BW)), builder.mul(b, panel_bytes)
-            every_row(lambda g, row0, tb: in_passes(g, row0, tb, BW, col, start, c(BW)))
+            in_k_blocks(lambda ks: every_row(lambda g, row0, tb: in_passes(g, row0, tb, BW, col, start, c(BW), ks)))
         tail = builder.sub(G, full_end)
         has_tail = builder.and_(builder.icmp_signed(">=", c1, G), builder.icmp_signed(">", tail, c(0)))
         with builder.if_then(has_tail):
@@ -318,7 +335,8 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
             step = VECTOR_BYTES // fsize if cols == 1 else 16  # G is a multiple of 64 bytes / 16 float32
             for ncols in range(step, BW, step):
                 with builder.if_then(builder.icmp_signed("==", tail, c(ncols))):
-                    every_row(lambda g, row0, tb, n=ncols: in_passes(g, row0, tb, n, full_end, start, c(n)))
+                    in_k_blocks(lambda ks, n=ncols: every_row(
+                        lambda g, row0, tb: in_passes(g, row0, tb, n, full_end, start, c(n), ks)))
         return context.get_dummy_value()
 
     return codegen

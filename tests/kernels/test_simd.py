@@ -10,7 +10,7 @@ from streamlstm.kernels.simd import panel_acc, panel_width, to_panels
 from streamlstm.plan import to_bf16_bits
 
 RNG = np.random.default_rng(11)
-SHAPES = [(1, 16), (5, 16), (7, 48), (40, 256), (33, 80), (64, 112), (3, 320), (130, 208)]
+SHAPES = [(1, 16), (5, 16), (7, 48), (40, 256), (33, 80), (64, 112), (3, 320), (130, 208), (128, 64)]
 
 
 def stored(W: np.ndarray, dtype, lanes: int = 16) -> np.ndarray:
