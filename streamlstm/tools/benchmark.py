@@ -15,9 +15,11 @@ For each model, one process runs every framework (see ``peers``) on the same ran
 3. chunk mode: ``Session.run`` on T frames (one thread, and ``threads=2`` where the model has
    products to share) against each framework's sequence call on the same T; the speedup
    column is over the best onnxruntime variant of the run, whatever its thread count;
+   chunk and pool calls run in rotating blocks per engine, each after ``SETTLE_S`` of
+   unrecorded calls (``_in_blocks``), so that no engine meets another's spinning threads;
 4. with ``pool`` > 0 (``--pool N``): ``SessionPool.step`` advancing N streams by one frame per
    call against onnxruntime running the same N frames as one batch (``onnx_batch``, the caller
-   gathering and scattering every stream's state), interleaved calls;
+   gathering and scattering every stream's state), in blocks as chunk mode;
 5. cold start (zoo ``kws`` and user files): a new process with a warm compile cache does
    import + load + first step.
 
@@ -371,7 +373,7 @@ def _run_chunks(t: Target, s: Settings, rng: np.random.Generator, progress: Prog
         p.chunk(X)
         return time.perf_counter_ns() - t0
 
-    times = _interleaved([lambda p=p: call(p) for p, _ in timed], s.chunk_reps,
+    times = _in_blocks([lambda p=p: call(p) for p, _ in timed], s.chunk_reps,
                          lambda: progress.advance(1, f"{t.name}: chunk T={T}"))
     for (p, row), ts in zip(timed, times):
         st = stats_us(np.array(ts))
@@ -440,7 +442,7 @@ def _pool_callers(t: Target, s: Settings, X: np.ndarray) -> tuple[list[tuple[str
 
 def _run_pool(t: Target, s: Settings, rng: np.random.Generator, progress: Progress) -> dict:
     """One frame for each of ``s.pool`` streams per call: ``SessionPool.step`` against onnxruntime
-    running the same frames as one batch (``onnx_batch``), interleaved calls."""
+    running the same frames as one batch (``onnx_batch``), in blocks (``_in_blocks``)."""
     model, n = t.model, s.pool
     X = frames_for(model, rng, n)
     callers, rows = _pool_callers(t, s, X)
@@ -462,7 +464,7 @@ def _run_pool(t: Target, s: Settings, rng: np.random.Generator, progress: Progre
         call()
         return time.perf_counter_ns() - t0
 
-    times = _interleaved([lambda c=c: timed_call(c) for c, _ in timed], s.pool_reps, lambda: None)
+    times = _in_blocks([lambda c=c: timed_call(c) for c, _ in timed], s.pool_reps, lambda: None)
     progress.advance(1, f"{t.name}: pool of {n}")
     for (_, row), ts in zip(timed, times):
         st = stats_us(np.array(ts))
@@ -472,20 +474,40 @@ def _run_pool(t: Target, s: Settings, rng: np.random.Generator, progress: Progre
     return {"streams": n, "frameworks": rows}
 
 
-def _interleaved(calls: list, reps: int, after_round) -> list[list[int]]:
-    """Each call once per round, the order rotating between rounds, with the collector off; at
-    most ``reps`` rounds, and no more after 20 s once 5 are done. Returns each call's times."""
+# Chunk and pool calls run in blocks, each after unrecorded calls that last at least this long:
+# a call that follows another engine's meets that engine's threads still spinning on the second
+# core (onnxruntime's pool spins after a run), which slowed a two-thread pool step after an
+# onnxruntime batch for about 60 ms of calls (docs/PERFORMANCE.md).
+SETTLE_S = 0.1
+CALLS_PER_BLOCK = 5
+
+
+def block_rounds(reps: int) -> int:
+    """Rounds of ``_in_blocks`` that record ``reps`` calls of each engine."""
+    return max(1, -(-reps // CALLS_PER_BLOCK))
+
+
+def _in_blocks(calls: list, reps: int, after_round, settle_s: float = SETTLE_S) -> list[list[int]]:
+    """Rounds in which each call runs one block, the order rotating between rounds, with the
+    collector off: unrecorded calls for at least ``settle_s`` (at least two), then
+    ``CALLS_PER_BLOCK`` recorded ones. At most ``block_rounds(reps)`` rounds, and no more after
+    30 s once 2 are done. Returns each call's recorded times."""
     times: list[list[int]] = [[] for _ in calls]
     gc.collect()
     gc.disable()
     try:
-        budget = time.monotonic() + 20.0
-        for r in range(reps):
+        budget = time.monotonic() + 30.0
+        for r in range(block_rounds(reps)):
             for j in range(len(calls)):
                 k = (j + r) % len(calls)
-                times[k].append(calls[k]())
+                settled = time.monotonic() + settle_s
+                calls[k]()
+                calls[k]()
+                while time.monotonic() < settled:
+                    calls[k]()
+                times[k].extend(calls[k]() for _ in range(CALLS_PER_BLOCK))
             after_round()
-            if r >= 4 and time.monotonic() > budget:
+            if r >= 1 and time.monotonic() > budget:
                 break
     finally:
         gc.enable()
@@ -616,7 +638,7 @@ def run_benchmark(targets: list[Target], settings: Settings | None = None, *,
     """Compare every target on every framework; returns the JSON-ready result (see report)."""
     s = settings or Settings()
     rng = np.random.default_rng(s.seed)
-    per_model = max(1, -(-s.steps // s.block)) * s.block * EXPECTED_PEERS + (s.chunk_reps if s.chunk else 0) + 1 + (1 if s.pool else 0)
+    per_model = max(1, -(-s.steps // s.block)) * s.block * EXPECTED_PEERS + (block_rounds(s.chunk_reps) if s.chunk else 0) + 1 + (1 if s.pool else 0)
     bar = Progress(per_model * len(targets), progress)
     result = {
         "streamlstm_version": __version__,
@@ -626,6 +648,7 @@ def run_benchmark(targets: list[Target], settings: Settings | None = None, *,
         "settings": {"steps": s.steps, "block": s.block, "block_warmup": s.block_warmup, "threads": s.threads,
                      "check_steps": s.check_steps,
                      "chunk_T": s.chunk, "chunk_reps": s.chunk_reps, "pool_streams": s.pool, "tolerance": s.tolerance,
+                     "calls_per_block": CALLS_PER_BLOCK, "block_settle_s": SETTLE_S,
                      "frameworks": list(s.frameworks), "seed": s.seed,
                      "timer_floor_ns": _timer_floor_ns(), **s.extra},
         "machine_stalls": machine_stalls(),

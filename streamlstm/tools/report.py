@@ -27,6 +27,15 @@ def _warmup(settings: dict) -> str:
     return f", each block after {n} unrecorded call{'s' if n != 1 else ''}" if n else ""
 
 
+def _blocks(settings: dict) -> str:
+    """How the chunk and pool calls were timed (``benchmark._in_blocks``)."""
+    n, settle = settings.get("calls_per_block"), settings.get("block_settle_s")
+    if not n:
+        return "interleaved calls"
+    return (f"rotating blocks of {n} recorded calls per engine, each after {settle * 1e3:.0f} ms of "
+            "unrecorded calls")
+
+
 def _stalls(st: dict) -> str:
     """The machine's own tail: what a busy loop lost, and from which call length it reaches p99."""
     if st["per_ms"] == 0:
@@ -56,7 +65,7 @@ def _pool_table(result: dict, note) -> list[str]:
     n = pools[0]["pool"]["streams"]
     lines = ["", f"Pool: one frame for each of {n} streams per call (streamlstm `SessionPool.step`, onnxruntime "
                  "the same frames as one batch, its caller gathering and scattering the streams' states); "
-                 "interleaved calls. Speedup = p50 of the best onnxruntime variant / p50.", "",
+                 f"{_blocks(result['settings'])}. Speedup = p50 of the best onnxruntime variant / p50.", "",
              "| model | engine | p50 per call (µs) | p90 per call (µs) | frames/s at p50 | speedup vs best ORT |",
              "|---|---|---:|---:|---:|---:|"]
     return lines + _mode_rows(pools, "pool", "pool", note, lambda r: (
@@ -129,8 +138,8 @@ def markdown(result: dict) -> str:
         T = chunks[0]["chunk"]["T"]
         lines += ["", f"Chunk mode: T={T} frames per call (streamlstm `Session.run`, others their sequence call), "
                       "continuing the stream (models that run backwards in time: whole sequences from a fresh "
-                      "state, streamlstm `Model.run`); µs. Speedup = p50 of the best onnxruntime variant of "
-                      "the model (any thread count) / p50.", "",
+                      f"state, streamlstm `Model.run`); µs; {_blocks(result['settings'])}. Speedup = p50 "
+                      "of the best onnxruntime variant of the model (any thread count) / p50.", "",
                   "| model | framework | p50 per call | p90 per call | p50 per frame | speedup vs best ORT |",
                   "|---|---|---:|---:|---:|---:|"]
         lines += _mode_rows(chunks, "chunk", "chunk mode", note, lambda r: (
