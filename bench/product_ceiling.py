@@ -1,0 +1,157 @@
+"""What bounds a pool step and a chunk: their matrix products alone, outside any engine.
+
+    python bench/product_ceiling.py [--models vad,enh,big] [--streams 256] [--frames 100]
+
+A pool step over many streams is matrix-matrix work. For each zoo model this times, on one
+thread and in one process:
+
+- ``pool step``: ``SessionPool.step`` over ``--streams`` streams (threads=1);
+- ``products``: the same step's matrix products alone, through ``simd.panel_acc`` on blocks of
+  the pool's block size (input projection, recurrent product and Dense of every layer);
+- ``MLAS``: the same products as onnxruntime ``MatMul`` nodes (one thread), which is what its
+  batched call runs them with.
+
+GMAC/s = multiply-adds of the products / time. When both engines run the products at the same
+rate, a pool step cannot beat onnxruntime's batch by more than what it saves outside them.
+
+A second table times the recurrent products of a ``--frames`` chunk alone: one row per frame
+through every layer's recurrent matrix, on one core, and on two cores that each take half of
+every matrix's columns (two threads started beforehand, no synchronisation between frames). Each frame needs the
+previous h, so no engine's chunk runs these faster than the two-core figure allows, short of
+keeping the matrices in cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+
+import numpy as np
+from numba import njit
+
+import streamlstm as sl
+from streamlstm.kernels.simd import panel_acc, to_panels
+from streamlstm.kernels.streams import block_rows
+from streamlstm.tools.peers import ort_session
+from streamlstm.tools.zoo import SPECS, zoo_network
+
+
+@njit(nogil=True, cache=True)
+def _product(W, X, Z):
+    panel_acc(W, X, Z)
+
+
+def _shapes(name: str, rows: int) -> list[tuple[int, int, int]]:
+    I, H, layers, O, _ = SPECS[name]
+    shapes, width = [], I
+    for _ in range(layers):
+        shapes += [(rows, width, 4 * H), (rows, H, 4 * H)]
+        width = H
+    return shapes + [(rows, H, -(-O // 16) * 16)]
+
+
+def _median_s(fn, reps: int) -> float:
+    fn()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def _mlas(shapes, rng) -> float:
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, inits, inputs, feeds = [], [], [], {}
+    for i, (T, K, G) in enumerate(shapes):
+        nodes.append(helper.make_node("MatMul", [f"x{i}", f"w{i}"], [f"y{i}"]))
+        inits.append(numpy_helper.from_array(rng.standard_normal((K, G)).astype(np.float32), f"w{i}"))
+        inputs.append(helper.make_tensor_value_info(f"x{i}", TensorProto.FLOAT, [T, K]))
+        feeds[f"x{i}"] = rng.standard_normal((T, K)).astype(np.float32)
+    outputs = [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, None) for i in range(len(shapes))]
+    graph = helper.make_graph(nodes, "products", inputs, outputs, inits)
+    sess = ort_session(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString(), 1)
+    return _median_s(lambda: sess.run(None, feeds), 15)
+
+
+@njit(nogil=True, cache=True)
+def _recurrent_frames(mats, h, z, frames):
+    for _ in range(frames):
+        for W in mats:
+            panel_acc(W, h, z)
+
+
+def _chunk_floor(name: str, frames: int, rng) -> tuple[float, float]:
+    _, H, layers, _, _ = SPECS[name]
+    def stored(G):
+        return tuple(to_panels(rng.standard_normal((H, G)).astype(np.float32), 16).reshape(H, G)
+                     for _ in range(layers))
+    whole, halves = stored(4 * H), [stored(2 * H) for _ in range(2)]
+    h = rng.standard_normal(H).astype(np.float32)
+    z, zs = np.zeros(4 * H, np.float32), [np.zeros(2 * H, np.float32) for _ in range(2)]
+    one = _median_s(lambda: _recurrent_frames(whole, h, z, frames), 9)
+    start, end = threading.Barrier(3), threading.Barrier(3)
+    rounds = 10
+
+    def worker(i):  # started once: the timed part is the work between the two barriers
+        for _ in range(rounds):
+            start.wait()
+            _recurrent_frames(halves[i], h, zs[i], frames)
+            end.wait()
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+
+    def two():
+        start.wait()
+        end.wait()
+    two_s = _median_s(two, rounds - 1)
+    for t in threads:
+        t.join()
+    return one, two_s
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="vad,enh,big")
+    ap.add_argument("--streams", type=int, default=256)
+    ap.add_argument("--frames", type=int, default=100)
+    a = ap.parse_args(argv)
+    rng = np.random.default_rng(0)
+    print("| model | pool step (ms) | its products, panel_acc (ms) | GMAC/s | the same products, MLAS (ms) | GMAC/s |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name in a.models.split(","):
+        model = sl.load(zoo_network(name))
+        n = a.streams
+        pool = model.pool(n)
+        ids = np.array([pool.open() for _ in range(n)], dtype=np.int64)
+        X = rng.standard_normal((n, model.input_size)).astype(np.float32)
+        out = np.empty((n, model.output_size), np.float32)
+        step = _median_s(lambda: pool.step(ids, X, out=out), 15)
+        rows = block_rows(n, model.plan.weight_bytes)
+        shapes = _shapes(name, rows)
+        mats = tuple(to_panels(rng.standard_normal((K, G)).astype(np.float32), 16).reshape(K, G) for _, K, G in shapes)
+        xs = tuple(rng.standard_normal((T, K)).astype(np.float32) for T, K, _ in shapes)
+        zs = tuple(np.zeros((T, G), np.float32) for T, _, G in shapes)
+        blocks = n // rows
+        def products():
+            for _ in range(blocks):
+                for W, x, z in zip(mats, xs, zs):
+                    _product(W, x, z)
+        ours = _median_s(products, 15)
+        theirs = _mlas([(n, K, G) for _, K, G in shapes], rng)
+        macs = sum(n * K * G for _, K, G in shapes)
+        print(f"| {name} | {step * 1e3:.2f} | {ours * 1e3:.2f} | {macs / ours / 1e9:.1f} | {theirs * 1e3:.2f} | "
+              f"{macs / theirs / 1e9:.1f} |", flush=True)
+    print()
+    print(f"| model | recurrent products of {a.frames} frames, one core (ms) | two cores, halves (ms) |")
+    print("|---|---:|---:|")
+    for name in a.models.split(","):
+        one, two = _chunk_floor(name, a.frames, rng)
+        print(f"| {name} | {one * 1e3:.2f} | {two * 1e3:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
