@@ -16,9 +16,9 @@ rate, a pool step cannot beat onnxruntime's batch by more than what it saves out
 
 A second table times the recurrent products of a ``--frames`` chunk alone: one row per frame
 through every layer's recurrent matrix, on one core, and on two cores that each take half of
-every matrix's columns (two threads started beforehand, no synchronisation between frames). Each frame needs the
-previous h, so no engine's chunk runs these faster than the two-core figure allows, short of
-keeping the matrices in cache.
+every matrix's columns (two threads started beforehand, no synchronisation between frames).
+Each frame needs the previous h, so no engine's chunk runs these faster than the two-core
+figure allows, short of keeping the matrices in cache.
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ def _recurrent_frames(mats, h, z, frames):
 
 def _chunk_floor(name: str, frames: int, rng) -> tuple[float, float]:
     _, H, layers, _, _ = SPECS[name]
+
     def stored(G):
         return tuple(to_panels(rng.standard_normal((H, G)).astype(np.float32), 16).reshape(H, G)
                      for _ in range(layers))
@@ -100,6 +101,7 @@ def _chunk_floor(name: str, frames: int, rng) -> tuple[float, float]:
             start.wait()
             _recurrent_frames(halves[i], h, zs[i], frames)
             end.wait()
+
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
     for t in threads:
         t.start()
@@ -136,6 +138,7 @@ def main(argv=None) -> None:
         xs = tuple(rng.standard_normal((T, K)).astype(np.float32) for T, K, _ in shapes)
         zs = tuple(np.zeros((T, G), np.float32) for T, _, G in shapes)
         blocks = n // rows
+
         def products():
             for _ in range(blocks):
                 for W, x, z in zip(mats, xs, zs):

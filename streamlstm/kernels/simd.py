@@ -7,8 +7,8 @@ contiguous (K, width) block. ``panel_acc`` takes the panels one by one and, for 
 group of up to 4 rows of X in turn, over blocks of ``K_BLOCK`` panel rows (a block stays in L1
 meanwhile, so a product over T rows reads the weights from memory once, not once per group); it
 keeps a panel's columns for a group in registers while it streams the block, one FMA per weight
-vector, so the weights are read strictly sequentially (Numba's loop vectoriser re-loads and re-stores the
-output for every input row instead). Passes over 2-4 rows hold a panel row in 4 zmm vectors
+vector, so the weights are read strictly sequentially (Numba's loop vectoriser re-loads and
+re-stores the output for every input row instead). Passes over 2-4 rows hold a panel row in 4 zmm vectors
 (without AVX-512: three ymm of it at a time, see ``MANY_ROWS``); one-row passes (every
 ``Session.step``) over float weights in 8 ymm vectors: the same bytes per FMA chain step,
 twice the independent chains. Compressed codes are packed by columns: a 32-bit word holds 2
@@ -39,8 +39,8 @@ VECTOR_BYTES = 64          # passes over 2-4 rows: 4 zmm vectors per panel row
 ONE_ROW_VECTOR_BYTES = 32  # one-row passes over float weights: 8 ymm vectors
 ROWS_PER_PASS = 4
 # Passes over several rows take a panel in blocks of K_BLOCK rows (16 KB of float32), each kept
-# in L1 while every group of rows passes over it; a whole panel (K = 1280: 320 KB) streamed from
-# L2 per group ran at 75-85% of the blocked speed on Zen 3 (docs/PERFORMANCE.md).
+# in L1 while every group of rows passes over it, not the whole panel (K = 1280: 320 KB, in L2)
+# per group (docs/ARCHITECTURE.md, "Blocks of k").
 K_BLOCK = 64
 # Without AVX-512 there are 16 vector registers, not 32: 4 rows x 4 zmm (legalised to 32 ymm)
 # spilled, and a chunk ran slower per frame than single steps. There, passes over several rows
