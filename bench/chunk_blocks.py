@@ -3,12 +3,13 @@ blocks separated by pauses.
 
     python bench/chunk_blocks.py [--models enh,big] [--rounds 6] [--block 8] [--pause 0.05]
 
-``streamlstm bench`` interleaves single calls, so a two-thread engine meets the other one's
-spinning threads (onnxruntime's pool spins after a run, a streamlstm helper for ~10 ms before it
-parks) on the second core of a 2-core host. Here each engine runs ``--block`` calls of
-``Session.run`` / ``InferenceSession.run`` on 100 frames (the first 2 unrecorded) after a
-``--pause`` long enough for the other's threads to park, in rotating order; medians per engine
-and speedups over the best onnxruntime variant.
+A two-thread engine that runs right after another meets that engine's spinning threads
+(onnxruntime's pool spins after a run, a streamlstm helper for ~10 ms before it parks) on the
+second core of a 2-core host. Here each engine runs ``--block`` calls of ``Session.run`` /
+``InferenceSession.run`` on 100 frames (the first 2 unrecorded) after a ``--pause`` long enough
+for the other's threads to park, in rotating order; medians per engine and speedups over the
+best onnxruntime variant. ``streamlstm bench`` times its chunk table in blocks too (after
+100 ms of unrecorded calls instead of a pause); this script varies the block and the pause.
 """
 
 from __future__ import annotations
