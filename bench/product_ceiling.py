@@ -6,7 +6,7 @@ A pool step over many streams is matrix-matrix work. For each zoo model this tim
 thread and in one process:
 
 - ``pool step``: ``SessionPool.step`` over ``--streams`` streams (threads=1);
-- ``products``: the same step's matrix products alone, through ``simd.panel_acc`` on blocks of
+- ``products``: the same step's matrix products alone, through the kernels' product on blocks of
   the pool's block size (input projection, recurrent product and Dense of every layer);
 - ``MLAS``: the same products as onnxruntime ``MatMul`` nodes (one thread), which is what its
   batched call runs them with.
@@ -31,15 +31,9 @@ import numpy as np
 from numba import njit
 
 import streamlstm as sl
-from streamlstm.kernels.simd import panel_acc, to_panels
-from streamlstm.kernels.streams import block_rows
 from streamlstm.tools.peers import ort_session
+from streamlstm.tools.probes import panel_matrix, panel_product, pool_block_rows
 from streamlstm.tools.zoo import SPECS, zoo_network
-
-
-@njit(nogil=True, cache=True)
-def _product(W, X, Z):
-    panel_acc(W, X, Z)
 
 
 def _shapes(name: str, rows: int) -> list[tuple[int, int, int]]:
@@ -80,15 +74,14 @@ def _mlas(shapes, rng) -> float:
 def _recurrent_frames(mats, h, z, frames):
     for _ in range(frames):
         for W in mats:
-            panel_acc(W, h, z)
+            panel_product(W, h, z)
 
 
 def _chunk_floor(name: str, frames: int, rng) -> tuple[float, float]:
     _, H, layers, _, _ = SPECS[name]
 
     def stored(G):
-        return tuple(to_panels(rng.standard_normal((H, G)).astype(np.float32), 16).reshape(H, G)
-                     for _ in range(layers))
+        return tuple(panel_matrix(rng.standard_normal((H, G))) for _ in range(layers))
     whole, halves = stored(4 * H), [stored(2 * H) for _ in range(2)]
     h = rng.standard_normal(H).astype(np.float32)
     z, zs = np.zeros(4 * H, np.float32), [np.zeros(2 * H, np.float32) for _ in range(2)]
@@ -132,9 +125,9 @@ def main(argv=None) -> None:
         X = rng.standard_normal((n, model.input_size)).astype(np.float32)
         out = np.empty((n, model.output_size), np.float32)
         step = _median_s(lambda: pool.step(ids, X, out=out), 15)
-        rows = block_rows(n, model.plan.weight_bytes)
+        rows = pool_block_rows(model, n)
         shapes = _shapes(name, rows)
-        mats = tuple(to_panels(rng.standard_normal((K, G)).astype(np.float32), 16).reshape(K, G) for _, K, G in shapes)
+        mats = tuple(panel_matrix(rng.standard_normal((K, G))) for _, K, G in shapes)
         xs = tuple(rng.standard_normal((T, K)).astype(np.float32) for T, K, _ in shapes)
         zs = tuple(np.zeros((T, G), np.float32) for T, _, G in shapes)
         blocks = n // rows
@@ -142,7 +135,7 @@ def main(argv=None) -> None:
         def products():
             for _ in range(blocks):
                 for W, x, z in zip(mats, xs, zs):
-                    _product(W, x, z)
+                    panel_product(W, x, z)
         ours = _median_s(products, 15)
         theirs = _mlas([(n, K, G) for _, K, G in shapes], rng)
         macs = sum(n * K * G for _, K, G in shapes)

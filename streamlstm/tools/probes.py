@@ -4,7 +4,9 @@ A probe reproduces one condition of a real step in isolation: a buffer allocated
 Plan's weights are (``weight_like_buffer``), and a compiled function called the way
 ``Session.step`` calls its kernel, without Numba's type dispatch (``direct_call``).
 ``shares_products`` tells the bench whether a two-thread session has work to share, and
-``code_paths`` which host CPU features chose the kernels' code paths. This module
+``code_paths`` which host CPU features chose the kernels' code paths. ``panel_matrix`` and
+``panel_product`` run the kernels' matrix product alone, and ``pool_block_rows`` gives the rows
+per block of a pool (``bench/product_ceiling.py``). This module
 is the one place where the tools reach past the runtime's public API; if the runtime moves these
 helpers, only the imports below change.
 """
@@ -14,16 +16,18 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-from numba import typeof
+from numba import njit, typeof
 
 from .. import Model
 from ..helper import worth_a_helper
 from ..kernels.config import entry_point
-from ..kernels.simd import code_paths
+from ..kernels.simd import code_paths, panel_acc, to_panels
+from ..kernels.streams import block_rows
 from ..plan import aligned_bytes
 
 
-__all__ = ["code_paths", "direct_call", "shares_products", "weight_like_buffer"]
+__all__ = ["code_paths", "direct_call", "panel_matrix", "panel_product", "pool_block_rows", "shares_products",
+           "weight_like_buffer"]
 
 
 def weight_like_buffer(nbytes: int) -> np.ndarray:
@@ -43,3 +47,23 @@ def direct_call(dispatcher, *example_args) -> Callable:
 def shares_products(model: Model) -> bool:
     """True when a step of ``model`` has products large enough for ``session(threads=2)`` to split."""
     return worth_a_helper(model.plan)
+
+
+def panel_matrix(W: np.ndarray) -> np.ndarray:
+    """The float32 (K, G) matrix ``W`` stored as the kernels store weights (panel-major), for
+    ``panel_product``; G must be a multiple of 16."""
+    K, G = W.shape
+    return to_panels(np.ascontiguousarray(W, dtype=np.float32), 16).reshape(K, G)
+
+
+@njit(nogil=True, cache=True)
+def panel_product(W, X, Z):
+    """Z += X @ W through the kernels' product, for a ``panel_matrix`` W and one row (1-D X, Z) or
+    C-contiguous rows."""
+    panel_acc(W, X, Z)
+
+
+def pool_block_rows(model: Model, streams: int) -> int:
+    """Streams per block of a pool of ``streams`` slots of ``model`` (each block's products run
+    over that many rows)."""
+    return block_rows(streams, model.plan.weight_bytes)
