@@ -6,8 +6,8 @@ A pool step over many streams is matrix-matrix work. For each zoo model this tim
 thread and in one process:
 
 - ``pool step``: ``SessionPool.step`` over ``--streams`` streams (threads=1);
-- ``products``: the same step's matrix products alone, through the kernels' product on blocks of
-  the pool's block size (input projection, recurrent product and Dense of every layer);
+- ``products``: the same step's matrix products alone (every stored matrix of the model's plan),
+  through the kernels' product on blocks of the pool's block size;
 - ``MLAS``: the same products as onnxruntime ``MatMul`` nodes (one thread), which is what its
   batched call runs them with.
 
@@ -32,27 +32,16 @@ from numba import njit
 
 import streamlstm as sl
 from streamlstm.tools.peers import ort_session
-from streamlstm.tools.probes import panel_matrix, panel_product, pool_block_rows
-from streamlstm.tools.zoo import SPECS, zoo_network
+from streamlstm.tools.probes import panel_matrix, panel_product, pool_block_rows, stored_products
+from streamlstm.tools.zoo import zoo_network
 
-
-def _shapes(name: str, rows: int) -> list[tuple[int, int, int]]:
-    I, H, layers, O, _ = SPECS[name]
-    shapes, width = [], I
-    for _ in range(layers):
-        shapes += [(rows, width, 4 * H), (rows, H, 4 * H)]
-        width = H
-    return shapes + [(rows, H, -(-O // 16) * 16)]
+from step_breakdown import per_call_us
 
 
 def _median_s(fn, reps: int) -> float:
+    """Median seconds of ``reps`` calls of ``fn``, after one that is not timed."""
     fn()
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
+    return per_call_us(fn, reps) / 1e6
 
 
 def _mlas(shapes, rng) -> float:
@@ -77,14 +66,18 @@ def _recurrent_frames(mats, h, z, frames):
             panel_product(W, h, z)
 
 
-def _chunk_floor(name: str, frames: int, rng) -> tuple[float, float]:
-    _, H, layers, _, _ = SPECS[name]
+def _chunk_floor(model, frames: int, rng) -> tuple[float, float]:
+    recurrent = stored_products(model)[1]  # one state width K for every recurrent row of the zoo
+    K = recurrent[0][0]
+    halves_at = [(G // 2) // 16 * 16 for _, G in recurrent]
 
-    def stored(G):
-        return tuple(panel_matrix(rng.standard_normal((H, G))) for _ in range(layers))
-    whole, halves = stored(4 * H), [stored(2 * H) for _ in range(2)]
-    h = rng.standard_normal(H).astype(np.float32)
-    z, zs = np.zeros(4 * H, np.float32), [np.zeros(2 * H, np.float32) for _ in range(2)]
+    def stored(widths):
+        return tuple(panel_matrix(rng.standard_normal((K, G))) for G in widths)
+    whole = stored([G for _, G in recurrent])
+    halves = [stored(halves_at), stored([G - m for (_, G), m in zip(recurrent, halves_at)])]
+    h = rng.standard_normal(K).astype(np.float32)
+    width = max(G for _, G in recurrent)
+    z, zs = np.zeros(width, np.float32), [np.zeros(width, np.float32) for _ in range(2)]
     one = _median_s(lambda: _recurrent_frames(whole, h, z, frames), 9)
     start, end = threading.Barrier(3), threading.Barrier(3)
     rounds = 10
@@ -126,7 +119,7 @@ def main(argv=None) -> None:
         out = np.empty((n, model.output_size), np.float32)
         step = _median_s(lambda: pool.step(ids, X, out=out), 15)
         rows = pool_block_rows(model, n)
-        shapes = _shapes(name, rows)
+        shapes = [(rows, K, G) for K, G in sum(stored_products(model), [])]
         mats = tuple(panel_matrix(rng.standard_normal((K, G))) for _, K, G in shapes)
         xs = tuple(rng.standard_normal((T, K)).astype(np.float32) for T, K, _ in shapes)
         zs = tuple(np.zeros((T, G), np.float32) for T, _, G in shapes)
@@ -145,7 +138,7 @@ def main(argv=None) -> None:
     print(f"| model | recurrent products of {a.frames} frames, one core (ms) | two cores, halves (ms) |")
     print("|---|---:|---:|")
     for name in a.models.split(","):
-        one, two = _chunk_floor(name, a.frames, rng)
+        one, two = _chunk_floor(sl.load(zoo_network(name)), a.frames, rng)
         print(f"| {name} | {one * 1e3:.2f} | {two * 1e3:.2f} |", flush=True)
 
 

@@ -5,8 +5,9 @@ Plan's weights are (``weight_like_buffer``), and a compiled function called the 
 ``Session.step`` calls its kernel, without Numba's type dispatch (``direct_call``).
 ``shares_products`` tells the bench whether a two-thread session has work to share, and
 ``code_paths`` which host CPU features chose the kernels' code paths. ``panel_matrix`` and
-``panel_product`` run the kernels' matrix product alone, and ``pool_block_rows`` gives the rows
-per block of a pool (``bench/product_ceiling.py``). This module
+``panel_product`` run the kernels' matrix product alone, ``stored_products`` gives the shapes of
+a model's products and ``pool_block_rows`` the rows per block of a pool
+(``bench/product_ceiling.py``). This module
 is the one place where the tools reach past the runtime's public API; if the runtime moves these
 helpers, only the imports below change.
 """
@@ -20,6 +21,7 @@ from numba import njit, typeof
 
 from .. import Model
 from ..helper import worth_a_helper
+from ..kernels import layout as L
 from ..kernels.config import entry_point
 from ..kernels.simd import code_paths, panel_acc, to_panels
 from ..kernels.streams import block_rows
@@ -27,7 +29,7 @@ from ..plan import aligned_bytes
 
 
 __all__ = ["code_paths", "direct_call", "panel_matrix", "panel_product", "pool_block_rows", "shares_products",
-           "weight_like_buffer"]
+           "stored_products", "weight_like_buffer"]
 
 
 def weight_like_buffer(nbytes: int) -> np.ndarray:
@@ -67,3 +69,12 @@ def pool_block_rows(model: Model, streams: int) -> int:
     """Streams per block of a pool of ``streams`` slots of ``model`` (each block's products run
     over that many rows)."""
     return block_rows(streams, model.plan.weight_bytes)
+
+
+def stored_products(model: Model) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(K, G) of every stored matrix a step of ``model`` multiplies by, G padded as stored: the
+    input products of its rows (projections, Dense), and the recurrent products."""
+    rows = model.plan.rows
+    def shapes(c):
+        return [(int(r[c + L.M_ROWS]), int(r[c + L.M_COLS])) for r in rows if r[c + L.M_ROWS] > 0]
+    return shapes(L.C_WX), shapes(L.C_WR)
