@@ -487,9 +487,9 @@ def block_rounds(reps: int) -> int:
     return max(1, -(-reps // CALLS_PER_BLOCK))
 
 
-def _in_blocks(calls: list, reps: int, after_round, settle_s: float = SETTLE_S) -> list[list[int]]:
+def _in_blocks(calls: list, reps: int, after_round) -> list[list[int]]:
     """Rounds in which each call runs one block, the order rotating between rounds, with the
-    collector off: unrecorded calls for at least ``settle_s`` (at least two), then
+    collector off: unrecorded calls for at least ``SETTLE_S`` (at least two), then
     ``CALLS_PER_BLOCK`` recorded ones. At most ``block_rounds(reps)`` rounds, and no more after
     30 s once 2 are done. Returns each call's recorded times."""
     times: list[list[int]] = [[] for _ in calls]
@@ -500,7 +500,7 @@ def _in_blocks(calls: list, reps: int, after_round, settle_s: float = SETTLE_S) 
         for r in range(block_rounds(reps)):
             for j in range(len(calls)):
                 k = (j + r) % len(calls)
-                settled = time.monotonic() + settle_s
+                settled = time.monotonic() + SETTLE_S
                 calls[k]()
                 calls[k]()
                 while time.monotonic() < settled:
