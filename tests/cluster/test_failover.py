@@ -24,6 +24,22 @@ def _exit_shard(actor) -> None:
     actor.__ray_call__.remote(lambda self: os._exit(1))
 
 
+def _kill_and_wait(actor, deadline_s: float = 60.0) -> None:
+    """ray.kill only sends the request: a call made at once may still reach the live actor.
+    Return once the actor refuses calls."""
+    ray.kill(actor)
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            ray.get(actor.__ray_call__.remote(lambda self: None), timeout=5)
+        except ray.exceptions.RayActorError:
+            return
+        except ray.exceptions.GetTimeoutError:
+            continue
+        time.sleep(0.05)
+    raise AssertionError(f"actor still answers {deadline_s} s after ray.kill")
+
+
 def _run(cluster, ref, rng, steps, events=None, churn=False):
     """Step random subsets of the open streams; ``events[t](cluster, ref)`` runs before step t."""
     events = events or {}
@@ -170,7 +186,7 @@ def test_unrecoverable_shard_raises_a_clear_error_and_returns_nothing(ray_instan
         _run(c, ref, rng, 6)
         data = path.read_bytes()
         path.unlink()
-        ray.kill(c.shards[0])
+        _kill_and_wait(c.shards[0])
         keys = list(ref.sids)
         with pytest.raises(ShardLostError, match="could not be rebuilt"):
             c.step(keys, frames(rng, len(keys), ref.model.input_size))
