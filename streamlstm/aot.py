@@ -18,10 +18,11 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from .kernels.cache import LOCATION
+from .kernels.layout import WEIGHT_FORMATS as _FORMAT_CODES
 from .model import Model
 from .network import GRU, LSTM, RNN, Activation, Conv1d, Dense, LayerNorm, Network
 
-WEIGHT_FORMATS = ("float", "bf16", "int8")
+WEIGHT_FORMATS = tuple(_FORMAT_CODES)
 DTYPES = ("float32", "float64")
 _POOL_THREADED_STREAMS = 64  # enough streams for SessionPool to split a step over threads
 

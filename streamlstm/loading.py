@@ -76,7 +76,9 @@ def load(source: Any, *, format: str | None = None, dtype: str = "float32",
     config=). ``fast_activations`` (default: on for float32) selects the vectorised
     tanh/sigmoid approximations; False uses libm. ``weights`` "bf16" or "int8" stores the
     weight matrices compressed (opt-in, float32 only; faster on models whose weights do not
-    fit in cache, at a small accuracy cost).
+    fit in cache, at a small accuracy cost). "bf16dot" stores them as bf16 too and rounds
+    the inputs of their products to bf16, for the CPU's bf16 dot product (AVX512_BF16,
+    emulated elsewhere): the fastest pools of many streams, at a larger accuracy cost.
     """
     return Model(import_network(source, format=format, **options), dtype=dtype,
                  fast_activations=fast_activations, weights=weights)

@@ -47,6 +47,9 @@ K_BLOCK = 64
 # cover 3 ymm of a panel row at a time (passes of 3, 3 and 2 vectors): 12 accumulators for 4
 # rows (3 rows x 4 ymm, 4 x 2 and 2 x 8 measured slower, 6 x 2 alike).
 _AVX512 = llvm.get_host_cpu_features().get("avx512f", False)
+# bf16 pairs (``PAIR_DTYPE``): the CPU's bf16 dot product (vdpbf16ps) where it has one, else the
+# same two rounded steps per pair as FMAs (docs/ARCHITECTURE.md, "bf16 dot products").
+_BF16_DOT = all(llvm.get_host_cpu_features().get(f, False) for f in ("avx512f", "avx512vl", "avx512bf16"))
 
 
 def many_rows_geometry(avx512: bool) -> tuple[int, int, int]:
@@ -84,7 +87,36 @@ def code_paths() -> dict:
                             + ("" if pbytes == PANEL_BYTES else f" ({pbytes} of {PANEL_BYTES} panel bytes per pass)")),
         "bf16_many_rows": f"{rows} rows x {2 if _AVX512 else 1} blocks of 16 columns",
         "int8_many_rows": f"{rows if _AVX512 else 2} rows",
+        "bf16_dot": ("vdpbf16ps" if _BF16_DOT else "emulated, two FMAs per pair") + f", {rows} rows",
     }
+
+
+# Stored bf16 pairs: word [k//2, g] holds bf16(W[k, g]) in its low half and bf16(W[k+1, g]) in
+# its high half (k even). Products over them round the activations to bf16 too.
+PAIR_DTYPE = np.dtype(np.uint32)
+
+
+class _BFloat(ir.Type):
+    """LLVM's bfloat, which llvmlite's IR builder does not name."""
+
+    def _to_string(self):
+        return "bfloat"
+
+    def __eq__(self, other):
+        return isinstance(other, _BFloat)
+
+    def __hash__(self):
+        return hash("bfloat")
+
+
+def to_pairs(bits: np.ndarray) -> np.ndarray:
+    """(K, G) bf16 bit patterns -> the (ceil(K/2), G) words of bf16 pairs (a zero row pads odd
+    K). Denormals become 0, as the bf16 dot instruction reads them."""
+    b = np.asarray(bits, np.uint16).astype(np.uint32)
+    b[(b & 0x7F80) == 0] = 0
+    if b.shape[0] % 2:
+        b = np.concatenate([b, np.zeros((1, b.shape[1]), np.uint32)])
+    return np.ascontiguousarray(b[0::2] | (b[1::2] << 16))
 
 
 def panel_width(dtype: np.dtype) -> int:
@@ -155,6 +187,8 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
         wsize = context.get_abi_sizeof(context.get_value_type(Wty.dtype))
         i8p = ir.IntType(8).as_pointer()
         cols = word_columns(np.dtype(Wty.dtype.name))
+        pairs = Wty.dtype == types.uint32
+        native_dot = pairs and _BF16_DOT
         if Xty.ndim == 1:
             max_rows = 1
         else:
@@ -193,8 +227,10 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
         W = make_array(Wty)(context, builder, w_arg)
         X = make_array(Xty)(context, builder, x_arg)
         Z = make_array(Zty)(context, builder, z_arg)
-        K, G = cgutils.unpack_tuple(builder, W.shape, 2)
-        nrows, xrs, xcs, _ = _row_geometry(builder, X, Xty)
+        Kw, G = cgutils.unpack_tuple(builder, W.shape, 2)
+        nrows, xrs, xcs, xlen = _row_geometry(builder, X, Xty)
+        # k runs over inputs; stored pairs hold two of them per row (X's rows hold the K inputs)
+        K = builder.select(builder.icmp_signed("<", xlen, builder.add(Kw, Kw)), xlen, builder.add(Kw, Kw)) if pairs else Kw
         _, zrs, _, _ = _row_geometry(builder, Z, Zty)
         wbase = builder.bitcast(W.data, i8p)
         xbase = builder.bitcast(X.data, i8p)
@@ -207,8 +243,8 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
         full_end = builder.mul(nfull, c(BW))
 
         def load_weights(g, ptr, nv):
-            """nv vectors of one stored row: floats, or 32-bit words of ``cols`` codes each."""
-            vt = g.vec if cols == 1 else g.i32v
+            """nv vectors of one stored row: floats, or 32-bit words of ``cols`` codes (or a pair) each."""
+            vt = g.vec if cols == 1 and not pairs else g.i32v
             step = g.L * wsize * cols
             return [builder.load(builder.bitcast(builder.gep(ptr, [c(v * step)]), vt.as_pointer()),
                                  align=min(wsize * cols, 4)) for v in range(nv)]
@@ -241,6 +277,80 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
             return builder.shuffle_vector(one, ir.Constant(g.vec, ir.Undefined),
                                           ir.Constant(ir.VectorType(ir.IntType(32), g.L), [0] * g.L))
 
+        # a block of pairs holds K_BLOCK stored rows, as many bytes as a block of float32 weights
+        k_block = 2 * K_BLOCK if pairs else K_BLOCK
+        if pairs:
+            PAIRS_PER_BLOCK = K_BLOCK
+            i32 = ir.IntType(32)
+            pair_buf = cgutils.alloca_once(builder, ir.ArrayType(i32, max_rows * PAIRS_PER_BLOCK))
+            f16v, i16v = ir.VectorType(fl, 16), ir.VectorType(i32, 16)
+            lane_index = ir.Constant(ir.VectorType(intp, 16), list(range(16)))
+
+            def splat(v, vty):
+                one = builder.insert_element(ir.Constant(vty, ir.Undefined), v, ir.Constant(i32, 0))
+                return builder.shuffle_vector(one, ir.Constant(vty, ir.Undefined),
+                                              ir.Constant(ir.VectorType(i32, vty.count), [0] * vty.count))
+
+            def to_bf16(v):
+                """16 floats -> 8 words of bf16 pairs, rounded to nearest even (denormals to 0)."""
+                if native_dot:
+                    return builder.bitcast(builder.fptrunc(v, ir.VectorType(_BFloat(), 16)), ir.VectorType(i32, 8))
+                bits = builder.bitcast(v, i16v)
+                odd = builder.and_(builder.lshr(bits, ir.Constant(i16v, [16] * 16)), ir.Constant(i16v, [1] * 16))
+                top = builder.lshr(builder.add(builder.add(bits, ir.Constant(i16v, [0x7FFF] * 16)), odd),
+                                   ir.Constant(i16v, [16] * 16))
+                normal = builder.icmp_unsigned("!=", builder.and_(bits, ir.Constant(i16v, [0x7F800000] * 16)),
+                                               ir.Constant(i16v, [0] * 16))
+                top = builder.select(normal, top, ir.Constant(i16v, [0] * 16))
+                half = builder.trunc(top, ir.VectorType(ir.IntType(16), 16))
+                return builder.bitcast(half, ir.VectorType(i32, 8))
+
+            def load_inputs(row, k, k1):
+                """X[row, k:k+16] as 16 floats, zero from k1 on."""
+                lanes = builder.add(splat(k, ir.VectorType(intp, 16)), lane_index)
+                inside = builder.icmp_signed("<", lanes, splat(k1, ir.VectorType(intp, 16)))
+                start = builder.gep(xbase, [builder.mul(row, xrs)])
+                if Xty.layout == "C":
+                    fn = cgutils.get_or_insert_function(
+                        builder.module, ir.FunctionType(f16v, [f16v.as_pointer(), i32, ir.VectorType(ir.IntType(1), 16), f16v]),
+                        "llvm.masked.load.v16f32.p0")
+                    p = builder.bitcast(builder.gep(start, [builder.mul(k, c(fsize))]), f16v.as_pointer())
+                    return builder.call(fn, [p, ir.Constant(i32, 4), inside, ir.Constant(f16v, None)])
+                v = ir.Constant(f16v, None)
+                last = builder.sub(k1, c(1))
+                for i in range(16):  # strided rows: clamp the index so that every load is inside X
+                    ki = builder.add(k, c(i))
+                    ki = builder.select(builder.icmp_signed("<", ki, k1), ki, last)
+                    xi = builder.load(builder.bitcast(builder.gep(start, [builder.mul(ki, xcs)]), fl.as_pointer()))
+                    v = builder.insert_element(v, builder.select(builder.extract_element(inside, c(i)), xi, ir.Constant(fl, 0.0)),
+                                               ir.Constant(i32, i))
+                return v
+
+            def convert_block(row0, tb, ks):
+                """X[row0:row0+tb, k0:k1] as bf16 pairs into ``pair_buf`` (PAIRS_PER_BLOCK words a row)."""
+                k0, k1 = ks
+                for t in range(tb):
+                    for j in range(k_block // 16):
+                        v = load_inputs(builder.add(row0, c(t)), builder.add(k0, c(16 * j)), k1)
+                        dst = builder.gep(pair_buf, [c(0), c(t * PAIRS_PER_BLOCK + 8 * j)])
+                        builder.store(to_bf16(v), builder.bitcast(dst, ir.VectorType(i32, 8).as_pointer()), align=4)
+
+            def broadcast_pair(g, t, kp):
+                w = builder.load(builder.gep(pair_buf, [c(0), builder.add(c(t * PAIRS_PER_BLOCK), kp)]))
+                return splat(w, g.i32v)
+
+            def dot(g, w, xb, acc):
+                """acc + the high halves' product, then + the low halves' (vdpbf16ps's order)."""
+                if native_dot:
+                    bvec = ir.VectorType(_BFloat(), 2 * g.L)
+                    fn = cgutils.get_or_insert_function(
+                        builder.module, ir.FunctionType(g.vec, [g.vec, bvec, bvec]),
+                        f"llvm.x86.avx512bf16.dpbf16ps.{32 * g.L}")
+                    return builder.call(fn, [acc, builder.bitcast(w, bvec), builder.bitcast(xb, bvec)])
+                hi = lambda v: builder.bitcast(builder.and_(v, ir.Constant(g.i32v, [-65536] * g.L)), g.vec)
+                lo = lambda v: builder.bitcast(builder.shl(v, ir.Constant(g.i32v, [16] * g.L)), g.vec)
+                return builder.call(g.fma, [lo(w), lo(xb), builder.call(g.fma, [hi(w), hi(xb), acc])])
+
         def prefetch(ptr):
             fn = cgutils.get_or_insert_function(
                 builder.module, ir.FunctionType(ir.VoidType(), [i8p] + [ir.IntType(32)] * 3), "llvm.prefetch.p0i8")
@@ -258,6 +368,21 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
                 for v in range(nv):
                     builder.store(builder.load(z_ptr(g, builder.add(row0, c(t)), col, v), align=fsize), accs[t][v])
             row_bytes = builder.mul(width, c(wsize))
+            if pairs:
+                convert_block(row0, tb, ks)
+                kp0 = builder.sdiv(ks[0], c(2))
+                kp1 = builder.sdiv(builder.add(ks[1], c(1)), c(2))
+                with cgutils.for_range_slice(builder, kp0, kp1, c(1)) as (kp, _):
+                    row = builder.gep(wbase, [builder.add(panel_start, builder.mul(kp, row_bytes))])
+                    words = load_weights(g, row, nv)
+                    for t in range(tb):
+                        xb = broadcast_pair(g, t, builder.sub(kp, kp0))
+                        for v in range(nv):
+                            builder.store(dot(g, words[v], xb, builder.load(accs[t][v])), accs[t][v])
+                for t in range(tb):
+                    for v in range(nv):
+                        builder.store(builder.load(accs[t][v]), z_ptr(g, builder.add(row0, c(t)), col, v), align=fsize)
+                return
             with cgutils.for_range_slice(builder, ks[0], ks[1], c(1)) as (k, _):
                 row = builder.gep(wbase, [builder.add(panel_start, builder.mul(k, row_bytes))])
                 if cols > 1 and tb == 1:
@@ -311,20 +436,20 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
             """body((k0, k1)) over k in blocks of K_BLOCK rows of the panel (one block for one
             input row): a block stays in L1 while every group of rows passes over it, and each
             output's FMA chain goes on in k order from the value stored after the block before."""
-            if many_rows is None:
+            if many_rows is None and not pairs:  # pairs: X is converted a block at a time
                 body((c(0), K))
                 return
-            blocks = builder.sdiv(builder.add(K, c(K_BLOCK - 1)), c(K_BLOCK))
+            blocks = builder.sdiv(builder.add(K, c(k_block - 1)), c(k_block))
             with cgutils.for_range(builder, blocks) as loop:
-                k0 = builder.mul(loop.index, c(K_BLOCK))
-                k1 = builder.add(k0, c(K_BLOCK))
+                k0 = builder.mul(loop.index, c(k_block))
+                k1 = builder.add(k0, c(k_block))
                 body((k0, builder.select(builder.icmp_signed("<", k1, K), k1, K)))
 
         # Panels outside, then blocks of k, rows inside: a panel is streamed from memory once per
         # call, and a block of it stays in L1 while every group of rows passes over it.
         first = builder.sdiv(c0, c(BW))
         last = builder.sdiv(builder.select(builder.icmp_signed("<", c1, full_end), c1, full_end), c(BW))
-        panel_bytes = builder.mul(builder.mul(K, c(BW)), c(wsize))
+        panel_bytes = builder.mul(builder.mul(Kw, c(BW)), c(wsize))
         with cgutils.for_range_slice(builder, first, last, c(1)) as (b, _):
             col, start = builder.mul(b, c(BW)), builder.mul(b, panel_bytes)
             in_k_blocks(lambda ks: every_row(lambda g, row0, tb: in_passes(g, row0, tb, BW, col, start, c(BW), ks)))
@@ -347,7 +472,8 @@ def _panel_acc(typingctx, Wt, X, Z, scale, c0, c1):
     ok = (isinstance(Wt, types.Array) and Wt.ndim == 2 and Wt.layout == "C"
           and isinstance(Z, types.Array) and Z.layout == "C" and Z.dtype in (types.float32, types.float64)
           and isinstance(X, types.Array) and X.ndim == Z.ndim and X.dtype == Z.dtype
-          and (Wt.dtype == Z.dtype or Wt.dtype in (types.uint16, types.int8))
+          and (Wt.dtype == Z.dtype or Wt.dtype in (types.uint16, types.int8)
+               or (Wt.dtype == types.uint32 and Z.dtype == types.float32 and scale == types.none))
           and (scale == types.none or (isinstance(scale, types.Array) and scale.dtype == Z.dtype)))
     if not ok:
         return None

@@ -13,7 +13,9 @@ import json
 import math
 from typing import Any, Callable
 
-WEIGHT_FORMATS = ("float", "bf16", "int8")
+from ..kernels.layout import WEIGHT_FORMATS as FORMAT_CODES
+
+WEIGHT_FORMATS = tuple(FORMAT_CODES)
 LOAD_FORMATS = ("onnx", "torch", "keras", "native")
 
 
@@ -117,7 +119,8 @@ def loading_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("import options (passed to streamlstm.load)")
     g.add_argument("--format", choices=LOAD_FORMATS, help="the file's format (default: from its extension)")
     g.add_argument("--weights", choices=WEIGHT_FORMATS, default="float",
-                   help="stored weight format (default float; bf16/int8 trade accuracy for bandwidth)")
+                   help="stored weight format (default float; bf16/int8 trade accuracy for bandwidth, "
+                   "bf16dot for the bf16 dot product of many streams)")
     g.add_argument("--layers", type=parse_layers, metavar="SPEC",
                    help="PyTorch/Keras: the layer chain in forward order, 'lstm,fc' or a JSON list")
     g.add_argument("--config", metavar="JSON|PATH", help="Keras: the model config (JSON text or file)")

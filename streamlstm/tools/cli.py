@@ -24,7 +24,8 @@ import traceback
 from pathlib import Path
 
 from .. import StreamLSTMError, __version__
-from .arguments import bounded_float, bounded_int, csv, load_options, loading_parser, parse_json_args
+from .arguments import (WEIGHT_FORMATS, bounded_float, bounded_int, csv, load_options, loading_parser,
+                        parse_json_args)
 
 log = logging.getLogger("streamlstm")
 
@@ -233,8 +234,8 @@ def _add_compile_parser(sub) -> None:
                        "NUMBA_CACHE_DIR when set (ship that directory; it is tied to the CPU model, Python "
                        "and Numba versions), else beside the package. Exit code 1 if nothing could be kept.")
     p.add_argument("--dtype", nargs="+", default=["float32"], choices=("float32", "float64"))
-    p.add_argument("--weights", nargs="+", default=["float"], choices=("float", "bf16", "int8"),
-                   help="weight formats (bf16 and int8 need float32; default float)")
+    p.add_argument("--weights", nargs="+", default=["float"], choices=WEIGHT_FORMATS,
+                   help="weight formats (all but float need float32; default float)")
     p.set_defaults(func=cmd_compile)
 
 

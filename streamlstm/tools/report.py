@@ -55,7 +55,8 @@ def _paths(mach: dict) -> str:
     off = [f for f, v in cp["features"].items() if not v]
     return (f"Code paths chosen from the host CPU ({cp['cpu_name']}; features: {', '.join(on) or 'none'}"
             f"{'; absent: ' + ', '.join(off) if off else ''}): float one-row passes {cp['float_one_row']}, "
-            f"several rows {cp['float_many_rows']}; bf16 {cp['bf16_many_rows']}, int8 {cp['int8_many_rows']}.")
+            f"several rows {cp['float_many_rows']}; bf16 {cp['bf16_many_rows']}, int8 {cp['int8_many_rows']}"
+            f"{'; bf16 dot products ' + cp['bf16_dot'] if 'bf16_dot' in cp else ''}.")
 
 
 def _pool_table(result: dict, note) -> list[str]:
@@ -65,12 +66,15 @@ def _pool_table(result: dict, note) -> list[str]:
     n = pools[0]["pool"]["streams"]
     lines = ["", f"Pool: one frame for each of {n} streams per call (streamlstm `SessionPool.step`, onnxruntime "
                  "the same frames as one batch, its caller gathering and scattering the streams' states); "
-                 f"{_blocks(result['settings'])}. Speedup = p50 of the best onnxruntime variant / p50.", "",
-             "| model | engine | p50 per call (µs) | p90 per call (µs) | frames/s at p50 | speedup vs best ORT |",
-             "|---|---|---:|---:|---:|---:|"]
+                 f"{_blocks(result['settings'])}. Speedup = p50 of the best onnxruntime variant / p50. "
+                 "Max abs deviation: from the first row's outputs (float32 weights; weights=bf16dot "
+                 "rounds weights and product inputs to bf16).", "",
+             "| model | engine | p50 per call (µs) | p90 per call (µs) | frames/s at p50 | speedup vs best ORT "
+             "| max abs deviation |",
+             "|---|---|---:|---:|---:|---:|---:|"]
     return lines + _mode_rows(pools, "pool", "pool", note, lambda r: (
         f"{_f(r['p50_us'])} | {_f(r['p90_us'])} | {r['frames_per_s'] / 1e6:.2f} M | "
-        f"{_speedup(r.get('speedup_vs_best_ort'))}"))
+        f"{_speedup(r.get('speedup_vs_best_ort'))} | {r.get('max_abs_error', 0.0):.1e}"))
 
 
 def _speedup(sp) -> str:

@@ -6,7 +6,7 @@ import pytest
 from numba import njit
 
 from streamlstm.kernels import simd
-from streamlstm.kernels.simd import panel_acc, panel_width, to_panels
+from streamlstm.kernels.simd import panel_acc, panel_width, to_pairs, to_panels
 from streamlstm.plan import to_bf16_bits
 
 RNG = np.random.default_rng(11)
@@ -65,24 +65,38 @@ def test_strided_inputs():
     assert np.abs(Z - X.astype(np.float64) @ W.astype(np.float64)).max() < 1e-4
 
 
+def bf16_values(a: np.ndarray) -> np.ndarray:
+    """float32 values rounded to bf16 (nearest even), as float64."""
+    return (to_bf16_bits(a).astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+
+
+def stored_pairs(W: np.ndarray) -> np.ndarray:
+    """W as the (ceil(K/2), G) view of stored bf16 pairs."""
+    pairs = to_pairs(to_bf16_bits(W))
+    return to_panels(pairs, 16).reshape(pairs.shape)
+
+
 def stored_formats(W: np.ndarray) -> dict:
-    """W as float32, bf16 bits and int8 codes (one scale per row): for each, the stored (K, G)
-    view, its scale (or None) and the float64 values it stands for."""
+    """W as float32, bf16 bits, int8 codes (one scale per row) and bf16 pairs: for each, the
+    stored view, its scale (or None), the float64 values it stands for and what the product
+    does to its inputs (bf16 pairs: rounds them to bf16)."""
     bits = to_bf16_bits(W)
     scale = (np.abs(W).max(axis=1) / 127).astype(np.float32)
     codes = np.rint(W / scale[:, None]).astype(np.int8)
-    return {"float32": (stored(W, np.float32), None, W.astype(np.float32).astype(np.float64)),
-            "bf16": (stored(bits, np.uint16), None, (bits.astype(np.uint32) << 16).view(np.float32).astype(np.float64)),
-            "int8": (stored(codes, np.int8), scale, scale[:, None] * codes.astype(np.float64))}
+    same = lambda X: X.astype(np.float64)
+    return {"float32": (stored(W, np.float32), None, W.astype(np.float32).astype(np.float64), same),
+            "bf16": (stored(bits, np.uint16), None, bf16_values(W), same),
+            "int8": (stored(codes, np.int8), scale, scale[:, None] * codes.astype(np.float64), same),
+            "bf16dot": (stored_pairs(W), None, bf16_values(W), bf16_values)}
 
 
 def assert_rows_agree(product, fmt: tuple, X: np.ndarray, Z: np.ndarray, row) -> np.ndarray:
     """Z + X @ values, computed for all rows at once: close to float64 and bit-identical to
     one row at a time (``row(A, t)``: row t of A as the product takes it). Returns it."""
-    Wp, s, values = fmt
+    Wp, s, values, inputs = fmt
     together = Z.copy()
     product(Wp, X, together, s)
-    expect = Z.astype(np.float64) + X.astype(np.float64) @ values
+    expect = Z.astype(np.float64) + inputs(X) @ values
     assert np.abs(together - expect).max() < 2e-5 * np.sqrt(X.shape[1])
     one_by_one = Z.copy()
     for t in range(X.shape[0]):
@@ -97,7 +111,7 @@ def test_bf16_and_int8_codes(K):
     formats = stored_formats(RNG.standard_normal((K, G)).astype(np.float32))
     X = RNG.standard_normal((5, K)).astype(np.float32)
     for name in ("bf16", "int8"):
-        Wp, s, values = formats[name]
+        Wp, s, values, _ = formats[name]
         Z = np.zeros((5, G), np.float32)
         panel_acc(Wp, X, Z, s)
         assert np.abs(Z - X.astype(np.float64) @ values).max() < 1e-4
@@ -114,6 +128,7 @@ def test_codes_on_every_panel_tail(K, G):
         Z = RNG.standard_normal((T, G)).astype(np.float32)
         bf16 = assert_rows_agree(panel_acc, formats["bf16"], X, Z, lambda A, t: A[t])
         assert_rows_agree(panel_acc, formats["int8"], X, Z, lambda A, t: A[t])
+        assert_rows_agree(panel_acc, formats["bf16dot"], X, Z, lambda A, t: A[t])
         as_floats = Z.copy()
         panel_acc(widened, X, as_floats)
         assert np.array_equal(bf16, as_floats)  # bf16: the same FMA chain as float32 weights
@@ -122,9 +137,11 @@ def test_codes_on_every_panel_tail(K, G):
 @pytest.mark.parametrize("avx512", [False, True])
 def test_pass_geometry_of_either_machine(monkeypatch, avx512):
     """The passes chosen for hosts with and without AVX-512, whichever this host is (LLVM
-    splits wider vectors): every format, every tail, 1-9 rows against one row at a time."""
+    splits wider vectors): every format, every tail, 1-9 rows against one row at a time; bf16
+    pairs through the emulated dot product (the instruction's own path: the test below)."""
     monkeypatch.setattr(simd, "_AVX512", avx512)
     monkeypatch.setattr(simd, "MANY_ROWS", simd.many_rows_geometry(avx512))
+    monkeypatch.setattr(simd, "_BF16_DOT", False)
 
     @njit
     def product(Wt, X, Z, scale):  # compiled here, with the geometry above
@@ -137,6 +154,51 @@ def test_pass_geometry_of_either_machine(monkeypatch, avx512):
             Z = RNG.standard_normal((T, G)).astype(np.float32)
             for fmt in formats.values():
                 assert_rows_agree(product, fmt, X, Z, lambda A, t: A[t:t + 1])
+
+
+HOST_DOT = [False, True] if simd._BF16_DOT else [False]
+
+
+@pytest.mark.parametrize("native", HOST_DOT)
+def test_bf16_pairs_round_inputs_and_keep_one_chain(monkeypatch, native):
+    """bf16 pairs (odd K padded, partial blocks of k, every tail): the inputs rounded to bf16,
+    each output one chain of the dot instruction's two rounded steps per pair (high half of the
+    pair first), so that the emulation (on any host) and the instruction (on AVX512_BF16 hosts)
+    give the same bits, whatever the rows."""
+    monkeypatch.setattr(simd, "_BF16_DOT", native)
+
+    @njit
+    def product(Wt, X, Z, scale):
+        simd._panel_acc(Wt, X, Z, scale, 0, Wt.shape[1])
+
+    for K, G in SHAPES + [(257, 64), (129, 16)]:
+        W = RNG.standard_normal((K, G)).astype(np.float32)
+        Wp = stored_pairs(W)
+        w = bf16_values(W)
+        for T in (1, 3, 4, 5, 9):
+            X = RNG.standard_normal((T, K)).astype(np.float32)
+            Z = RNG.standard_normal((T, G)).astype(np.float32)
+            got = assert_rows_agree(product, (Wp, None, w, bf16_values), X, Z, lambda A, t: A[t])
+            x, z = bf16_values(X).astype(np.float32), Z.copy()
+            for k in range(0, K, 2):  # the chain, pair by pair, in float32
+                z = np.float32(z + x[:, k + 1:k + 2] * w[k + 1:k + 2].astype(np.float32)) if k + 1 < K else z
+                z = np.float32(z + x[:, k:k + 1] * w[k:k + 1].astype(np.float32))
+            assert np.array_equal(got, z), (K, G, T)
+
+
+def test_bf16_pairs_of_strided_inputs():
+    K, G = 45, 80
+    W = RNG.standard_normal((K, G)).astype(np.float32)
+    X = RNG.standard_normal((3, 2 * K)).astype(np.float32)[:, ::2]
+    Z = np.zeros((3, G), np.float32)
+    panel_acc(stored_pairs(W), X, Z)
+    assert np.array_equal(Z, _contiguous_product(stored_pairs(W), np.ascontiguousarray(X), G))
+
+
+def _contiguous_product(Wp, X, G):
+    Z = np.zeros((X.shape[0], G), np.float32)
+    panel_acc(Wp, X, Z)
+    return Z
 
 
 def test_panel_layout_refuses_partial_vectors():

@@ -10,6 +10,10 @@ list with one entry per layer: None for Dense/Activation, else ``{"h": (D, Hr), 
 C_in)}``, its last inputs. Layers read the values ``network.inputs_of(i)`` names. Reverse directions walk t = T-1 .. 0 and store
 each output at its input's time position; the returned state of a reverse direction is the one
 after t = 0.
+
+``inputs`` (a function, default none) is applied to the input vector of every product over a
+matrix a Plan stores in its weight format (Dense, convolution windows, recurrent input and
+recurrent matrices, a GRU's z and r rows): ``weights="bf16dot"`` rounds those inputs to bf16.
 """
 
 from __future__ import annotations
@@ -66,11 +70,15 @@ def _bias(b: np.ndarray | None, d: int, n: int) -> np.ndarray:
     return np.zeros(n) if b is None else b[d]
 
 
-def lstm_cell(layer: LSTM, d: int, x: np.ndarray, h: np.ndarray, c: np.ndarray):
+def _same(x: np.ndarray) -> np.ndarray:
+    return x
+
+
+def lstm_cell(layer: LSTM, d: int, x: np.ndarray, h: np.ndarray, c: np.ndarray, inputs=_same):
     """One ONNX LSTM step of direction d (plus the PyTorch projection); returns (h, c)."""
     H = layer.hidden_size
     f, g, hh = layer.activations[3 * d: 3 * d + 3]
-    z = layer.W[d] @ x + layer.R[d] @ h + _bias(layer.Wb, d, 4 * H) + _bias(layer.Rb, d, 4 * H)
+    z = layer.W[d] @ inputs(x) + layer.R[d] @ inputs(h) + _bias(layer.Wb, d, 4 * H) + _bias(layer.Rb, d, 4 * H)
     zi, zo, zf, zc = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
     if layer.P is not None:
         pi, po, pf = layer.P[d, :H], layer.P[d, H:2 * H], layer.P[d, 2 * H:]
@@ -90,14 +98,14 @@ def lstm_cell(layer: LSTM, d: int, x: np.ndarray, h: np.ndarray, c: np.ndarray):
     return h_new, c_new
 
 
-def gru_cell(layer: GRU, d: int, x: np.ndarray, h: np.ndarray) -> np.ndarray:
+def gru_cell(layer: GRU, d: int, x: np.ndarray, h: np.ndarray, inputs=_same) -> np.ndarray:
     """One ONNX GRU step of direction d; returns h."""
     H = layer.hidden_size
     f, g = layer.activations[2 * d: 2 * d + 2]
     W, R = layer.W[d], layer.R[d]
     wb, rb = _bias(layer.Wb, d, 3 * H), _bias(layer.Rb, d, 3 * H)
-    xw = W @ x + wb
-    hr = R[:2 * H] @ h + rb[:2 * H]
+    xw = W @ inputs(x) + wb
+    hr = R[:2 * H] @ inputs(h) + rb[:2 * H]
     z = activation(f, _clip(layer, xw[:H] + hr[:H]))
     r = activation(f, _clip(layer, xw[H:2 * H] + hr[H:]))
     if layer.linear_before_reset:
@@ -108,10 +116,10 @@ def gru_cell(layer: GRU, d: int, x: np.ndarray, h: np.ndarray) -> np.ndarray:
     return (1.0 - z) * ht + z * h
 
 
-def rnn_cell(layer: RNN, d: int, x: np.ndarray, h: np.ndarray) -> np.ndarray:
+def rnn_cell(layer: RNN, d: int, x: np.ndarray, h: np.ndarray, inputs=_same) -> np.ndarray:
     """One ONNX RNN step of direction d; returns h."""
     H = layer.hidden_size
-    pre = layer.W[d] @ x + layer.R[d] @ h + _bias(layer.Wb, d, H) + _bias(layer.Rb, d, H)
+    pre = layer.W[d] @ inputs(x) + layer.R[d] @ inputs(h) + _bias(layer.Wb, d, H) + _bias(layer.Rb, d, H)
     return activation(layer.activations[d], _clip(layer, pre))
 
 
@@ -141,7 +149,7 @@ def _merge(layer, fwd: np.ndarray, bwd: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown merge {m!r}")
 
 
-def recurrent_run(layer, X: np.ndarray, st: dict) -> tuple[np.ndarray, dict]:
+def recurrent_run(layer, X: np.ndarray, st: dict, inputs=_same) -> tuple[np.ndarray, dict]:
     """Run one recurrent layer over X (T, I) from state st; returns (Y, new state)."""
     T = X.shape[0]
     D = layer.num_directions
@@ -154,11 +162,11 @@ def recurrent_run(layer, X: np.ndarray, st: dict) -> tuple[np.ndarray, dict]:
         c = new["c"][d].copy() if "c" in new else None
         for t in (range(T - 1, -1, -1) if reverse[d] else range(T)):
             if isinstance(layer, LSTM):
-                h, c = lstm_cell(layer, d, X[t], h, c)
+                h, c = lstm_cell(layer, d, X[t], h, c, inputs)
             elif isinstance(layer, GRU):
-                h = gru_cell(layer, d, X[t], h)
+                h = gru_cell(layer, d, X[t], h, inputs)
             else:
-                h = rnn_cell(layer, d, X[t], h)
+                h = rnn_cell(layer, d, X[t], h, inputs)
             Yd[t] = c if getattr(layer, "output", "h") == "c" else h
         new["h"][d] = h
         if c is not None:
@@ -168,10 +176,10 @@ def recurrent_run(layer, X: np.ndarray, st: dict) -> tuple[np.ndarray, dict]:
     return Y, new
 
 
-def conv1d_frame(layer: Conv1d, x: np.ndarray) -> np.ndarray:
+def conv1d_frame(layer: Conv1d, x: np.ndarray, inputs=_same) -> np.ndarray:
     """A frame-local Conv1d of one flat (C_in * length) frame, by the definition."""
     Ci, L = layer.in_channels, layer.length
-    xm = x.reshape(Ci, L)
+    xm = inputs(x).reshape(Ci, L)
     mode = {"zeros": "constant", "reflect": "reflect", "edge": "edge"}[layer.pad_mode]
     xp = np.pad(xm, ((0, 0), layer.padding), mode=mode)
     Co, Cg, k = layer.W.shape
@@ -189,10 +197,10 @@ def conv1d_frame(layer: Conv1d, x: np.ndarray) -> np.ndarray:
     return activation(layer.activation, y).reshape(-1)
 
 
-def time_conv(layer: TimeConv1d, X: np.ndarray, past: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def time_conv(layer: TimeConv1d, X: np.ndarray, past: np.ndarray, inputs=_same) -> tuple[np.ndarray, np.ndarray]:
     """A TimeConv1d over X (T, C_in) after the inputs ``past``; returns (Y, the new past)."""
     left, right = layer.padding
-    full = np.concatenate([past, X, np.zeros((right, X.shape[1]))])
+    full = inputs(np.concatenate([past, X, np.zeros((right, X.shape[1]))]))
     Co, Cg, k = layer.W.shape
     per_group = Co // layer.groups
     Y = np.zeros((X.shape[0], Co))
@@ -221,7 +229,7 @@ def _binary(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
             "min": np.minimum, "pow": np.power}[op](a, b)
 
 
-def frame_layer(layer, ins: list[np.ndarray]) -> np.ndarray:
+def frame_layer(layer, ins: list[np.ndarray], inputs=_same) -> np.ndarray:
     """A layer without state over every frame of its inputs (each (T, width))."""
     X = ins[0]
     rows = []
@@ -229,13 +237,13 @@ def frame_layer(layer, ins: list[np.ndarray]) -> np.ndarray:
         x = X[t]
         if isinstance(layer, Dense):
             b = np.zeros(layer.output_size) if layer.b is None else layer.b
-            y = activation(layer.activation, layer.W @ x + b)
+            y = activation(layer.activation, layer.W @ inputs(x) + b)
         elif isinstance(layer, Activation):
             y = activation(layer.activation, x)
         elif isinstance(layer, Embedding):
             y = layer.table[int(x[0])]
         elif isinstance(layer, Conv1d):
-            y = conv1d_frame(layer, x)
+            y = conv1d_frame(layer, x, inputs)
         elif isinstance(layer, LayerNorm):
             n = layer.gamma.size
             g = x.reshape(-1, n)
@@ -266,8 +274,9 @@ def frame_layer(layer, ins: list[np.ndarray]) -> np.ndarray:
     return np.stack(rows) if rows else np.zeros((0, width))
 
 
-def reference_run(network: Network, X, state: list | None = None) -> tuple[np.ndarray, list]:
+def reference_run(network: Network, X, state: list | None = None, *, inputs=None) -> tuple[np.ndarray, list]:
     """Run the whole network over X (T, I) in float64; returns (Y (T, O), state after the last frame)."""
+    inputs = inputs or _same
     X = np.array(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != network.input_size:
         raise ValueError(f"X must be (T, {network.input_size}), got {X.shape}")
@@ -279,12 +288,12 @@ def reference_run(network: Network, X, state: list | None = None) -> tuple[np.nd
     for i, (layer, st) in enumerate(zip(network.layers, state)):
         ins = [values[j] for j in network.inputs_of(i)]
         if isinstance(layer, (LSTM, GRU, RNN)):
-            Y, st = recurrent_run(layer, ins[0], st)
+            Y, st = recurrent_run(layer, ins[0], st, inputs)
         elif isinstance(layer, TimeConv1d):
-            Y, past = time_conv(layer, ins[0], st["past"])
+            Y, past = time_conv(layer, ins[0], st["past"], inputs)
             st = {"past": past}
         else:
-            Y = frame_layer(layer, ins)
+            Y = frame_layer(layer, ins, inputs)
         values[i] = Y
         new_state.append(st)
     return values[len(network.layers) - 1], new_state

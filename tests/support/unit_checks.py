@@ -18,7 +18,8 @@ from support.reference import reference_run
 
 TOL = {"float64": 1e-12, "float32": 1e-4}
 COMPRESSED_TOL = 1e-4
-FORMATS = (("float64", "float"), ("float32", "float"), ("float32", "bf16"), ("float32", "int8"))
+FORMATS = (("float64", "float"), ("float32", "float"), ("float32", "bf16"), ("float32", "int8"),
+           ("float32", "bf16dot"))
 
 
 def bf16(a: np.ndarray) -> np.ndarray:
@@ -35,7 +36,9 @@ def int8_per_input(W: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(W / scale), -127, 127) * scale
 
 
-QUANTISE = {"bf16": bf16, "int8": int8_per_input}
+QUANTISE = {"bf16": bf16, "int8": int8_per_input, "bf16dot": bf16}
+# the formats whose products also round their inputs (``reference_run(inputs=...)``)
+PRODUCT_INPUTS = {"bf16dot": bf16}
 
 
 def quantised(layer, fmt: str):
@@ -74,7 +77,8 @@ def check_unit(layer, input_size: int, *, frames: int = 7, streams: int = 3, for
     for dtype, fmt in formats:
         net = sl.Network([*extra, layer], input_size=input_size, sources=sources)
         want, _ = reference_run(sl.Network([*(quantised(l, fmt) for l in extra), quantised(layer, fmt)],
-                                           input_size=input_size, sources=sources), X)
+                                           input_size=input_size, sources=sources), X,
+                                inputs=PRODUCT_INPUTS.get(fmt))
         model = sl.Model(net, dtype, weights=fmt)
         Xd = X.astype(dtype)
         got = model.run(Xd)
