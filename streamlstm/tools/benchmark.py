@@ -404,7 +404,7 @@ def _speedups(rows: list[dict], threads: int) -> str | None:
     return best["name"]
 
 
-def _pool_callers(t: Target, s: Settings, X: np.ndarray) -> tuple[list[tuple[str, str, int | None, Callable]],
+def _pool_callers(t: Target, s: Settings, X: np.ndarray) -> tuple[list[tuple[str, str, int | None, float, Callable]],
                                                                     list[dict]]:
     """(name, framework, threads, tolerance, call) of every pool variant, and rows for those
     that failed."""

@@ -1,5 +1,5 @@
-"""Compressed weights (bf16, int8 with one scale per input): the engine computes exactly with
-the quantised weights (checked against the float64 reference run on weights quantised here,
+"""Compressed weights (bf16, int8 with one scale per input, bf16 pairs whose products round
+their inputs to bf16): the engine computes exactly with the quantised weights (checked against the float64 reference run on weights quantised here,
 independently), and stays close to float32."""
 
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 
 import streamlstm as sl
 from support.reference import reference_run
-from support.unit_checks import QUANTISE
+from support.unit_checks import PRODUCT_INPUTS, QUANTISE
 
 RNG = np.random.default_rng(11)
 
@@ -42,14 +42,14 @@ def quantised_copy(net: sl.Network, q) -> sl.Network:
     return sl.Network(layers)
 
 
-@pytest.mark.parametrize("fmt", ["bf16", "int8"])
+@pytest.mark.parametrize("fmt", ["bf16", "int8", "bf16dot"])
 def test_compressed_engine_computes_with_the_quantised_weights(fmt):
     net = network()
     X = RNG.normal(size=(500, net.input_size)).astype(np.float32).astype(np.float64)
     model = sl.Model(net, weights=fmt)
     s = model.session()
     Y = np.array([s.step(x.astype(np.float32)) for x in X])
-    expected, _ = reference_run(quantised_copy(net, QUANTISE[fmt]), X)
+    expected, _ = reference_run(quantised_copy(net, QUANTISE[fmt]), X, inputs=PRODUCT_INPUTS.get(fmt))
     assert np.abs(Y - expected).max() <= 1e-5
     # the quantisation really changed the numbers: the unquantised reference is further away
     plain, _ = reference_run(net, X)
@@ -64,7 +64,7 @@ def test_compressed_weights_are_smaller_and_close_to_float32():
     X = RNG.normal(size=(200, net.input_size)).astype(np.float32)
     base = sl.Model(net)
     Y = base.run(X)
-    for fmt, ratio in (("bf16", 0.6), ("int8", 0.4)):
+    for fmt, ratio in (("bf16", 0.6), ("int8", 0.4), ("bf16dot", 0.6)):
         m = sl.Model(net, weights=fmt)
         assert m.plan.weight_bytes < ratio * base.plan.weight_bytes
         assert np.abs(m.run(X) - Y).max() < 5e-2
