@@ -21,10 +21,10 @@ from .kernels.cache import LOCATION
 from .kernels.layout import WEIGHT_FORMATS as _FORMAT_CODES
 from .model import Model
 from .network import GRU, LSTM, RNN, Activation, Conv1d, Dense, LayerNorm, Network
+from .pool import threaded_rows
 
 WEIGHT_FORMATS = tuple(_FORMAT_CODES)
 DTYPES = ("float32", "float64")
-_POOL_THREADED_STREAMS = 64  # enough streams for SessionPool to split a step over threads
 
 
 class Compiled(NamedTuple):
@@ -90,8 +90,9 @@ def _exercise(model: Model) -> None:
             s.close()
     pool = model.pool(2)
     pool.step([pool.open(), pool.open()], X[:2])
-    pool = model.pool(_POOL_THREADED_STREAMS, threads=2)
-    ids = [pool.open() for _ in range(_POOL_THREADED_STREAMS)]
+    n = threaded_rows(model.plan)
+    pool = model.pool(n, threads=2)
+    ids = [pool.open() for _ in range(n)]
     pool.step(ids, np.zeros((len(ids), model.input_size), dt))
 
 

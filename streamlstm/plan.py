@@ -169,6 +169,13 @@ class Plan:
         return int(self.weights.nbytes)
 
     @property
+    def products_per_frame(self) -> int:
+        """Multiply-adds of the stored products in one frame of one stream (K x G of every
+        stored input and recurrent matrix, G padded as stored)."""
+        rows = self.rows
+        return int(sum((rows[:, c + L.M_ROWS] * rows[:, c + L.M_COLS]).sum() for c in (L.C_WX, L.C_WR)))
+
+    @property
     def kinds(self) -> KindSet:
         """The row kinds the kernels are compiled for (``rows.kind_set`` of this plan's kinds)."""
         return kind_set(np.unique(self.rows[:, L.C_KIND]).tolist())

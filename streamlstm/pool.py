@@ -25,13 +25,22 @@ _INT_KINDS = "iu"
 _BOOL_TYPES = frozenset((bool, np.bool_))  # a bool in a list of ids becomes an int in the array
 _I64 = np.dtype(np.int64)
 _MIN_ROWS_PER_THREAD = 32  # below this, handing rows to another thread costs more than it saves
+_MIN_SPLIT_PRODUCTS = 10_000_000  # multiply-adds in a step below which waking a worker costs more than it saves
+_MAX_SPLIT_ROWS = 4096  # from here the work outside the products alone pays for the split
+
+
+def threaded_rows(plan) -> int:
+    """The fewest streams in a step that a pool with ``threads`` > 1 splits over its threads."""
+    rows = -(-_MIN_SPLIT_PRODUCTS // max(1, plan.products_per_frame))
+    return min(max(2 * _MIN_ROWS_PER_THREAD, rows), _MAX_SPLIT_ROWS)
 
 
 class SessionPool:
     """Up to ``capacity`` streams of one model; methods are thread-safe (one lock per pool).
 
-    ``threads`` > 1 splits large steps (>= 64 streams) over that many threads (the caller's and
-    ``threads - 1`` workers); results are identical to ``threads=1``.
+    ``threads`` > 1 splits large steps (``threaded_rows``: at least 64 streams and 10M
+    multiply-adds, or 4096 streams) over that many threads (the caller's and ``threads - 1``
+    workers); results are identical to ``threads=1``.
     """
 
     def __init__(self, model, capacity: int, *, threads: int = 1):
@@ -45,6 +54,7 @@ class SessionPool:
             raise ValueError(f"threads: expected a positive int, got {threads!r}")
         cap = int(capacity)
         self._threads = int(threads)
+        self._split_rows = threaded_rows(p)
         split = model._split
         if split is not None:  # several named outputs: a tuple of (n, width) views per step
             flat = self.step
@@ -247,7 +257,7 @@ class SessionPool:
         if not ids.flags.c_contiguous:
             ids = np.ascontiguousarray(ids)
         with self._lock:
-            if self._threads > 1 and n >= 2 * _MIN_ROWS_PER_THREAD:
+            if self._threads > 1 and n >= self._split_rows:
                 self._step_threaded(ids, X, out)
                 return out
             args = (self._w, self._t, self._flat, self._live, self._iwork, ids, self._work[0],

@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 import streamlstm as sl
+import streamlstm.pool as pool_module
+from streamlstm.kernels import layout as L
 from support.pool_nets import bidirectional, frames, lstm_extras, lstm_stack, models
 
 MODELS = models()
@@ -138,7 +140,13 @@ def test_long_stream_matches_sessions(model):
         assert np.array_equal(pool.get_state(sid), s.get_state())
 
 
-def test_threaded_pool_equals_single_threaded():
+@pytest.fixture
+def split_small_steps(monkeypatch):
+    """Pools made from here on split any step of 64 streams or more, however small the model."""
+    monkeypatch.setattr(pool_module, "_MIN_SPLIT_PRODUCTS", 0)
+
+
+def test_threaded_pool_equals_single_threaded(split_small_steps):
     model = MODELS["lstm_stack"]
     rng = np.random.default_rng(3)
     p1, p3 = model.pool(200), sl.SessionPool(model, 200, threads=3)
@@ -294,7 +302,7 @@ def test_bad_out_and_state_change_nothing(busy_pool):
     assert_same_states(before, pool)
 
 
-def test_bad_threaded_step_changes_nothing():
+def test_bad_threaded_step_changes_nothing(split_small_steps):
     model = MODELS["lstm_stack"]
     pool = sl.SessionPool(model, 100, threads=2)
     ids = [pool.open() for _ in range(100)]
@@ -307,6 +315,28 @@ def test_bad_threaded_step_changes_nothing():
     with pytest.raises(ValueError, match="twice"):
         pool.step(ids[:99] + [ids[0]], np.ones((100, model.input_size)))
     assert_same_states(before, pool)
+
+
+def test_small_steps_stay_on_the_calling_thread(monkeypatch):
+    """A step splits over threads only from threaded_rows streams: 64, or as many as it takes
+    to reach 10M multiply-adds (waking a worker costs tens of microseconds), at most 4096."""
+    rng = np.random.default_rng(0)
+    H = 512
+    small = MODELS["lstm_stack"]
+    large = sl.Model(sl.Network([sl.LSTM(W=rng.uniform(-0.1, 0.1, (1, 4 * H, 64)),
+                                         R=rng.uniform(-0.1, 0.1, (1, 4 * H, H)))]))
+    per_frame = small.plan.products_per_frame
+    K, G = small.plan.rows[0, [L.C_WX + L.M_ROWS, L.C_WX + L.M_COLS]]
+    assert per_frame >= K * G > 0
+    assert pool_module.threaded_rows(small.plan) == min(-(-10_000_000 // per_frame), 4096)
+    assert pool_module.threaded_rows(large.plan) == 64
+    split = []
+    monkeypatch.setattr(sl.SessionPool, "_step_threaded", lambda self, *a: split.append(len(a[0])))
+    for model in (small, large):
+        pool = model.pool(64, threads=2)
+        ids = [pool.open() for _ in range(64)]
+        pool.step(ids, frames(np.random.default_rng(0), model, 64))
+    assert split == [64]
 
 
 def test_construction_errors():

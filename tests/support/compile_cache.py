@@ -31,6 +31,7 @@ out = {"run": m.run(X)}
 for threads in (1, 2):
     s = m.session(threads=threads)
     out[f"step{threads}"] = np.array([s.step(x) for x in X]); s.close()
+import streamlstm.pool; streamlstm.pool._MIN_SPLIT_PRODUCTS = 0  # split 64 streams of any model
 pool = m.pool(64, threads=2); ids = [pool.open() for _ in range(64)]
 out["pool"] = np.array([pool.step(ids, np.repeat(x[None], 64, 0))[-1] for x in X])
 small = m.pool(2); ids = [small.open(), small.open()]
