@@ -9,7 +9,9 @@ thread and in one process:
 - ``products``: the same step's matrix products alone (every stored matrix of the model's plan),
   through the kernels' product on blocks of the pool's block size;
 - ``MLAS``: the same products as onnxruntime ``MatMul`` nodes (one thread), which is what its
-  batched call runs them with.
+  batched call runs them with;
+- ``bf16dot``: the pool step and its products with ``weights="bf16dot"`` (bf16 pairs of rows,
+  ``vdpbf16ps`` where the CPU has AVX512_BF16).
 
 GMAC/s = multiply-adds of the products / time. When both engines run the products at the same
 rate, a pool step cannot beat onnxruntime's batch by more than what it saves outside them.
@@ -57,6 +59,27 @@ def _mlas(shapes, rng) -> float:
     graph = helper.make_graph(nodes, "products", inputs, outputs, inits)
     sess = ort_session(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString(), 1)
     return _median_s(lambda: sess.run(None, feeds), 15)
+
+
+def _pool_step_s(model, X: np.ndarray) -> float:
+    n = X.shape[0]
+    pool = model.pool(n)
+    ids = np.array([pool.open() for _ in range(n)], dtype=np.int64)
+    out = np.empty((n, model.output_size), np.float32)
+    return _median_s(lambda: pool.step(ids, X, out=out), 15)
+
+
+def _products_s(shapes, blocks: int, weights: str, rng) -> float:
+    """Seconds of ``blocks`` rounds of the (T, K, G) products through the kernels' product."""
+    mats = tuple(panel_matrix(rng.standard_normal((K, G)), weights) for _, K, G in shapes)
+    xs = tuple(rng.standard_normal((T, K)).astype(np.float32) for T, K, _ in shapes)
+    zs = tuple(np.zeros((T, G), np.float32) for T, _, G in shapes)
+
+    def products():
+        for _ in range(blocks):
+            for W, x, z in zip(mats, xs, zs):
+                panel_product(W, x, z)
+    return _median_s(products, 15)
 
 
 @njit(nogil=True, cache=True)
@@ -108,32 +131,29 @@ def main(argv=None) -> None:
     ap.add_argument("--frames", type=int, default=100)
     a = ap.parse_args(argv)
     rng = np.random.default_rng(0)
-    print("| model | pool step (ms) | its products, panel_acc (ms) | GMAC/s | the same products, MLAS (ms) | GMAC/s |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| model | pool step (ms) | its products, panel_acc (ms) | GMAC/s | the same products, MLAS (ms) | GMAC/s "
+          "| bf16dot pool step (ms) | its products, bf16 pairs (ms) | GMAC/s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in a.models.split(","):
-        model = sl.load(zoo_network(name))
+        net = zoo_network(name)
         n = a.streams
-        pool = model.pool(n)
-        ids = np.array([pool.open() for _ in range(n)], dtype=np.int64)
-        X = rng.standard_normal((n, model.input_size)).astype(np.float32)
-        out = np.empty((n, model.output_size), np.float32)
-        step = _median_s(lambda: pool.step(ids, X, out=out), 15)
-        rows = pool_block_rows(model, n)
-        shapes = [(rows, K, G) for K, G in sum(stored_products(model), [])]
-        mats = tuple(panel_matrix(rng.standard_normal((K, G))) for _, K, G in shapes)
-        xs = tuple(rng.standard_normal((T, K)).astype(np.float32) for T, K, _ in shapes)
-        zs = tuple(np.zeros((T, G), np.float32) for T, _, G in shapes)
-        blocks = n // rows
-
-        def products():
-            for _ in range(blocks):
-                for W, x, z in zip(mats, xs, zs):
-                    panel_product(W, x, z)
-        ours = _median_s(products, 15)
-        theirs = _mlas([(n, K, G) for _, K, G in shapes], rng)
-        macs = sum(n * K * G for _, K, G in shapes)
-        print(f"| {name} | {step * 1e3:.2f} | {ours * 1e3:.2f} | {macs / ours / 1e9:.1f} | {theirs * 1e3:.2f} | "
-              f"{macs / theirs / 1e9:.1f} |", flush=True)
+        X = rng.standard_normal((n, sl.Model(net).input_size)).astype(np.float32)
+        steps, products, macs = [], [], []
+        for weights in ("float", "bf16dot"):
+            model = sl.Model(net, weights=weights)
+            steps.append(_pool_step_s(model, X))
+            rows = pool_block_rows(model, n)
+            shapes = [(rows, K, G) for K, G in sum(stored_products(model), [])]
+            if weights == "bf16dot":  # stored K counts pairs of rows
+                shapes = [(T, 2 * K, G) for T, K, G in shapes]
+            products.append(_products_s(shapes, n // rows, weights, rng))
+            macs.append(sum(n * K * G for _, K, G in shapes))
+            if weights == "float":
+                theirs = _mlas([(n, K, G) for _, K, G in shapes], rng)
+        (step, step_dot), (ours, ours_dot), (mac, mac_dot) = steps, products, macs
+        print(f"| {name} | {step * 1e3:.2f} | {ours * 1e3:.2f} | {mac / ours / 1e9:.1f} | {theirs * 1e3:.2f} | "
+              f"{mac / theirs / 1e9:.1f} | {step_dot * 1e3:.2f} | {ours_dot * 1e3:.2f} | "
+              f"{mac_dot / ours_dot / 1e9:.1f} |", flush=True)
     print()
     print(f"| model | recurrent products of {a.frames} frames, one core (ms) | two cores, halves (ms) |")
     print("|---|---:|---:|")

@@ -7,7 +7,9 @@ Plan's weights are (``weight_like_buffer``), and a compiled function called the 
 ``code_paths`` which host CPU features chose the kernels' code paths. ``panel_matrix`` and
 ``panel_product`` run the kernels' matrix product alone, ``stored_products`` gives the shapes of
 a model's products and ``pool_block_rows`` the rows per block of a pool
-(``bench/product_ceiling.py``). This module
+(``bench/product_ceiling.py``); ``pool_splitting_from`` makes a pool split its steps over
+threads from a given number of streams, ``threaded_rows`` the pool's own threshold
+(``bench/pool_split.py``). This module
 is the one place where the tools reach past the runtime's public API; if the runtime moves these
 helpers, only the imports below change.
 """
@@ -23,13 +25,14 @@ from .. import Model
 from ..helper import worth_a_helper
 from ..kernels import layout as L
 from ..kernels.config import entry_point
-from ..kernels.simd import code_paths, panel_acc, to_panels
+from ..kernels.simd import code_paths, panel_acc, to_pairs, to_panels
 from ..kernels.streams import block_rows
-from ..plan import aligned_bytes
+from ..plan import aligned_bytes, to_bf16_bits
+from ..pool import threaded_rows
 
 
-__all__ = ["code_paths", "direct_call", "panel_matrix", "panel_product", "pool_block_rows", "shares_products",
-           "stored_products", "weight_like_buffer"]
+__all__ = ["code_paths", "direct_call", "panel_matrix", "panel_product", "pool_block_rows", "pool_splitting_from",
+           "shares_products", "stored_products", "threaded_rows", "weight_like_buffer"]
 
 
 def weight_like_buffer(nbytes: int) -> np.ndarray:
@@ -51,18 +54,32 @@ def shares_products(model: Model) -> bool:
     return worth_a_helper(model.plan)
 
 
-def panel_matrix(W: np.ndarray) -> np.ndarray:
-    """The float32 (K, G) matrix ``W`` stored as the kernels store weights (panel-major), for
-    ``panel_product``; G must be a multiple of 16."""
+def panel_matrix(W: np.ndarray, weights: str = "float") -> np.ndarray:
+    """The (K, G) matrix ``W`` stored as the kernels store weights of format ``weights``
+    ("float", or "bf16dot": bf16 pairs of rows) panel-major, for ``panel_product``; G must be a
+    multiple of 16."""
     K, G = W.shape
+    if weights == "bf16dot":
+        pairs = to_pairs(to_bf16_bits(W))
+        return to_panels(pairs, 16).reshape(pairs.shape)
+    if weights != "float":
+        raise ValueError(f"weights: expected 'float' or 'bf16dot', got {weights!r}")
     return to_panels(np.ascontiguousarray(W, dtype=np.float32), 16).reshape(K, G)
 
 
 @njit(nogil=True, cache=True)
 def panel_product(W, X, Z):
     """Z += X @ W through the kernels' product, for a ``panel_matrix`` W and one row (1-D X, Z) or
-    C-contiguous rows."""
+    C-contiguous rows (float32 X and Z for bf16dot W, whose product rounds X to bf16)."""
     panel_acc(W, X, Z)
+
+
+def pool_splitting_from(model: Model, capacity: int, threads: int, rows: int):
+    """A SessionPool of ``model`` whose steps of ``rows`` streams or more split over its
+    ``threads`` (a pool's own threshold is ``pool.threaded_rows``)."""
+    pool = model.pool(capacity, threads=threads)
+    pool._split_rows = rows
+    return pool
 
 
 def pool_block_rows(model: Model, streams: int) -> int:
