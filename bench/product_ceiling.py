@@ -144,8 +144,6 @@ def main(argv=None) -> None:
             steps.append(_pool_step_s(model, X))
             rows = pool_block_rows(model, n)
             shapes = [(rows, K, G) for K, G in sum(stored_products(model), [])]
-            if weights == "bf16dot":  # stored K counts pairs of rows
-                shapes = [(T, 2 * K, G) for T, K, G in shapes]
             products.append(_products_s(shapes, n // rows, weights, rng))
             macs.append(sum(n * K * G for _, K, G in shapes))
             if weights == "float":
