@@ -1,6 +1,7 @@
 """Compressed weights (bf16, int8 with one scale per input, bf16 pairs whose products round
-their inputs to bf16): the engine computes exactly with the quantised weights (checked against the float64 reference run on weights quantised here,
-independently), and stays close to float32."""
+their inputs to bf16): the engine computes exactly with the quantised weights (checked against
+the float64 reference run on weights quantised here, independently), and stays close to
+float32."""
 
 import numpy as np
 import pytest
