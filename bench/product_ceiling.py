@@ -69,17 +69,20 @@ def _pool_step_s(model, X: np.ndarray) -> float:
     return _median_s(lambda: pool.step(ids, X, out=out), 15)
 
 
-def _products_s(shapes, blocks: int, weights: str, rng) -> float:
-    """Seconds of ``blocks`` rounds of the (T, K, G) products through the kernels' product."""
-    mats = tuple(panel_matrix(rng.standard_normal((K, G)), weights) for _, K, G in shapes)
-    xs = tuple(rng.standard_normal((T, K)).astype(np.float32) for T, K, _ in shapes)
-    zs = tuple(np.zeros((T, G), np.float32) for T, _, G in shapes)
-
-    def products():
+def blocks_s(product, operands, blocks: int) -> float:
+    """Median seconds of ``blocks`` rounds of ``product(*ops)`` for every ``ops`` of ``operands``."""
+    def call():
         for _ in range(blocks):
-            for W, x, z in zip(mats, xs, zs):
-                panel_product(W, x, z)
-    return _median_s(products, 15)
+            for ops in operands:
+                product(*ops)
+    return _median_s(call, 15)
+
+
+def products_s(shapes, blocks: int, weights: str, rng) -> float:
+    """Seconds of ``blocks`` rounds of the (T, K, G) products through the kernels' product."""
+    operands = [(panel_matrix(rng.standard_normal((K, G)), weights), rng.standard_normal((T, K)).astype(np.float32),
+                 np.zeros((T, G), np.float32)) for T, K, G in shapes]
+    return blocks_s(panel_product, operands, blocks)
 
 
 @njit(nogil=True, cache=True)
@@ -137,14 +140,15 @@ def main(argv=None) -> None:
     for name in a.models.split(","):
         net = zoo_network(name)
         n = a.streams
-        X = rng.standard_normal((n, sl.Model(net).input_size)).astype(np.float32)
+        models = [sl.Model(net, weights=weights) for weights in ("float", "bf16dot")]
+        X = rng.standard_normal((n, models[0].input_size)).astype(np.float32)
         steps, products, macs = [], [], []
-        for weights in ("float", "bf16dot"):
-            model = sl.Model(net, weights=weights)
+        for model in models:
+            weights = model.plan.weight_format
             steps.append(_pool_step_s(model, X))
             rows = pool_block_rows(model, n)
             shapes = [(rows, K, G) for K, G in sum(stored_products(model), [])]
-            products.append(_products_s(shapes, n // rows, weights, rng))
+            products.append(products_s(shapes, n // rows, weights, rng))
             macs.append(sum(n * K * G for _, K, G in shapes))
             if weights == "float":
                 theirs = _mlas([(n, K, G) for _, K, G in shapes], rng)

@@ -26,10 +26,10 @@ from numba.extending import intrinsic
 from numba.np.arrayobj import make_array
 
 import streamlstm as sl
-from streamlstm.tools.probes import panel_matrix, panel_product, pool_block_rows, stored_products
+from streamlstm.tools.probes import pool_block_rows, stored_products
 from streamlstm.tools.zoo import zoo_network
 
-from product_ceiling import _median_s, _mlas
+from product_ceiling import _mlas, blocks_s, products_s
 
 ROWS, VECTORS = 4, 4  # a block: 4 rows x 4 zmm of 16 int32 columns, 16 accumulators
 COLUMNS = 16 * VECTORS
@@ -115,8 +115,6 @@ def main(argv=None) -> int:
         rows = pool_block_rows(model, n)
         shapes = [(rows, K, G) for K, G in sum(stored_products(model), [])]
         macs = sum(n * K * G for _, K, G in shapes)
-        floats = [(panel_matrix(rng.standard_normal((K, G))), rng.standard_normal((T, K)).astype(np.float32),
-                   np.zeros((T, G), np.float32)) for T, K, G in shapes]
         ints = []
         for T, K, G in shapes:
             codes = np.zeros((_up(K, 4), _up(G, COLUMNS)), np.int8)
@@ -128,16 +126,8 @@ def main(argv=None) -> int:
             if not np.array_equal(Z, inputs.astype(np.int64) @ codes.astype(np.int64)):
                 raise AssertionError(f"{name}: vpdpbusd product differs from NumPy's")
             ints.append((W, U, Z))
-        blocks = n // rows
-
-        def run(product, operands):
-            def call():
-                for _ in range(blocks):
-                    for ops in operands:
-                        product(*ops)
-            return _median_s(call, 15)
-        f32 = run(panel_product, floats)
-        i8 = run(vnni_product, ints)
+        f32 = products_s(shapes, n // rows, "float", rng)
+        i8 = blocks_s(vnni_product, ints, n // rows)
         mlas = _mlas([(n, K, G) for _, K, G in shapes], rng)
         print(f"| {name} | {f32 * 1e3:.2f} | {macs / f32 / 1e9:.1f} | {mlas * 1e3:.2f} | {macs / mlas / 1e9:.1f} | "
               f"{i8 * 1e3:.2f} | {macs / i8 / 1e9:.1f} | {f32 / i8:.2f}x |", flush=True)

@@ -18,7 +18,6 @@ import numpy as np
 from numba import from_dtype, types
 
 from .kernels.config import entry_point
-from .kernels import layout as L
 from .kernels.split import HELPER_STOPPED, MAILBOX_SIZE, MB_STOP, SPLIT_MIN, helper_loop, wake_helper
 from .plan import aligned_bytes
 
@@ -28,9 +27,7 @@ IDLE_CYCLES = 20_000_000  # cycle-counter ticks of spinning before the helper sl
 def worth_a_helper(plan) -> bool:
     """True when some stored-matrix product of a step is large enough (SPLIT_MIN) to be shared
     with a helper."""
-    rows = plan.rows
-    products = [rows[:, c + L.M_ROWS] * rows[:, c + L.M_COLS] for c in (L.C_WX, L.C_WR)]
-    return bool(np.any(np.maximum(*products) >= SPLIT_MIN))
+    return bool((plan.product_sizes >= SPLIT_MIN).any())
 
 
 def _serve(loop, mailbox: np.ndarray, like: np.ndarray, wake: threading.Event, parked: list) -> None:

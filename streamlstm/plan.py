@@ -169,11 +169,16 @@ class Plan:
         return int(self.weights.nbytes)
 
     @property
-    def products_per_frame(self) -> int:
-        """Multiply-adds of the stored products in one frame of one stream (K x G of every
-        stored input and recurrent matrix, G padded as stored)."""
+    def product_sizes(self) -> np.ndarray:
+        """(2, rows): K x G of each row's stored input matrix and of its recurrent matrix (0
+        where it has none), G padded as stored: the multiply-adds of that product for one frame."""
         rows = self.rows
-        return int(sum((rows[:, c + L.M_ROWS] * rows[:, c + L.M_COLS]).sum() for c in (L.C_WX, L.C_WR)))
+        return np.stack([rows[:, c + L.M_ROWS] * rows[:, c + L.M_COLS] for c in (L.C_WX, L.C_WR)])
+
+    @property
+    def products_per_frame(self) -> int:
+        """Multiply-adds of the stored products in one frame of one stream."""
+        return int(self.product_sizes.sum())
 
     @property
     def kinds(self) -> KindSet:
