@@ -18,7 +18,9 @@ import numpy as np
 from numba import from_dtype, types
 
 from .kernels.config import entry_point
+from .kernels.kindset import KindSet, entry_for
 from .kernels.split import HELPER_STOPPED, MAILBOX_SIZE, MB_STOP, SPLIT_MIN, helper_loop, wake_helper
+from .kernels.split import KINDS as PRODUCTS
 from .plan import aligned_bytes
 
 IDLE_CYCLES = 20_000_000  # cycle-counter ticks of spinning before the helper sleeps
@@ -47,11 +49,13 @@ def _stop(mailbox: np.ndarray, wake: threading.Event, thread: threading.Thread, 
 
 
 class Helper:
-    """A running helper thread and its mailbox, for a model of ``dtype``."""
+    """A running helper thread and its mailbox, for a model of ``dtype`` whose kernels are
+    compiled for ``kinds`` (the helper's products read the same weight formats)."""
 
-    def __init__(self, dtype: np.dtype):
+    def __init__(self, dtype: np.dtype, kinds: KindSet):
         ints = types.Array(types.int64, 1, "C")
-        loop = entry_point(helper_loop, (ints, types.Array(from_dtype(dtype), 1, "C"), types.int64))
+        loop = entry_point(entry_for(helper_loop, PRODUCTS.with_formats(kinds.formats)),
+                           (ints, types.Array(from_dtype(dtype), 1, "C"), types.int64))
         unpark = entry_point(wake_helper, (ints,))
         self.mailbox = aligned_bytes(MAILBOX_SIZE * 8).view(np.int64)  # fields on their own cache lines
         self.parked = [False]

@@ -379,7 +379,7 @@ class Session:
             return
         mailbox = np.zeros(0, np.int64)
         if threads == 2:
-            self._helper = Helper(p.dtype)
+            self._helper = Helper(p.dtype, p.kinds)
             mailbox = self._helper.mailbox
         step = _prebound_step(model._step_kernel(threads == 2), (p.weights, p.table, self._state, self._work, mailbox),
                               p.dtype, p.input_size, p.output_size, model.vocabulary)

@@ -182,8 +182,9 @@ class Plan:
 
     @property
     def kinds(self) -> KindSet:
-        """The row kinds the kernels are compiled for (``rows.kind_set`` of this plan's kinds)."""
-        return kind_set(np.unique(self.rows[:, L.C_KIND]).tolist())
+        """The row kinds and the weight format the kernels are compiled for (``rows.kind_set``
+        of this plan's kinds, with its one format)."""
+        return kind_set(np.unique(self.rows[:, L.C_KIND]).tolist()).with_formats([L.WEIGHT_FORMATS[self.weight_format]])
 
 
 class PlanBuilder:

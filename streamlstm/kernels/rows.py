@@ -95,7 +95,7 @@ def stream_frames(kinds, w, row, state, Z, u, v, dst, mb):
     for s in range(T):
         t = T - 1 - s if reverse else s
         z = Z[t]
-        stored_acc(w, rec, h, z, mb)
+        stored_acc(kinds, w, rec, h, z, mb)
         recurrent_frame(kinds, kind, w, row, state, 0, z, u, v)
         emit(out, dst, t, col, P)
 
@@ -121,7 +121,7 @@ def pool_frames(kinds, w, row, slab, S, slots, hbuf, Z, u, v, dst):
     sh, P = row[C_STATE_H], rec[1]
     Hb = matrix(hbuf, 0, T, P)
     gather(slab, S, slots, sh, Hb)
-    stored_acc(w, rec, Hb, Z, None)
+    stored_acc(kinds, w, rec, Hb, Z, None)
     col, O = row[C_COL], row[C_OUT]
     for t in range(T):
         base = slots[t] * S
@@ -171,7 +171,7 @@ def run_rows(kinds, w, table, state, work, X, xoff, T, slots, hbuf, mb):
 _PRODUCT = [
     "wx = described(row, C_WX)",
     "Z = matrix(Zflat, 0, T, wx[2])",
-    "stored_project(w, wx, vector(w, row[C_BIAS], wx[2]), src, Z, mb)",
+    "stored_project(kinds, w, wx, vector(w, row[C_BIAS], wx[2]), src, Z, mb)",
 ]
 
 

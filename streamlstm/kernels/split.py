@@ -39,6 +39,7 @@ from numba.extending import intrinsic, overload
 from numba.np.arrayobj import make_array
 
 from .config import JIT
+from .kindset import KindSet
 from .simd import panel_width_of
 from .stored import columns_acc
 from .views import const_floats_at, floats_at, matrix
@@ -48,6 +49,7 @@ MB_JOB, MB_CLAIM, MB_DONE, MB_STOP, MB_OWNER, MB_PARKED = 0, 8, 16, 24, 32, 40
 # x and y (addresses) and the helper's column range c0:c1
 MB_W, MB_W_SIZE, MB_OFF, MB_K, MB_G, MB_FMT, MB_SCALES, MB_X, MB_Y, MB_C0, MB_C1, MB_ROWS = range(48, 60)
 MAILBOX_SIZE = 64
+KINDS = KindSet((), "products")  # the helper's: no row kinds, every weight format
 SPLIT_MIN = 65536
 HELPER_STOPPED, HELPER_IDLE = 0, 1
 
@@ -163,39 +165,40 @@ def address(typingctx, arr):
     return types.int64(arr), codegen
 
 
-def stored_acc(w, m, x, y, mb):
-    """y += x @ M for the stored matrix ``m`` of ``w`` (see ``stored.py``); given a live helper
-    mailbox ``mb`` and one row x of a large product, half of the columns run on the helper."""
+def stored_acc(kinds, w, m, x, y, mb):
+    """y += x @ M for the stored matrix ``m`` of ``w`` (see ``stored.py``; ``kinds``: the
+    caller's ``KindSet``, whose formats it is compiled for); given a live helper mailbox ``mb``
+    and one row x of a large product, half of the columns run on the helper."""
 
 
 @overload(stored_acc, inline="always", jit_options=JIT)
-def _stored_acc(w, m, x, y, mb):
+def _stored_acc(kinds, w, m, x, y, mb):
     if mb is types.none or x.layout != "C" or y.layout != "C":
-        def local(w, m, x, y, mb):
-            columns_acc(w, m, x, y, 0, -1)
+        def local(kinds, w, m, x, y, mb):
+            columns_acc(kinds, w, m, x, y, 0, -1)
 
         return local
 
     if x.ndim == 2:  # the T rows of a chunk (rows and columns C-contiguous): split by columns too
-        def rows_impl(w, m, x, y, mb):
+        def rows_impl(kinds, w, m, x, y, mb):
             if mb.shape[0] == 0 or x.shape[0] * m[1] * m[2] < SPLIT_MIN:
-                columns_acc(w, m, x, y, 0, -1)
+                columns_acc(kinds, w, m, x, y, 0, -1)
             else:
-                _shared_acc(w, m, x, y, mb)
+                _shared_acc(kinds, w, m, x, y, mb)
 
         return rows_impl
 
-    def impl(w, m, x, y, mb):  # inlined: only the test, the job is a call
+    def impl(kinds, w, m, x, y, mb):  # inlined: only the test, the job is a call
         if mb.shape[0] == 0 or m[1] * m[2] < SPLIT_MIN:
-            columns_acc(w, m, x, y, 0, -1)
+            columns_acc(kinds, w, m, x, y, 0, -1)
         else:
-            _shared_acc(w, m, x, y, mb)
+            _shared_acc(kinds, w, m, x, y, mb)
 
     return impl
 
 
 @njit(inline="always", **JIT)
-def stored_project(w, m, bias, X, Z, mb):
+def stored_project(kinds, w, m, bias, X, Z, mb):
     """Z[t, :G] = bias + X[t] @ M for every row t of X (the input product of a row)."""
     G = m[2]
     for t in range(X.shape[0]):
@@ -203,13 +206,13 @@ def stored_project(w, m, bias, X, Z, mb):
         for g in range(G):
             z[g] = bias[g]
     if X.shape[0] == 1:
-        stored_acc(w, m, X[0], Z[0], mb)
+        stored_acc(kinds, w, m, X[0], Z[0], mb)
     else:
-        stored_acc(w, m, X, Z, mb)
+        stored_acc(kinds, w, m, X, Z, mb)
 
 
 @njit(**JIT)
-def _shared_acc(w, m, x, y, mb):
+def _shared_acc(kinds, w, m, x, y, mb):
     """``stored_acc`` through the helper: post the second half, compute the first, then claim
     the job or wait for the helper's DONE. ``x``, ``y``: one row (1-D) or C-contiguous rows."""
     G = m[2]
@@ -217,7 +220,7 @@ def _shared_acc(w, m, x, y, mb):
         wake_helper(mb)
     mid = (G // 2) // panel_width_of(y) * panel_width_of(y)
     if mid == 0 or not compare_exchange(mb, MB_OWNER, 0, 1):
-        columns_acc(w, m, x, y, 0, -1)
+        columns_acc(kinds, w, m, x, y, 0, -1)
         return
     job = atomic_load(mb, MB_JOB) + 1
     store_int(mb, MB_W, address(w))
@@ -233,9 +236,9 @@ def _shared_acc(w, m, x, y, mb):
     store_int(mb, MB_C1, G)
     store_int(mb, MB_ROWS, x.shape[0] if x.ndim == 2 else 0)
     atomic_store(mb, MB_JOB, job)
-    columns_acc(w, m, x, y, 0, mid)
+    columns_acc(kinds, w, m, x, y, 0, mid)
     if compare_exchange(mb, MB_CLAIM, job - 1, job):
-        columns_acc(w, m, x, y, mid, G)  # the helper is away: do its half too
+        columns_acc(kinds, w, m, x, y, mid, G)  # the helper is away: do its half too
     else:
         while atomic_load(mb, MB_DONE) != job:
             spin_pause()
@@ -243,18 +246,18 @@ def _shared_acc(w, m, x, y, mb):
 
 
 @njit(**JIT)
-def _run_job(mb, like):
+def _run_job(kinds, mb, like):
     w = const_floats_at(mb[MB_W], mb[MB_W_SIZE], like)
     m = (mb[MB_OFF], mb[MB_K], mb[MB_G], mb[MB_FMT], mb[MB_SCALES])
     T = mb[MB_ROWS]
     if T == 0:
         x = floats_at(mb[MB_X], mb[MB_K], like)
         y = floats_at(mb[MB_Y], mb[MB_G], like)
-        columns_acc(w, m, x, y, mb[MB_C0], mb[MB_C1])
+        columns_acc(kinds, w, m, x, y, mb[MB_C0], mb[MB_C1])
     else:  # the rows of a chunk
         X = matrix(floats_at(mb[MB_X], T * mb[MB_K], like), 0, T, mb[MB_K])
         Y = matrix(floats_at(mb[MB_Y], T * mb[MB_G], like), 0, T, mb[MB_G])
-        columns_acc(w, m, X, Y, mb[MB_C0], mb[MB_C1])
+        columns_acc(kinds, w, m, X, Y, mb[MB_C0], mb[MB_C1])
 
 
 @njit(**JIT)
@@ -276,7 +279,8 @@ def _park(mb):
 def helper_loop(mb, like, idle_cycles):
     """Serve jobs from mailbox ``mb`` (``like``: any array of the model's dtype) until STOP
     (returns HELPER_STOPPED). After ``idle_cycles`` without a job it parks in the kernel
-    (Linux) or returns HELPER_IDLE (elsewhere)."""
+    (Linux) or returns HELPER_IDLE (elsewhere). Its products read the formats of the global
+    ``KINDS`` (``kindset.entry_for`` makes copies for one format)."""
     seen = atomic_load(mb, MB_JOB)
     last = cycles()
     while True:
@@ -284,7 +288,7 @@ def helper_loop(mb, like, idle_cycles):
         if job != seen:
             seen = job
             if compare_exchange(mb, MB_CLAIM, job - 1, job):
-                _run_job(mb, like)
+                _run_job(KINDS, mb, like)
                 atomic_store(mb, MB_DONE, job)
             last = cycles()
         elif atomic_load(mb, MB_STOP) != 0:

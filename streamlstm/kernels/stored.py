@@ -3,16 +3,18 @@
 A stored matrix is described by five table fields (``layout.M_*``): offset, rows K, columns G,
 format and scale offset. ``columns_acc`` is the one place that turns a description into a
 typed view (float values, bf16 bit patterns as uint16, int8 codes with one scale per stored
-row, bf16 pairs of two stored rows as uint32) and runs ``simd.panel_acc`` over a range of its columns. Every product of the kernels
-(``split.stored_acc``, ``split.stored_project``) and the helper thread's half of a shared
-product go through it.
+row, bf16 pairs of two stored rows as uint32) and runs ``simd.panel_acc`` over a range of its
+columns. Every product of the kernels (``split.stored_acc``, ``split.stored_project``) and the
+helper thread's half of a shared product go through it. It is compiled for the formats of the
+caller's ``KindSet``: a plan stores every matrix in one format, so its kernels hold the
+products of that format alone (each format's products compile to much code).
 """
 
 from numba import njit, types
 from numba.extending import overload
 
 from .config import JIT
-from .layout import FMT_BF16, FMT_BF16_DOT, FMT_FLOAT, M_COLS, M_FMT, M_OFF, M_ROWS, M_SCALES
+from .layout import FMT_BF16, FMT_BF16_DOT, FMT_FLOAT, FMT_INT8, M_COLS, M_FMT, M_OFF, M_ROWS, M_SCALES
 from .simd import panel_acc
 from .views import matrix, matrix_i8, matrix_u16, matrix_u32, vector
 
@@ -24,19 +26,61 @@ def described(row, col):
             row[col + M_SCALES])
 
 
-@njit(inline="always", **JIT)
-def columns_acc(w, m, x, y, c0, c1):
+def columns_acc(kinds, w, m, x, y, c0, c1):
     """y[..., c0:c1] += x @ M[:, c0:c1] for the stored matrix ``m`` of buffer ``w`` (1-D x, y:
-    one row; 2-D: row-wise). c0, c1 as in ``panel_acc`` (c1 = -1: G)."""
+    one row; 2-D: row-wise). c0, c1 as in ``panel_acc`` (c1 = -1: G). Compiled for the weight
+    formats of ``kinds`` (a ``KindSet``) alone; a matrix of another format adds nothing."""
+
+
+@njit(inline="always", **JIT)
+def float_acc(w, m, x, y, c0, c1):
     off, K, G, fmt, soff = m
     if fmt == FMT_FLOAT:
         panel_acc(matrix(w, off, K, G), x, y, None, c0, c1)
-    elif fmt == FMT_BF16:
+
+
+@njit(inline="always", **JIT)
+def bf16_acc(w, m, x, y, c0, c1):
+    off, K, G, fmt, soff = m
+    if fmt == FMT_BF16:
         panel_acc(matrix_u16(w, off, K, G), x, y, None, c0, c1)
-    elif fmt == FMT_BF16_DOT:
-        pairs_acc(matrix_u32(w, off, (K + 1) // 2, G), x, y, c0, c1)
-    else:
+
+
+@njit(inline="always", **JIT)
+def int8_acc(w, m, x, y, c0, c1):
+    off, K, G, fmt, soff = m
+    if fmt == FMT_INT8:
         panel_acc(matrix_i8(w, off, K, G), x, y, vector(w, soff, K), c0, c1)
+
+
+@njit(inline="always", **JIT)
+def bf16_dot_acc(w, m, x, y, c0, c1):
+    off, K, G, fmt, soff = m
+    if fmt == FMT_BF16_DOT:
+        pairs_acc(matrix_u32(w, off, (K + 1) // 2, G), x, y, c0, c1)
+
+
+@njit(inline="always", **JIT)
+def any_format_acc(w, m, x, y, c0, c1):
+    fmt = m[3]
+    if fmt == FMT_FLOAT:
+        float_acc(w, m, x, y, c0, c1)
+    elif fmt == FMT_BF16:
+        bf16_acc(w, m, x, y, c0, c1)
+    elif fmt == FMT_BF16_DOT:
+        bf16_dot_acc(w, m, x, y, c0, c1)
+    else:
+        int8_acc(w, m, x, y, c0, c1)
+
+
+_ONE_FORMAT = {FMT_FLOAT: float_acc, FMT_BF16: bf16_acc, FMT_INT8: int8_acc, FMT_BF16_DOT: bf16_dot_acc}
+
+
+@overload(columns_acc, inline="always", jit_options=JIT)
+def _columns_acc(kinds, w, m, x, y, c0, c1):
+    formats = kinds.formats
+    acc = _ONE_FORMAT[formats[0]] if len(formats) == 1 else any_format_acc
+    return lambda kinds, w, m, x, y, c0, c1: acc(w, m, x, y, c0, c1)
 
 
 def pairs_acc(W, x, y, c0, c1):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from numba import njit
 
 import streamlstm as sl
 from streamlstm.kernels import engine, rows, streams
@@ -12,7 +13,9 @@ from streamlstm.kernels.kinds import RowKind
 from streamlstm.kernels.kinds.conv import K_CONV, K_TCONV
 from streamlstm.kernels.kinds.dense import dense_rows
 from streamlstm.kernels.kinds.lstm import K_LSTM, K_LSTM_FUSED
-from streamlstm.kernels.kindset import KindSet, entry_for
+from streamlstm.kernels.kindset import ALL_FORMATS, KindSet, entry_for
+from streamlstm.kernels.layout import C_WX, FMT_FLOAT, M_COLS, M_FMT, M_OFF, M_ROWS, M_SCALES, WEIGHT_FORMATS
+from streamlstm.kernels.stored import columns_acc
 from support.unit_checks import uniform
 
 
@@ -37,7 +40,7 @@ def test_the_dispatch_is_written_from_the_declarations():
         assert f"# {k.name}" in src
         if k is not last_recurrent:
             assert f"kind == {k.id}:" in src, k.name
-    assert "k14_pool(w, row, state, S, slots, src, dst, cols, Zflat)" in src  # the pool form of TimeConv1d
+    assert "k14_pool(kinds, w, row, state, S, slots, src, dst, cols, Zflat)" in src  # the pool form of TimeConv1d
 
 
 def test_a_row_kind_names_only_values_the_interpreter_has():
@@ -52,12 +55,13 @@ def test_a_row_kind_names_only_values_the_interpreter_has():
 def test_a_recurrent_model_compiles_only_the_core_kinds():
     model = _lstm_model()
     kinds = model.plan.kinds
-    assert kinds.tag == "core" and K_LSTM_FUSED in kinds and K_LSTM in kinds
+    assert kinds.tag == "core__float" and K_LSTM_FUSED in kinds and K_LSTM in kinds
+    assert kinds.formats == (FMT_FLOAT,)
     assert K_CONV not in kinds and K_TCONV not in kinds
     source, _ = rows.interpreter_source(tuple(k for k in rows.ROW_KINDS if k.id in kinds.ids))
     assert "Conv1d" not in source and "LSTM (fused)" in source
     conv = sl.Network([sl.Conv1d(np.ones((2, 1, 3)), length=4, padding=(1, 1)), sl.Dense(np.ones((1, 2 * 4)))])
-    assert sl.Model(conv, "float32").plan.kinds == rows.ALL_KINDS
+    assert sl.Model(conv, "float32").plan.kinds == rows.ALL_KINDS.with_formats([FMT_FLOAT])
 
 
 def test_entry_points_for_a_kind_set_are_copies_under_their_own_names():
@@ -66,7 +70,7 @@ def test_entry_points_for_a_kind_set_are_copies_under_their_own_names():
     for fn in (engine.advance, engine.advance_at, engine.advance_shared, streams.pool_advance, streams.pool_compute):
         copy = entry_for(fn, core)
         assert copy is entry_for(fn, core) and copy is not fn
-        assert copy.py_func.__qualname__ == f"{fn.py_func.__qualname__}__core"
+        assert copy.py_func.__qualname__ == f"{fn.py_func.__qualname__}__core__float"
         assert copy.py_func.__globals__["KINDS"] == core and fn.py_func.__globals__["KINDS"] == rows.ALL_KINDS
         assert copy.targetoptions.get("nogil") is True
 
@@ -86,6 +90,37 @@ def test_a_core_model_agrees_with_the_interpreter_of_every_kind():
     np.testing.assert_array_equal(outputs[1], model.run(X))
 
 
-def test_kind_sets_compare_by_ids():
+def test_kind_sets_compare_by_ids_and_formats():
     assert KindSet([3, 1, 1], "a") == KindSet([1, 3], "b") and hash(KindSet([1, 3], "x")) == hash(KindSet([3, 1], "y"))
     assert "core" in repr(rows.kind_set([K_LSTM]))
+    assert KindSet([1], "a") != KindSet([1], "a", formats=[FMT_FLOAT]) == KindSet([1], "b").with_formats([FMT_FLOAT])
+    assert KindSet([1], "a").with_formats(ALL_FORMATS).tag == "a"
+    with pytest.raises(ValueError, match="weight formats"):
+        KindSet([1], "a", formats=[99])
+
+
+@njit
+def _columns(kinds, w, m, x, y):
+    columns_acc(kinds, w, m, x, y, 0, -1)
+
+
+@pytest.mark.parametrize("weights", ["bf16", "int8"])
+def test_a_plan_compiles_the_products_of_its_weight_format_alone(weights):
+    """A plan's kernels are compiled for its one weight format: the product of the stored
+    matrix through that set agrees bit for bit with the product compiled for every format
+    (the module's own set), and through a set of another format it adds nothing."""
+    p = _lstm_model().plan
+    assert p.kinds.formats == (WEIGHT_FORMATS["float"],)
+    p = sl.Model(_lstm_model().network, "float32", weights=weights).plan
+    own = p.kinds
+    assert own.formats == (WEIGHT_FORMATS[weights],) and own.tag == f"core__{weights}"
+    row = p.rows[0]
+    m = tuple(int(row[C_WX + f]) for f in (M_OFF, M_ROWS, M_COLS, M_FMT, M_SCALES))
+    x = np.random.default_rng(3).normal(size=m[1]).astype(np.float32)
+    ys = {}
+    for name, kinds in (("own", own), ("every", rows.ALL_KINDS), ("other", own.with_formats([FMT_FLOAT]))):
+        ys[name] = np.zeros(m[2], np.float32)
+        _columns(kinds, p.weights, m, x, ys[name])
+    assert np.abs(ys["own"]).max() > 0
+    np.testing.assert_array_equal(ys["own"], ys["every"])
+    np.testing.assert_array_equal(ys["other"], 0)

@@ -13,6 +13,7 @@ import pytest
 
 import streamlstm as sl
 from streamlstm.aot import COVERAGE
+from streamlstm.kernels.layout import FMT_FLOAT
 from streamlstm.kernels.rows import ALL_GROUPS, ROW_KINDS, kind_set
 from streamlstm.network import GRU, LSTM, Dense, Elementwise, LayerNorm, Network
 from support.compile_cache import COMPILE_NOTICE, USE_ALL, env_with_cache, python, warm_cache
@@ -44,13 +45,13 @@ def _other_front_end() -> Network:
 
 def test_the_compile_covers_every_kind_set():
     """Every set of kinds a plan can ask for (the core group with any of the others) is one of
-    the coverage networks' (``rows.kind_set``)."""
+    the coverage networks' (``rows.kind_set``; for float weights, the default ``sl.compile``)."""
     others = sorted(ALL_GROUPS - {"core"})
-    reachable = {kind_set([k.id for k in ROW_KINDS if k.group in {"core", *chosen}])
+    reachable = {kind_set([k.id for k in ROW_KINDS if k.group in {"core", *chosen}]).with_formats([FMT_FLOAT])
                  for n in range(len(others) + 1) for chosen in itertools.combinations(others, n)}
     assert {sl.Model(network()).plan.kinds for network in COVERAGE} == reachable
-    assert sl.Model(_other_network()).plan.kinds.tag == "core"
-    assert sl.Model(_other_front_end()).plan.kinds.tag == "all"
+    assert sl.Model(_other_network()).plan.kinds.tag == "core__float"
+    assert sl.Model(_other_front_end()).plan.kinds.tag == "all__float"
 
 
 @pytest.mark.parametrize("other", [_other_network, _other_front_end], ids=["core", "front-end"])

@@ -12,14 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-# What a "rows" kind may ask the interpreter for (see ``rows.py``): the weights ``w``, its
-# ``row`` of the table, the table's integer data ``ints``, its ``src``/``dst`` sequences as
-# (T, width) views, the stream state (one stream) or state slab (pool) ``state`` with ``S``
-# values per stream, the pool's ``slots`` (None for one stream), the raw input ``X`` from
-# ``xoff`` and the ``work`` buffer whose sequences are ``span`` values apart, the block's row
-# count ``T``, the gather scratch ``cols``, the product scratch ``Zflat`` and the helper
+# What a "rows" kind may ask the interpreter for (see ``rows.py``): the ``KindSet`` ``kinds``
+# (for its products: ``split.stored_project`` compiles for the set's weight formats), the
+# weights ``w``, its ``row`` of the table, the table's integer data ``ints``, its ``src``/``dst``
+# sequences as (T, width) views, the stream state (one stream) or state slab (pool) ``state``
+# with ``S`` values per stream, the pool's ``slots`` (None for one stream), the raw input ``X``
+# from ``xoff`` and the ``work`` buffer whose sequences are ``span`` values apart, the block's
+# row count ``T``, the gather scratch ``cols``, the product scratch ``Zflat`` and the helper
 # mailbox ``mb``.
-ROW_ARGS = ("w", "row", "ints", "src", "dst", "state", "S", "slots", "X", "xoff", "work", "span",
+ROW_ARGS = ("kinds", "w", "row", "ints", "src", "dst", "state", "S", "slots", "X", "xoff", "work", "span",
             "T", "cols", "Zflat", "mb")
 
 STAGES = ("rows", "product", "recurrent")

@@ -38,16 +38,16 @@ TCONV_HIST = FIRST_KIND_FIELD + 3      # S_: LEFT frames of C_in inputs, oldest 
 
 
 @njit(inline="always", **JIT)
-def _project(w, row, C, Zflat, mb):
+def _project(kinds, w, row, C, Zflat, mb):
     """Z = bias + C @ M for the row's stored matrix (one row of Z per row of C)."""
     wx = described(row, C_WX)
     Z = matrix(Zflat, 0, C.shape[0], wx[2])
-    stored_project(w, wx, vector(w, row[C_BIAS], wx[2]), C, Z, mb)
+    stored_project(kinds, w, wx, vector(w, row[C_BIAS], wx[2]), C, Z, mb)
     return Z
 
 
 @njit(**JIT)
-def conv_rows(w, row, ints, src, dst, cols, Zflat, mb):
+def conv_rows(kinds, w, row, ints, src, dst, cols, Zflat, mb):
     T = src.shape[0]
     L = row[CONV_POSITIONS]
     Kc = row[C_WX + 1]
@@ -61,7 +61,7 @@ def conv_rows(w, row, ints, src, dst, cols, Zflat, mb):
             for j in range(Kc):
                 k = ix[j]
                 c[j] = a[k] if k >= 0 else 0.0
-    Z = _project(w, row, C, Zflat, mb)
+    Z = _project(kinds, w, row, C, Zflat, mb)
     pa = row[C_PARAMS]
     code, alpha, beta = row[C_ACT_F], w[pa + PAR_F_ALPHA], w[pa + PAR_F_BETA]
     O, col = row[C_OUT], row[C_COL]
@@ -97,7 +97,7 @@ def _window(c, hist, src, t, k, d, Lp, Ci):
 
 
 @njit(**JIT)
-def tconv_stream(w, row, state, src, dst, cols, Zflat, mb):
+def tconv_stream(kinds, w, row, state, src, dst, cols, Zflat, mb):
     """A temporal conv row over T consecutive frames of one stream."""
     T, Ci = src.shape[0], row[C_K]
     k, d, Lp = row[TCONV_TAPS], row[TCONV_DILATION], row[TCONV_LEFT]
@@ -105,7 +105,7 @@ def tconv_stream(w, row, state, src, dst, cols, Zflat, mb):
     C = matrix(cols, 0, T, k * Ci)
     for t in range(T):
         _window(C[t], hist, src, t, k, d, Lp, Ci)
-    dense_rows(w, row, _project(w, row, C, Zflat, mb), dst)
+    dense_rows(w, row, _project(kinds, w, row, C, Zflat, mb), dst)
     if Lp == 0:
         return
     if T >= Lp:
@@ -120,14 +120,14 @@ def tconv_stream(w, row, state, src, dst, cols, Zflat, mb):
 
 
 @njit(**JIT)
-def tconv_pool(w, row, slab, S, slots, src, dst, cols, Zflat):
+def tconv_pool(kinds, w, row, slab, S, slots, src, dst, cols, Zflat):
     """A temporal conv row over one frame each of the pool streams ``slots``."""
     T, Ci = src.shape[0], row[C_K]
     k, d, Lp = row[TCONV_TAPS], row[TCONV_DILATION], row[TCONV_LEFT]
     C = matrix(cols, 0, T, k * Ci)
     for t in range(T):
         _window(C[t], vector(slab, slots[t] * S + row[TCONV_HIST], Lp * Ci), src[t:t + 1], 0, k, d, Lp, Ci)
-    dense_rows(w, row, _project(w, row, C, Zflat, None), dst)
+    dense_rows(w, row, _project(kinds, w, row, C, Zflat, None), dst)
     if Lp == 0:
         return
     for t in range(T):
@@ -138,7 +138,7 @@ def tconv_pool(w, row, slab, S, slots, src, dst, cols, Zflat):
 
 
 ROW_KINDS = (
-    RowKind(K_CONV, "Conv1d", conv_rows, args=("w", "row", "ints", "src", "dst", "cols", "Zflat", "mb")),
-    RowKind(K_TCONV, "TimeConv1d", tconv_stream, args=("w", "row", "state", "src", "dst", "cols", "Zflat", "mb"),
-            pool_run=tconv_pool, pool_args=("w", "row", "state", "S", "slots", "src", "dst", "cols", "Zflat")),
+    RowKind(K_CONV, "Conv1d", conv_rows, args=("kinds", "w", "row", "ints", "src", "dst", "cols", "Zflat", "mb")),
+    RowKind(K_TCONV, "TimeConv1d", tconv_stream, args=("kinds", "w", "row", "state", "src", "dst", "cols", "Zflat", "mb"),
+            pool_run=tconv_pool, pool_args=("kinds", "w", "row", "state", "S", "slots", "src", "dst", "cols", "Zflat")),
 )
