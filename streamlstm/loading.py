@@ -78,7 +78,10 @@ def load(source: Any, *, format: str | None = None, dtype: str = "float32",
     weight matrices compressed (opt-in, float32 only; faster on models whose weights do not
     fit in cache, at a small accuracy cost). "bf16dot" stores them as bf16 too and rounds
     the inputs of their products to bf16, for the CPU's bf16 dot product (AVX512_BF16,
-    emulated elsewhere): the fastest pools of many streams, at a larger accuracy cost.
+    emulated elsewhere), for pools of many streams, at a larger accuracy cost. "int8dot"
+    stores int8 codes (one scale per output) and quantises the inputs of their products to
+    int8 (one scale per block of 256 inputs), for the CPU's int8 dot product (AVX512_VNNI,
+    emulated elsewhere): the fastest pools, at the largest accuracy cost.
     """
     return Model(import_network(source, format=format, **options), dtype=dtype,
                  fast_activations=fast_activations, weights=weights)

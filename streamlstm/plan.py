@@ -19,7 +19,7 @@ from .kernels import activations as A
 from .kernels import layout as L
 from .kernels.kindset import KindSet
 from .kernels.rows import kind_set
-from .kernels.simd import to_pairs, to_panels
+from .kernels.simd import to_pairs, to_panels, to_quads
 from .errors import NetworkError
 from .layers.base import Act, pad as _pad
 from .network import Network
@@ -81,6 +81,11 @@ class _Packer:
             return self.add_bytes(to_panels(to_bf16_bits(M), self.lanes)), 0
         if fmt == L.FMT_BF16_DOT:
             return self.add_bytes(to_panels(to_pairs(to_bf16_bits(M)), self.lanes)), 0
+        if fmt == L.FMT_INT8_DOT:
+            scale = np.abs(M).max(axis=0) / 127.0
+            scale[scale == 0] = 1.0
+            codes = np.clip(np.rint(M / scale), -127, 127).astype(np.int8)
+            return self.add_bytes(to_panels(to_quads(codes), self.lanes)), self.add(scale)
         scale = np.abs(M).max(axis=1) / 127.0
         scale[scale == 0] = 1.0
         codes = np.clip(np.rint(M / scale[:, None]), -127, 127).astype(np.int8)
@@ -343,8 +348,9 @@ def build_plan(network: Network, dtype: str = "float32", fast_activations: bool 
     default on for float32.
 
     ``weights`` stores the input and recurrent matrices (and Dense and convolution matrices) as
-    "float" (the dtype), "bf16", "int8" (one scale per stored row) or "bf16dot" (bf16, and the
-    products round their inputs to bf16); all but "float" need float32.
+    "float" (the dtype), "bf16", "int8" (one scale per stored row), "bf16dot" (bf16, and the
+    products round their inputs to bf16) or "int8dot" (int8 with one scale per column, and the
+    products quantise their inputs to int8); all but "float" need float32.
     """
     if not isinstance(network, Network):
         raise TypeError(f"network: expected a streamlstm Network, got {type(network).__name__}")

@@ -37,7 +37,7 @@ HDR_VOCAB = 10  # > 0: the input is one token id per frame, below this vocabular
 M_OFF = 0       # W_: first element of the panel-major matrix
 M_ROWS = 1      # K: rows (the input width of the product)
 M_COLS = 2      # G: columns (padded)
-M_FMT = 3       # storage: FMT_FLOAT, FMT_BF16, FMT_INT8 or FMT_BF16_DOT
+M_FMT = 3       # storage: FMT_FLOAT, FMT_BF16, FMT_INT8, FMT_BF16_DOT or FMT_INT8_DOT
 M_SCALES = 4    # W_: one scale per row (int8 only, else 0)
 MATRIX_FIELDS = 5
 
@@ -78,4 +78,6 @@ FMT_FLOAT = 0   # the model's dtype
 FMT_BF16 = 1    # bfloat16 bit patterns, two per float32 slot
 FMT_INT8 = 2    # int8 codes, four per float32 slot, times one float scale per stored row
 FMT_BF16_DOT = 3  # bf16 pairs of two consecutive rows per float32 slot; products round inputs to bf16
-WEIGHT_FORMATS = {"float": FMT_FLOAT, "bf16": FMT_BF16, "int8": FMT_INT8, "bf16dot": FMT_BF16_DOT}
+FMT_INT8_DOT = 4  # int8 quads of four consecutive rows per float32 slot, one scale per column; products quantise inputs to int8
+WEIGHT_FORMATS = {"float": FMT_FLOAT, "bf16": FMT_BF16, "int8": FMT_INT8, "bf16dot": FMT_BF16_DOT,
+                  "int8dot": FMT_INT8_DOT}

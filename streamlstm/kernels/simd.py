@@ -21,7 +21,10 @@ Every output element is one FMA chain over k = 0..K-1 in order, whatever the num
 processed together, so one frame, a chunk of T frames and a pool of streams get bit-identical
 results. Stored values may be floats, bf16 bit patterns (uint16) or int8 codes (then
 ``scale`` (K,) multiplies the inputs: one scale per stored row); codes are packed by
-32-bit words (see ``to_panels``).
+32-bit words (see ``to_panels``). Two formats multiply in the CPU's dot products instead:
+bf16 pairs (uint32, ``to_pairs``; the inputs rounded to bf16) and int8 quads (int32,
+``to_quads``; ``scale`` (G,) one scale per column, the inputs quantised to int8 per row and
+block of k, each block's products summed exactly in int32).
 """
 
 import numpy as np
@@ -50,6 +53,9 @@ _AVX512 = llvm.get_host_cpu_features().get("avx512f", False)
 # bf16 pairs (``PAIR_DTYPE``): the CPU's bf16 dot product (vdpbf16ps) where it has one, else the
 # same two rounded steps per pair as FMAs (docs/ARCHITECTURE.md, "bf16 dot products").
 _BF16_DOT = all(llvm.get_host_cpu_features().get(f, False) for f in ("avx512f", "avx512vl", "avx512bf16"))
+# int8 quads (``QUAD_DTYPE``): the CPU's byte dot product (vpdpbusd, AVX512_VNNI) where it has
+# one, else the same exact int32 sums from widened bytes (docs/ARCHITECTURE.md, "int8 dot products").
+_VNNI = all(llvm.get_host_cpu_features().get(f, False) for f in ("avx512f", "avx512vl", "avx512vnni"))
 
 
 def many_rows_geometry(avx512: bool) -> tuple[int, int, int]:
@@ -88,6 +94,7 @@ def code_paths() -> dict:
         "bf16_many_rows": f"{rows} rows x {2 if _AVX512 else 1} blocks of 16 columns",
         "int8_many_rows": f"{rows if _AVX512 else 2} rows",
         "bf16_dot": ("vdpbf16ps" if _BF16_DOT else "emulated, two FMAs per pair") + f", {rows} rows",
+        "int8_dot": ("vpdpbusd" if _VNNI else "emulated, exact int32 sums of widened bytes") + f", {rows} rows",
     }
 
 
@@ -117,6 +124,22 @@ def to_pairs(bits: np.ndarray) -> np.ndarray:
     if b.shape[0] % 2:
         b = np.concatenate([b, np.zeros((1, b.shape[1]), np.uint32)])
     return np.ascontiguousarray(b[0::2] | (b[1::2] << 16))
+
+
+# Stored int8 quads: word [k//4, g] holds the bytes 128 + code(W[k + i, g]), i = 0..3, lowest
+# first (k a multiple of 4), codes in [-127, 127] with one scale per column (``scale`` (G,)).
+# Products over them quantise each row of X to signed bytes, one scale per block of inputs.
+QUAD_DTYPE = np.dtype(np.int32)
+QUAD_ROWS = 64  # rows of X quantised at a time: one block of k of them is 16 KB on the stack
+
+
+def to_quads(codes: np.ndarray) -> np.ndarray:
+    """(K, G) int8 codes -> the (ceil(K/4), G) int32 words of their quads, each byte offset by
+    128 (unsigned, as vpdpbusd reads it); rows of zeros pad K."""
+    c = np.asarray(codes, np.int8).astype(np.int16) + 128
+    c = np.concatenate([c, np.full((-c.shape[0] % 4, c.shape[1]), 128, np.int16)]).astype(np.uint8)
+    K4, G = c.shape[0] // 4, c.shape[1]
+    return np.ascontiguousarray(c.reshape(K4, 4, G).transpose(0, 2, 1)).view(QUAD_DTYPE).reshape(K4, G)
 
 
 def panel_width(dtype: np.dtype) -> int:
@@ -189,6 +212,8 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
         cols = word_columns(np.dtype(Wty.dtype.name))
         pairs = Wty.dtype == types.uint32
         native_dot = pairs and _BF16_DOT
+        quads = Wty.dtype == types.int32
+        native_vnni = quads and _VNNI
         if Xty.ndim == 1:
             max_rows = 1
         else:
@@ -208,6 +233,9 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
                     f"llvm.fma.v{self.L}{'f32' if fty == types.float32 else 'f64'}")
                 self.accs = [[cgutils.alloca_once(builder, self.vec) for _ in range(self.n)]
                              for _ in range(rows)]
+                if quads:  # each k block's exact int32 sums, before its scales
+                    self.iaccs = [[cgutils.alloca_once(builder, self.i32v) for _ in range(self.n)]
+                                  for _ in range(rows)]
 
         if cols == 1:
             one_row = Vectors(ONE_ROW_VECTOR_BYTES, 1)
@@ -230,7 +258,9 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
         Kw, G = cgutils.unpack_tuple(builder, W.shape, 2)
         nrows, xrs, xcs, xlen = _row_geometry(builder, X, Xty)
         # k runs over inputs; stored pairs hold two of them per row (X's rows hold the K inputs)
-        K = builder.select(builder.icmp_signed("<", xlen, builder.add(Kw, Kw)), xlen, builder.add(Kw, Kw)) if pairs else Kw
+        per_word = 2 if pairs else 4 if quads else 1
+        K = builder.mul(Kw, c(per_word))
+        K = builder.select(builder.icmp_signed("<", xlen, K), xlen, K) if per_word > 1 else Kw
         _, zrs, _, _ = _row_geometry(builder, Z, Zty)
         wbase = builder.bitcast(W.data, i8p)
         xbase = builder.bitcast(X.data, i8p)
@@ -244,7 +274,7 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
 
         def load_weights(g, ptr, nv):
             """nv vectors of one stored row: floats, or 32-bit words of ``cols`` codes (or a pair) each."""
-            vt = g.vec if cols == 1 and not pairs else g.i32v
+            vt = g.vec if cols == 1 and per_word == 1 else g.i32v
             step = g.L * wsize * cols
             return [builder.load(builder.bitcast(builder.gep(ptr, [c(v * step)]), vt.as_pointer()),
                                  align=min(wsize * cols, 4)) for v in range(nv)]
@@ -277,9 +307,9 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
             return builder.shuffle_vector(one, ir.Constant(g.vec, ir.Undefined),
                                           ir.Constant(ir.VectorType(ir.IntType(32), g.L), [0] * g.L))
 
-        # a block of pairs holds K_BLOCK stored rows, as many bytes as a block of float32 weights
-        k_block = 2 * K_BLOCK if pairs else K_BLOCK
-        if pairs:
+        # a block of pairs or quads holds K_BLOCK stored rows, as many bytes as a block of float32 weights
+        k_block = per_word * K_BLOCK
+        if per_word > 1:
             PAIRS_PER_BLOCK = K_BLOCK
             i32 = ir.IntType(32)
             pair_buf = cgutils.alloca_once(builder, ir.ArrayType(i32, max_rows * PAIRS_PER_BLOCK))
@@ -351,6 +381,58 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
                 lo = lambda v: builder.bitcast(builder.shl(v, ir.Constant(g.i32v, [16] * g.L)), g.vec)
                 return builder.call(g.fma, [lo(w), lo(xb), builder.call(g.fma, [hi(w), hi(xb), acc])])
 
+        if quads:
+            # the inputs of QUAD_ROWS rows of X for one block of k, quantised once for every panel
+            quad_buf = cgutils.alloca_once(builder, ir.ArrayType(i32, QUAD_ROWS * PAIRS_PER_BLOCK))
+            row_scale = cgutils.alloca_once(builder, ir.ArrayType(fl, QUAD_ROWS))
+            row_sum = cgutils.alloca_once(builder, ir.ArrayType(i32, QUAD_ROWS))
+            chunk_start = [None]  # the first row of X whose inputs are in quad_buf
+            i8x16 = ir.VectorType(ir.IntType(8), 16)
+
+            def vector_call(name, vty, *vals):
+                fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [v.type for v in vals]), name)
+                return builder.call(fn, list(vals))
+
+            def quantise_row(row, t, ks):
+                """X[row, k0:k1] as signed bytes into row t of ``quad_buf`` (K_BLOCK words a row):
+                q = roundeven(x * (127 / m)) with m = max |x| over the block, its scale m / 127 and
+                the sum of its codes (for the weights' zero point)."""
+                k0, k1 = ks
+                vs = [load_inputs(row, builder.add(k0, c(16 * j)), k1) for j in range(k_block // 16)]
+                m = vector_call("llvm.fabs.v16f32", f16v, vs[0])
+                for v in vs[1:]:
+                    m = vector_call("llvm.maxnum.v16f32", f16v, m, vector_call("llvm.fabs.v16f32", f16v, v))
+                top = vector_call("llvm.vector.reduce.fmax.v16f32", fl, m)
+                inv = builder.select(builder.fcmp_ordered(">", top, ir.Constant(fl, 0.0)),
+                                     builder.fdiv(ir.Constant(fl, 127.0), top), ir.Constant(fl, 0.0))
+                builder.store(builder.fdiv(top, ir.Constant(fl, 127.0)), builder.gep(row_scale, [c(0), t]))
+                inv_v = splat(inv, f16v)
+                total = ir.Constant(i16v, [0] * 16)
+                for j, v in enumerate(vs):
+                    q = builder.fptosi(vector_call("llvm.roundeven.v16f32", f16v, builder.fmul(v, inv_v)), i16v)
+                    q = vector_call("llvm.smax.v16i32", i16v, vector_call("llvm.smin.v16i32", i16v, q,
+                                                                          ir.Constant(i16v, [127] * 16)),
+                                    ir.Constant(i16v, [-127] * 16))
+                    total = builder.add(total, q)
+                    dst = builder.gep(quad_buf, [c(0), builder.add(builder.mul(t, c(PAIRS_PER_BLOCK)), c(4 * j))])
+                    builder.store(builder.trunc(q, i8x16), builder.bitcast(dst, i8x16.as_pointer()), align=1)
+                builder.store(vector_call("llvm.vector.reduce.add.v16i32", i32, total),
+                              builder.gep(row_sum, [c(0), t]))
+
+            def dot4(g, w, xb, acc):
+                """acc + the four products of each lane's bytes, unsigned (weights) by signed (x):
+                vpdpbusd, or the same exact int32 sums without VNNI."""
+                bytes_ = ir.VectorType(ir.IntType(8), 4 * g.L)
+                if native_vnni:
+                    return vector_call(f"llvm.x86.avx512.vpdpbusd.{32 * g.L}", g.i32v, acc,
+                                       builder.bitcast(w, bytes_), builder.bitcast(xb, bytes_))
+                wide = ir.VectorType(i32, 4 * g.L)
+                p = builder.mul(builder.zext(builder.bitcast(w, bytes_), wide), builder.sext(builder.bitcast(xb, bytes_), wide))
+                parts = [builder.shuffle_vector(p, ir.Constant(wide, ir.Undefined),
+                                                ir.Constant(ir.VectorType(i32, g.L), [4 * d + i for d in range(g.L)]))
+                         for i in range(4)]
+                return builder.add(acc, builder.add(builder.add(parts[0], parts[1]), builder.add(parts[2], parts[3])))
+
         def prefetch(ptr):
             fn = cgutils.get_or_insert_function(
                 builder.module, ir.FunctionType(ir.VoidType(), [i8p] + [ir.IntType(32)] * 3), "llvm.prefetch.p0i8")
@@ -368,6 +450,33 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
                 for v in range(nv):
                     builder.store(builder.load(z_ptr(g, builder.add(row0, c(t)), col, v), align=fsize), accs[t][v])
             row_bytes = builder.mul(width, c(wsize))
+            if quads:  # X's rows are in quad_buf (``in_row_chunks``)
+                q0 = builder.sub(row0, chunk_start[0])
+                for t in range(tb):
+                    for v in range(nv):
+                        builder.store(ir.Constant(g.i32v, [0] * g.L), g.iaccs[t][v])
+                kq0 = builder.sdiv(ks[0], c(4))
+                kq1 = builder.sdiv(builder.add(ks[1], c(3)), c(4))
+                with cgutils.for_range_slice(builder, kq0, kq1, c(1)) as (kq, _):
+                    row = builder.gep(wbase, [builder.add(panel_start, builder.mul(kq, row_bytes))])
+                    words = load_weights(g, row, nv)
+                    for t in range(tb):
+                        xw = builder.gep(quad_buf, [c(0), builder.add(builder.mul(builder.add(q0, c(t)), c(PAIRS_PER_BLOCK)),
+                                                                      builder.sub(kq, kq0))])
+                        xb = splat(builder.load(xw), g.i32v)
+                        for v in range(nv):
+                            builder.store(dot4(g, words[v], xb, builder.load(g.iaccs[t][v])), g.iaccs[t][v])
+                for t in range(tb):
+                    qt = builder.add(q0, c(t))
+                    zero_point = splat(builder.mul(builder.load(builder.gep(row_sum, [c(0), qt])), ir.Constant(i32, 128)), g.i32v)
+                    xscale = splat(builder.load(builder.gep(row_scale, [c(0), qt])), g.vec)
+                    for v in range(nv):
+                        exact = builder.sitofp(builder.sub(builder.load(g.iaccs[t][v]), zero_point), g.vec)
+                        sp = builder.gep(sbase, [builder.mul(builder.add(col, c(v * g.L)), ss)])
+                        wscale = builder.load(builder.bitcast(sp, g.vec.as_pointer()), align=fsize)
+                        z = builder.call(g.fma, [exact, builder.fmul(xscale, wscale), builder.load(accs[t][v])])
+                        builder.store(z, z_ptr(g, builder.add(row0, c(t)), col, v), align=fsize)
+                return
             if pairs:
                 convert_block(row0, tb, ks)
                 kp0 = builder.sdiv(ks[0], c(2))
@@ -419,24 +528,28 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
                 panel(q, row0, tb, (ncols - whole) // q.L, builder.add(col, c(whole)),
                       builder.add(start, c(whole * wsize)), width, ks)
 
-        def every_row(body):
-            """body(g, row0, tb) over the rows in groups of max_rows, then the rest."""
+        def every_row(body, first_row=None, count=None):
+            """body(g, row0, tb) over the rows (``count`` from ``first_row``: default all) in
+            groups of max_rows, then the rest."""
+            first_row = c(0) if first_row is None else first_row
             if many_rows is None:
-                body(one_row, c(0), 1)
+                body(one_row, first_row, 1)
                 return
-            groups = builder.sdiv(nrows, c(max_rows))
+            count = nrows if count is None else count
+            groups = builder.sdiv(count, c(max_rows))
             with cgutils.for_range(builder, groups) as loop:
-                body(many_rows, builder.mul(loop.index, c(max_rows)), max_rows)
-            rest = builder.sub(nrows, builder.mul(groups, c(max_rows)))
+                body(many_rows, builder.add(first_row, builder.mul(loop.index, c(max_rows))), max_rows)
+            rest = builder.sub(count, builder.mul(groups, c(max_rows)))
             for tb in range(1, max_rows):
                 with builder.if_then(builder.icmp_signed("==", rest, c(tb))):
-                    body(one_row if tb == 1 else many_rows, builder.mul(groups, c(max_rows)), tb)
+                    body(one_row if tb == 1 else many_rows,
+                         builder.add(first_row, builder.mul(groups, c(max_rows))), tb)
 
         def in_k_blocks(body):
             """body((k0, k1)) over k in blocks of K_BLOCK rows of the panel (one block for one
             input row): a block stays in L1 while every group of rows passes over it, and each
             output's FMA chain goes on in k order from the value stored after the block before."""
-            if many_rows is None and not pairs:  # pairs: X is converted a block at a time
+            if many_rows is None and per_word == 1:  # pairs, quads: X is converted a block at a time
                 body((c(0), K))
                 return
             blocks = builder.sdiv(builder.add(K, c(k_block - 1)), c(k_block))
@@ -445,23 +558,45 @@ def _panel_codegen(Wty, Xty, Zty, Sty):
                 k1 = builder.add(k0, c(k_block))
                 body((k0, builder.select(builder.icmp_signed("<", k1, K), k1, K)))
 
-        # Panels outside, then blocks of k, rows inside: a panel is streamed from memory once per
-        # call, and a block of it stays in L1 while every group of rows passes over it.
         first = builder.sdiv(c0, c(BW))
         last = builder.sdiv(builder.select(builder.icmp_signed("<", c1, full_end), c1, full_end), c(BW))
         panel_bytes = builder.mul(builder.mul(Kw, c(BW)), c(wsize))
-        with cgutils.for_range_slice(builder, first, last, c(1)) as (b, _):
-            col, start = builder.mul(b, c(BW)), builder.mul(b, panel_bytes)
-            in_k_blocks(lambda ks: every_row(lambda g, row0, tb: in_passes(g, row0, tb, BW, col, start, c(BW), ks)))
         tail = builder.sub(G, full_end)
         has_tail = builder.and_(builder.icmp_signed(">=", c1, G), builder.icmp_signed(">", tail, c(0)))
-        with builder.if_then(has_tail):
-            start = builder.mul(nfull, panel_bytes)
-            step = VECTOR_BYTES // fsize if cols == 1 else 16  # G is a multiple of 64 bytes / 16 float32
-            for ncols in range(step, BW, step):
-                with builder.if_then(builder.icmp_signed("==", tail, c(ncols))):
-                    in_k_blocks(lambda ks, n=ncols: every_row(
-                        lambda g, row0, tb: in_passes(g, row0, tb, n, full_end, start, c(n), ks)))
+        step = VECTOR_BYTES // fsize if cols == 1 else 16  # G is a multiple of 64 bytes / 16 float32
+
+        def in_panels(each_panel):
+            """each_panel(ncols, col, start) over the whole panels of c0:c1, then the tail's."""
+            with cgutils.for_range_slice(builder, first, last, c(1)) as (b, _):
+                each_panel(c(BW), builder.mul(b, c(BW)), builder.mul(b, panel_bytes))
+            with builder.if_then(has_tail):
+                for ncols in range(step, BW, step):
+                    with builder.if_then(builder.icmp_signed("==", tail, c(ncols))):
+                        each_panel(c(ncols), full_end, builder.mul(nfull, panel_bytes))
+
+        def passes(ks, first_row=None, count=None):
+            return lambda ncols, col, start: every_row(
+                lambda g, row0, tb: in_passes(g, row0, tb, ncols.constant, col, start, ncols, ks), first_row, count)
+
+        if quads:
+            # Chunks of QUAD_ROWS rows, then blocks of k, then panels: each block of a chunk's
+            # inputs is quantised once for all the panels (one scale per row and block).
+            chunks = builder.sdiv(builder.add(nrows, c(QUAD_ROWS - 1)), c(QUAD_ROWS))
+            with cgutils.for_range(builder, chunks) as loop:
+                r0 = builder.mul(loop.index, c(QUAD_ROWS))
+                rest = builder.sub(nrows, r0)
+                rc = builder.select(builder.icmp_signed("<", rest, c(QUAD_ROWS)), rest, c(QUAD_ROWS))
+                chunk_start[0] = r0
+
+                def block(ks):
+                    with cgutils.for_range(builder, rc) as rows:
+                        quantise_row(builder.add(r0, rows.index), rows.index, ks)
+                    in_panels(passes(ks, r0, rc))
+                in_k_blocks(block)
+            return context.get_dummy_value()
+        # Panels outside, then blocks of k, rows inside: a panel is streamed from memory once per
+        # call, and a block of it stays in L1 while every group of rows passes over it.
+        in_panels(lambda ncols, col, start: in_k_blocks(lambda ks: passes(ks)(ncols, col, start)))
         return context.get_dummy_value()
 
     return codegen
@@ -473,7 +608,8 @@ def _panel_acc(typingctx, Wt, X, Z, scale, c0, c1):
           and isinstance(Z, types.Array) and Z.layout == "C" and Z.dtype in (types.float32, types.float64)
           and isinstance(X, types.Array) and X.ndim == Z.ndim and X.dtype == Z.dtype
           and (Wt.dtype == Z.dtype or Wt.dtype in (types.uint16, types.int8)
-               or (Wt.dtype == types.uint32 and Z.dtype == types.float32 and scale == types.none))
+               or (Wt.dtype == types.uint32 and Z.dtype == types.float32 and scale == types.none)
+               or (Wt.dtype == types.int32 and Z.dtype == types.float32 and scale != types.none))
           and (scale == types.none or (isinstance(scale, types.Array) and scale.dtype == Z.dtype)))
     if not ok:
         return None

@@ -1,11 +1,12 @@
-"""The stored matrix: a (K, G) matrix in the flat weight buffer, in one of four formats.
+"""The stored matrix: a (K, G) matrix in the flat weight buffer, in one of five formats.
 
 A stored matrix is described by five table fields (``layout.M_*``): offset, rows K, columns G,
 format and scale offset. ``columns_acc`` is the one place that turns a description into a
 typed view (float values, bf16 bit patterns as uint16, int8 codes with one scale per stored
-row, bf16 pairs of two stored rows as uint32) and runs ``simd.panel_acc`` over a range of its
-columns. Every product of the kernels (``split.stored_acc``, ``split.stored_project``) and the
-helper thread's half of a shared product go through it. It is compiled for the formats of the
+row, bf16 pairs of two stored rows as uint32, int8 quads of four stored rows as int32 with one
+scale per column) and runs ``simd.panel_acc`` over a range of its columns. Every product of
+the kernels (``split.stored_acc``, ``split.stored_project``) and the helper thread's half of a
+shared product go through it. It is compiled for the formats of the
 caller's ``KindSet``: a plan stores every matrix in one format, so its kernels hold the
 products of that format alone (each format's products compile to much code).
 """
@@ -14,9 +15,9 @@ from numba import njit, types
 from numba.extending import overload
 
 from .config import JIT
-from .layout import FMT_BF16, FMT_BF16_DOT, FMT_FLOAT, FMT_INT8, M_COLS, M_FMT, M_OFF, M_ROWS, M_SCALES
+from .layout import FMT_BF16, FMT_BF16_DOT, FMT_FLOAT, FMT_INT8, FMT_INT8_DOT, M_COLS, M_FMT, M_OFF, M_ROWS, M_SCALES
 from .simd import panel_acc
-from .views import matrix, matrix_i8, matrix_u16, matrix_u32, vector
+from .views import matrix, matrix_i8, matrix_i32, matrix_u16, matrix_u32, vector
 
 
 @njit(inline="always", **JIT)
@@ -61,6 +62,13 @@ def bf16_dot_acc(w, m, x, y, c0, c1):
 
 
 @njit(inline="always", **JIT)
+def int8_dot_acc(w, m, x, y, c0, c1):
+    off, K, G, fmt, soff = m
+    if fmt == FMT_INT8_DOT:
+        quads_acc(matrix_i32(w, off, (K + 3) // 4, G), x, y, vector(w, soff, G), c0, c1)
+
+
+@njit(inline="always", **JIT)
 def any_format_acc(w, m, x, y, c0, c1):
     fmt = m[3]
     if fmt == FMT_FLOAT:
@@ -69,11 +77,14 @@ def any_format_acc(w, m, x, y, c0, c1):
         bf16_acc(w, m, x, y, c0, c1)
     elif fmt == FMT_BF16_DOT:
         bf16_dot_acc(w, m, x, y, c0, c1)
+    elif fmt == FMT_INT8_DOT:
+        int8_dot_acc(w, m, x, y, c0, c1)
     else:
         int8_acc(w, m, x, y, c0, c1)
 
 
-_ONE_FORMAT = {FMT_FLOAT: float_acc, FMT_BF16: bf16_acc, FMT_INT8: int8_acc, FMT_BF16_DOT: bf16_dot_acc}
+_ONE_FORMAT = {FMT_FLOAT: float_acc, FMT_BF16: bf16_acc, FMT_INT8: int8_acc, FMT_BF16_DOT: bf16_dot_acc,
+               FMT_INT8_DOT: int8_dot_acc}
 
 
 @overload(columns_acc, inline="always", jit_options=JIT)
@@ -93,3 +104,14 @@ def _pairs_acc(W, x, y, c0, c1):
     if y.dtype != types.float32:
         return lambda W, x, y, c0, c1: None
     return lambda W, x, y, c0, c1: panel_acc(W, x, y, None, c0, c1)
+
+
+def quads_acc(W, x, y, scale, c0, c1):
+    """``panel_acc`` over int8 quads: float32 activations only, as ``pairs_acc``."""
+
+
+@overload(quads_acc, inline="always", jit_options=JIT)
+def _quads_acc(W, x, y, scale, c0, c1):
+    if y.dtype != types.float32:
+        return lambda W, x, y, scale, c0, c1: None
+    return lambda W, x, y, scale, c0, c1: panel_acc(W, x, y, scale, c0, c1)

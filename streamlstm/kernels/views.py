@@ -88,6 +88,12 @@ def matrix_u32(typingctx, buf, off, rows, cols):
 
 
 @intrinsic
+def matrix_i32(typingctx, buf, off, rows, cols):
+    """(rows, cols) int32 values stored from element ``off`` of ``buf``."""
+    return _matrix_typer(buf, off, rows, cols, types.int32)
+
+
+@intrinsic
 def matrix_i8(typingctx, buf, off, rows, cols):
     """(rows, cols) int8 values stored from element ``off`` of ``buf``."""
     return _matrix_typer(buf, off, rows, cols, types.int8)

@@ -120,7 +120,7 @@ def loading_parser() -> argparse.ArgumentParser:
     g.add_argument("--format", choices=LOAD_FORMATS, help="the file's format (default: from its extension)")
     g.add_argument("--weights", choices=WEIGHT_FORMATS, default="float",
                    help="stored weight format (default float; bf16/int8 trade accuracy for bandwidth, "
-                   "bf16dot for the bf16 dot product of many streams)")
+                   "bf16dot/int8dot for the bf16/int8 dot products of many streams)")
     g.add_argument("--layers", type=parse_layers, metavar="SPEC",
                    help="PyTorch/Keras: the layer chain in forward order, 'lstm,fc' or a JSON list")
     g.add_argument("--config", metavar="JSON|PATH", help="Keras: the model config (JSON text or file)")

@@ -20,8 +20,9 @@ For each model, one process runs every framework (see ``peers``) on the same ran
 4. with ``pool`` > 0 (``--pool N``): ``SessionPool.step`` advancing N streams by one frame per
    call against onnxruntime running the same N frames as one batch (``onnx_batch``, the caller
    gathering and scattering every stream's state), in blocks as chunk mode; float32 models
-   also run their pool with ``weights="bf16dot"`` (the bf16 dot product), its deviation from
-   the float32 outputs reported and bounded by ``BF16_DOT_TOLERANCE``;
+   also run their pool with ``weights="bf16dot"`` (the bf16 dot product) and
+   ``weights="int8dot"`` (the int8 dot product), their deviations from the float32 outputs
+   reported and bounded by ``DOT_TOLERANCES``;
 5. cold start (zoo ``kws`` and user files): a new process with a warm compile cache does
    import + load + first step.
 
@@ -65,6 +66,8 @@ NAMES = ZOO_NAMES + (SILERO,)                  # every model name ``streamlstm b
 QUANTILES = [float(q) for q in range(1, 100)] + [99.5, 99.9]
 TOLERANCE = 1e-4
 BF16_DOT_TOLERANCE = 0.05  # bf16 inputs and weights in every product: |error| grows with the model
+INT8_DOT_TOLERANCE = 0.1   # int8 inputs and weights in every product
+DOT_TOLERANCES = {"bf16dot": BF16_DOT_TOLERANCE, "int8dot": INT8_DOT_TOLERANCE}  # the pool's opt-in formats
 EXPECTED_PEERS = 7   # for the progress bar's first estimate; corrected once a model's peers are known
 COLD_START_CODE = (
     "import sys, time\n"
@@ -412,8 +415,8 @@ def _pool_callers(t: Target, s: Settings, X: np.ndarray) -> tuple[list[tuple[str
     callers, failed = [], []
     pools = [(model, "", s.tolerance)]
     if model.dtype == np.float32 and model.plan.weight_format == "float":
-        pools.append((Model(model.network, weights="bf16dot"), ", weights=bf16dot",
-                      max(s.tolerance, BF16_DOT_TOLERANCE)))
+        pools += [(Model(model.network, weights=fmt), f", weights={fmt}", max(s.tolerance, tol))
+                  for fmt, tol in DOT_TOLERANCES.items()]
     for m, label, tol in pools:
         for th in sorted({1, 2, s.threads}):  # 2: onnxruntime's default threads take both cores too
             pool = m.pool(n, threads=th)

@@ -56,7 +56,8 @@ def _paths(mach: dict) -> str:
     return (f"Code paths chosen from the host CPU ({cp['cpu_name']}; features: {', '.join(on) or 'none'}"
             f"{'; absent: ' + ', '.join(off) if off else ''}): float one-row passes {cp['float_one_row']}, "
             f"several rows {cp['float_many_rows']}; bf16 {cp['bf16_many_rows']}, int8 {cp['int8_many_rows']}"
-            f"{'; bf16 dot products ' + cp['bf16_dot'] if 'bf16_dot' in cp else ''}.")
+            f"{'; bf16 dot products ' + cp['bf16_dot'] if 'bf16_dot' in cp else ''}"
+            f"{'; int8 dot products ' + cp['int8_dot'] if 'int8_dot' in cp else ''}.")
 
 
 def _pool_table(result: dict, note) -> list[str]:
@@ -68,7 +69,7 @@ def _pool_table(result: dict, note) -> list[str]:
                  "the same frames as one batch, its caller gathering and scattering the streams' states); "
                  f"{_blocks(result['settings'])}. Speedup = p50 of the best onnxruntime variant / p50. "
                  "Max abs deviation: from the first row's outputs (float32 weights; weights=bf16dot "
-                 "rounds weights and product inputs to bf16).", "",
+                 "rounds weights and product inputs to bf16, weights=int8dot quantises them to int8).", "",
              "| model | engine | p50 per call (µs) | p90 per call (µs) | frames/s at p50 | speedup vs best ORT "
              "| max abs deviation |",
              "|---|---|---:|---:|---:|---:|---:|"]

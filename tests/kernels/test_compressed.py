@@ -1,5 +1,5 @@
 """Compressed weights (bf16, int8 with one scale per input, bf16 pairs whose products round
-their inputs to bf16): the engine computes exactly with the quantised weights (checked against
+their inputs to bf16, int8 quads whose products quantise their inputs to int8): the engine computes exactly with the quantised weights (checked against
 the float64 reference run on weights quantised here, independently), and stays close to
 float32."""
 
@@ -43,7 +43,7 @@ def quantised_copy(net: sl.Network, q) -> sl.Network:
     return sl.Network(layers)
 
 
-@pytest.mark.parametrize("fmt", ["bf16", "int8", "bf16dot"])
+@pytest.mark.parametrize("fmt", ["bf16", "int8", "bf16dot", "int8dot"])
 def test_compressed_engine_computes_with_the_quantised_weights(fmt):
     net = network()
     X = RNG.normal(size=(500, net.input_size)).astype(np.float32).astype(np.float64)
@@ -55,9 +55,16 @@ def test_compressed_engine_computes_with_the_quantised_weights(fmt):
     # the quantisation really changed the numbers: the unquantised reference is further away
     plain, _ = reference_run(net, X)
     assert np.abs(plain - expected).max() > 1e-4
-    # chunks take the same path
+    # chunks and pool streams take the same path
     s.reset()
     np.testing.assert_array_equal(s.run(X.astype(np.float32)), Y)
+    pool = model.pool(5)
+    ids = [pool.open() for _ in range(5)]
+    scales = np.linspace(1.0, -0.5, 5).astype(np.float32)
+    P = np.stack([pool.step(ids, np.stack([x.astype(np.float32) * a for a in scales])) for x in X[:50]], axis=1)
+    np.testing.assert_array_equal(P[0], Y[:50])
+    for k, a in enumerate(scales):
+        np.testing.assert_array_equal(P[k], model.run(X[:50].astype(np.float32) * a))
 
 
 def test_compressed_weights_are_smaller_and_close_to_float32():
@@ -65,7 +72,7 @@ def test_compressed_weights_are_smaller_and_close_to_float32():
     X = RNG.normal(size=(200, net.input_size)).astype(np.float32)
     base = sl.Model(net)
     Y = base.run(X)
-    for fmt, ratio in (("bf16", 0.6), ("int8", 0.4), ("bf16dot", 0.6)):
+    for fmt, ratio in (("bf16", 0.6), ("int8", 0.4), ("bf16dot", 0.6), ("int8dot", 0.4)):
         m = sl.Model(net, weights=fmt)
         assert m.plan.weight_bytes < ratio * base.plan.weight_bytes
         assert np.abs(m.run(X) - Y).max() < 5e-2

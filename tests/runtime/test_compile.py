@@ -102,7 +102,7 @@ def test_the_cli_compiles_into_numba_cache_dir_and_reports_it(tmp_path_factory):
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(dtype="float16"), "dtype: expected some of float32, float64, got 'float16'"),
-    (dict(weights="int4"), "weights: expected some of float, bf16, int8, bf16dot, got 'int4'"),
+    (dict(weights="int4"), "weights: expected some of float, bf16, int8, bf16dot, int8dot, got 'int4'"),
     (dict(dtype=[]), "dtype: expected some of"),
     (dict(dtype="float64", weights="bf16"), "need dtype='float32'"),
 ])

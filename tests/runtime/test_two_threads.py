@@ -22,7 +22,7 @@ def helper_threads() -> int:
 
 
 @pytest.mark.parametrize("dtype,weights", [("float32", "float"), ("float64", "float"),
-                                           ("float32", "bf16"), ("float32", "int8")])
+                                           ("float32", "bf16"), ("float32", "int8"), ("float32", "int8dot")])
 def test_two_threads_equal_one_thread_bit_for_bit(dtype, weights):
     model = sl.Model(NET, dtype, weights=weights)
     one, two = model.session(), model.session(threads=2)

@@ -13,7 +13,10 @@ after t = 0.
 
 ``inputs`` (a function, default none) is applied to the input vector of every product over a
 matrix a Plan stores in its weight format (Dense, convolution windows, recurrent input and
-recurrent matrices, a GRU's z and r rows): ``weights="bf16dot"`` rounds those inputs to bf16.
+recurrent matrices, a GRU's z and r rows): ``weights="bf16dot"`` rounds those inputs to bf16,
+``weights="int8dot"`` quantises them per block. A convolution's product input is the window of
+one output position (Conv1d: every input channel's taps, channel-major; TimeConv1d: every
+tap's channels, tap-major), as a Plan stores its rows.
 """
 
 from __future__ import annotations
@@ -179,20 +182,21 @@ def recurrent_run(layer, X: np.ndarray, st: dict, inputs=_same) -> tuple[np.ndar
 def conv1d_frame(layer: Conv1d, x: np.ndarray, inputs=_same) -> np.ndarray:
     """A frame-local Conv1d of one flat (C_in * length) frame, by the definition."""
     Ci, L = layer.in_channels, layer.length
-    xm = inputs(x).reshape(Ci, L)
     mode = {"zeros": "constant", "reflect": "reflect", "edge": "edge"}[layer.pad_mode]
-    xp = np.pad(xm, ((0, 0), layer.padding), mode=mode)
+    xp = np.pad(np.asarray(x, np.float64).reshape(Ci, L), ((0, 0), layer.padding), mode=mode)
     Co, Cg, k = layer.W.shape
     per_group = Co // layer.groups
     Lo = layer.out_length
     y = np.zeros((Co, Lo))
-    for o in range(Co):
-        g = o // per_group
-        for p in range(Lo):
+    for p in range(Lo):
+        # the window of every input channel, channel-major (the product's input vector)
+        window = inputs(xp[:, [p * layer.stride + j * layer.dilation for j in range(k)]].reshape(-1)).reshape(Ci, k)
+        for o in range(Co):
+            g = o // per_group
             acc = 0.0 if layer.b is None else layer.b[o]
             for c in range(Cg):
                 for j in range(k):
-                    acc += layer.W[o, c, j] * xp[g * Cg + c, p * layer.stride + j * layer.dilation]
+                    acc += layer.W[o, c, j] * window[g * Cg + c, j]
             y[o, p] = acc
     return activation(layer.activation, y).reshape(-1)
 
@@ -200,16 +204,18 @@ def conv1d_frame(layer: Conv1d, x: np.ndarray, inputs=_same) -> np.ndarray:
 def time_conv(layer: TimeConv1d, X: np.ndarray, past: np.ndarray, inputs=_same) -> tuple[np.ndarray, np.ndarray]:
     """A TimeConv1d over X (T, C_in) after the inputs ``past``; returns (Y, the new past)."""
     left, right = layer.padding
-    full = inputs(np.concatenate([past, X, np.zeros((right, X.shape[1]))]))
+    full = np.concatenate([past, X, np.zeros((right, X.shape[1]))])
     Co, Cg, k = layer.W.shape
     per_group = Co // layer.groups
     Y = np.zeros((X.shape[0], Co))
     for t in range(X.shape[0]):
+        # the inputs of every tap, tap-major (the product's input vector)
+        window = inputs(full[[t + j * layer.dilation for j in range(k)]].reshape(-1)).reshape(k, -1)
         for o in range(Co):
             g = o // per_group
             acc = 0.0 if layer.b is None else layer.b[o]
             for j in range(k):
-                acc += layer.W[o, :, j] @ full[t + j * layer.dilation, g * Cg:(g + 1) * Cg]
+                acc += layer.W[o, :, j] @ window[j, g * Cg:(g + 1) * Cg]
             Y[t, o] = acc
     seen = np.concatenate([past, X])
     return activation(layer.activation, Y), seen[len(seen) - left:] if left else past

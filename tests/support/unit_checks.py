@@ -4,7 +4,11 @@
 format, checks ``Model.run`` against ``support.reference.reference_run``; when the unit
 streams it also checks that single steps, chunks and pool streams give exactly the same
 numbers as that run (one arithmetic for the three schedules). Compressed formats are checked
-against the reference run on weights quantised here, independently of the Plan.
+against the reference run on weights quantised here, independently of the Plan; their
+schedules are not run again per layer kind (each format compiles kernels of its own): a kind's
+code is the same for every format, its schedules are checked in float, and each format's
+products give the same bits for one row and many in ``tests/kernels/test_simd.py``, its
+schedules the same bits in ``tests/kernels/test_compressed.py``.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from support.reference import reference_run
 TOL = {"float64": 1e-12, "float32": 1e-4}
 COMPRESSED_TOL = 1e-4
 FORMATS = (("float64", "float"), ("float32", "float"), ("float32", "bf16"), ("float32", "int8"),
-           ("float32", "bf16dot"))
+           ("float32", "bf16dot"), ("float32", "int8dot"))
 
 
 def bf16(a: np.ndarray) -> np.ndarray:
@@ -36,9 +40,35 @@ def int8_per_input(W: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(W / scale), -127, 127) * scale
 
 
-QUANTISE = {"bf16": bf16, "int8": int8_per_input, "bf16dot": bf16}
-# the formats whose products also round their inputs (``reference_run(inputs=...)``)
-PRODUCT_INPUTS = {"bf16dot": bf16}
+def int8_per_output(W: np.ndarray) -> np.ndarray:
+    """W (outputs, inputs): one scale per output row, codes in [-127, 127]; the scales are
+    stored as float32."""
+    scale = np.abs(W).max(axis=1) / 127.0
+    scale[scale == 0] = 1.0
+    return np.clip(np.rint(W / scale[:, None]), -127, 127) * scale.astype(np.float32).astype(np.float64)[:, None]
+
+
+INT8_INPUT_BLOCK = 256  # inputs per scale of a product's int8 inputs (weights="int8dot")
+
+
+def int8_blocks(x: np.ndarray) -> np.ndarray:
+    """A product's input vector as ``weights="int8dot"`` quantises it, in float32 as the kernel
+    does: per block of ``INT8_INPUT_BLOCK`` inputs, m = max |x|, q = roundeven(x * (127 / m)),
+    value q * (m / 127)."""
+    x = np.asarray(x, np.float64).astype(np.float32)
+    out = np.zeros(x.shape)
+    for k0 in range(0, x.shape[-1], INT8_INPUT_BLOCK):
+        b = x[..., k0:k0 + INT8_INPUT_BLOCK]
+        m = np.abs(b).max(axis=-1, keepdims=True)
+        inv = np.divide(np.float32(127), m, out=np.zeros_like(m), where=m > 0)
+        q = np.clip(np.rint(b * inv), -127, 127)
+        out[..., k0:k0 + INT8_INPUT_BLOCK] = q * (m / np.float32(127)).astype(np.float64)
+    return out
+
+
+QUANTISE = {"bf16": bf16, "int8": int8_per_input, "bf16dot": bf16, "int8dot": int8_per_output}
+# the formats whose products also round or quantise their inputs (``reference_run(inputs=...)``)
+PRODUCT_INPUTS = {"bf16dot": bf16, "int8dot": int8_blocks}
 
 
 def quantised(layer, fmt: str):
@@ -85,7 +115,7 @@ def check_unit(layer, input_size: int, *, frames: int = 7, streams: int = 3, for
         tol = TOL[dtype] if fmt == "float" else COMPRESSED_TOL
         err = np.abs(got - want).max()
         assert err <= tol, f"{layer.label} {dtype}/{fmt}: run differs from the reference by {err:.3g}"
-        if not model.streamable:
+        if not model.streamable or fmt != "float":
             continue
         s = model.session()
         np.testing.assert_array_equal(np.array([s.step(x) for x in Xd]), got, f"{dtype}/{fmt}: steps")

@@ -267,11 +267,11 @@ def test_bench_reports_code_paths_pool_table_and_best_ort_speedups(tmp_path, cap
     pool = m["pool"]["frameworks"]
     ours = [x for x in pool if x["framework"] == "streamlstm"]
     ort = [x for x in pool if x["framework"] == "onnxruntime"]
-    exact = [x for x in ours if "bf16dot" not in x["name"]]
-    rounded = [x for x in ours if "bf16dot" in x["name"]]
+    exact = [x for x in ours if "dot" not in x["name"]]
     assert exact and all(x["status"] == "ok" and x["max_abs_error"] == 0 for x in exact)
-    assert all(x["status"] == "ok" and 0 < x["max_abs_error"] <= benchmark.BF16_DOT_TOLERANCE for x in rounded)
-    assert len(rounded) == 2
+    for fmt, tol in benchmark.DOT_TOLERANCES.items():
+        rounded = [x for x in ours if f"weights={fmt}" in x["name"]]
+        assert len(rounded) == 2 and all(x["status"] == "ok" and 0 < x["max_abs_error"] <= tol for x in rounded)
     assert len(ort) == 2 and all(x["status"] == "ok" and x["max_abs_error"] <= 1e-5 for x in ort)
     best = min(x["p50_us"] for x in ort)
     assert ours[0]["speedup_vs_best_ort"] == pytest.approx(best / ours[0]["p50_us"])
