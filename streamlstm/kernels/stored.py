@@ -91,7 +91,10 @@ _ONE_FORMAT = {FMT_FLOAT: float_acc, FMT_BF16: bf16_acc, FMT_INT8: int8_acc, FMT
 def _columns_acc(kinds, w, m, x, y, c0, c1):
     formats = kinds.formats
     acc = _ONE_FORMAT[formats[0]] if len(formats) == 1 else any_format_acc
-    return lambda kinds, w, m, x, y, c0, c1: acc(w, m, x, y, c0, c1)
+
+    def for_formats(kinds, w, m, x, y, c0, c1):
+        acc(w, m, x, y, c0, c1)
+    return for_formats
 
 
 def pairs_acc(W, x, y, c0, c1):
