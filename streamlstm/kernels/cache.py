@@ -18,6 +18,12 @@ functions defined under ``streamlstm/kernels`` this module replaces two pieces o
   miss: the function is recompiled and the entry rewritten. A failed write is logged, never
   raised. (The digest detects damage, not tampering: whoever can write the cache directory
   can run code, as with any Numba cache.)
+- **Safe to share between processes**: Numba numbers a function's data files in order and
+  writes the index first, so two processes saving different signatures at once could take the
+  same number, and the index could then send one signature to the other's code (the kernels of
+  two weight formats have the same arguments, so that code would run and give wrong numbers).
+  Here each signature's data file is named by the digest of its key and holds the key, checked
+  on load, and index updates take a lock: a race costs at most a recompile.
 
 It also makes the kernels compile under ``NUMBA_DISABLE_JIT=1`` (they use Numba intrinsics and
 cannot run as Python; the user's own code still runs as Python), and announces compiles.
@@ -44,6 +50,11 @@ import numba
 from numba import types
 from numba.core import caching, config, event
 from numba.core.caching import IndexDataCacheFile, _CacheLocator
+
+try:
+    import fcntl
+except ImportError:  # not on Windows
+    fcntl = None
 
 logger = logging.getLogger("streamlstm")
 
@@ -225,9 +236,38 @@ class _CheckedCacheFile(IndexDataCacheFile):
         with self._open_for_write(self._data_path(name)) as f:
             f.write(self._frame(data))
 
+    def _data_name_of(self, key) -> str:
+        base = self._index_name[:-len(".nbi")]
+        return f"{base}.{hashlib.sha256(self._dump(key)).hexdigest()[:24]}.nbc"
+
+    @contextmanager
+    def _index_lock(self) -> Iterator[None]:
+        if fcntl is None:  # no flock: a lost index update is a recompile, never wrong code
+            yield
+            return
+        with open(os.path.join(self._cache_path, f".{self._index_name}.lock"), "ab") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def load(self, key):
+        name = self._load_index().get(key)
+        entry = None if name is None else self._load_data(name)
+        if not (isinstance(entry, tuple) and len(entry) == 2 and entry[0] == key):
+            return None  # absent, damaged, or another signature's code
+        return entry[1]
+
     def save(self, key, data) -> None:
         try:
-            super().save(key, data)
+            name = self._data_name_of(key)
+            self._save_data(name, (key, data))
+            with self._index_lock():
+                overloads = self._load_index()
+                if overloads.get(key) != name:
+                    overloads[key] = name
+                    self._save_index(overloads)
         except OSError as e:
             if not _CheckedCacheFile._warned_unsaved:
                 _CheckedCacheFile._warned_unsaved = True
