@@ -6,7 +6,8 @@
 #
 # Each venv gets a regular wheel of this tree, runs scripts/smoke.py from outside the source
 # tree, then the core tests: tests/layers, tests/kernels, tests/runtime and the ONNX export
-# tests, with pytest (and pytest-xdist), hypothesis and onnxruntime only (no torch, Keras, h5py or safetensors).
+# tests, with pytest, pytest-xdist, hypothesis and onnxruntime only (no torch, Keras, h5py or
+# safetensors).
 #
 #   scripts/compat.sh [oldest|newest ...]      # default: both
 #
