@@ -6,8 +6,12 @@
 #
 # Each venv gets a regular wheel of this tree, runs scripts/smoke.py from outside the source
 # tree, then the core tests: tests/layers, tests/kernels, tests/runtime and the ONNX export
+<<<<<<< HEAD
 # tests, with pytest, pytest-xdist, hypothesis and onnxruntime only (no torch, Keras, h5py or
 # safetensors).
+=======
+# tests, with pytest, hypothesis and onnxruntime only (no torch, Keras, h5py or safetensors).
+>>>>>>> parent of 7ec2b0d (Tests on pytest-xdist workers (-n auto, up to four; pytest-xdist joins the test extra): the Ray tests share one worker, and so do the modules that build the warm compile cache; a cold suite took 13:29 on two workers against 18:40-20:01 in one process. The zoo's pytest-benchmark command takes -n 0; compat.sh installs pytest-xdist)
 #
 #   scripts/compat.sh [oldest|newest ...]      # default: both
 #
@@ -44,7 +48,7 @@ run_stack() {  # name python "pytest options" pins...
     rm -rf "$venv"
     "$python" -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --upgrade pip
-    "$venv/bin/pip" install --quiet "$@" "$WHEEL" pytest pytest-xdist hypothesis onnxruntime
+    "$venv/bin/pip" install --quiet "$@" "$WHEEL" pytest hypothesis onnxruntime
     "$venv/bin/python" -c 'import sys, numba, numpy, onnx; print("   ", sys.version.split()[0], "numba", numba.__version__, "numpy", numpy.__version__, "onnx", onnx.__version__)'
     (cd "$(mktemp -d)" && PATH="$venv/bin:$PATH" "$venv/bin/python" "$ROOT/scripts/smoke.py")
     # the installed wheel, not the source tree: pytest's script does not put the cwd on sys.path
