@@ -6,12 +6,7 @@
 #
 # Each venv gets a regular wheel of this tree, runs scripts/smoke.py from outside the source
 # tree, then the core tests: tests/layers, tests/kernels, tests/runtime and the ONNX export
-<<<<<<< HEAD
-# tests, with pytest, pytest-xdist, hypothesis and onnxruntime only (no torch, Keras, h5py or
-# safetensors).
-=======
 # tests, with pytest, hypothesis and onnxruntime only (no torch, Keras, h5py or safetensors).
->>>>>>> parent of 7ec2b0d (Tests on pytest-xdist workers (-n auto, up to four; pytest-xdist joins the test extra): the Ray tests share one worker, and so do the modules that build the warm compile cache; a cold suite took 13:29 on two workers against 18:40-20:01 in one process. The zoo's pytest-benchmark command takes -n 0; compat.sh installs pytest-xdist)
 #
 #   scripts/compat.sh [oldest|newest ...]      # default: both
 #
