@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from streamlstm.kernels.cache import STAMP, _CheckedCacheFile
@@ -17,8 +18,8 @@ BASE = "kernel-1.py311"
 SAVER = r"""
 import sys, time
 from streamlstm.kernels.cache import STAMP, _CheckedCacheFile
-cache_dir, who, go = sys.argv[1], sys.argv[2], float(sys.argv[3])
-f = _CheckedCacheFile(cache_dir, "kernel-1.py311", STAMP)
+cache_dir, base, who, go = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+f = _CheckedCacheFile(cache_dir, base, STAMP)
 while time.time() < go:
     pass
 for i in range(150):
@@ -42,9 +43,8 @@ def test_an_index_entry_pointing_at_another_signatures_code_is_a_miss(tmp_path: 
 
 
 def test_processes_saving_different_signatures_at_once_keep_each_its_own_code(tmp_path: Path):
-    import time
     go = time.time() + 2.0  # both start saving at the same moment, after their imports
-    procs = [subprocess.Popen([sys.executable, "-c", SAVER, str(tmp_path), who, str(go)],
+    procs = [subprocess.Popen([sys.executable, "-c", SAVER, str(tmp_path), BASE, who, str(go)],
                               stderr=subprocess.PIPE, text=True) for who in ("p", "q")]
     for p in procs:
         assert p.wait(timeout=120) == 0, p.stderr.read()
